@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/state"
+)
+
+func newRootCommand() *cobra.Command {
+	var stateDir string
+	root := &cobra.Command{
+		Use:           "vmatrix",
+		Short:         "Virtual Kubernetes clusters of any version, for tests",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&stateDir, "state-dir", "", "where cluster state lives (default $VMATRIX_STATE_DIR, $XDG_STATE_HOME/vmatrix or ~/.local/state/vmatrix)")
+	manager := func() *local.Manager {
+		r := state.DefaultRoot()
+		if stateDir != "" {
+			r = state.Root(stateDir)
+		}
+		return &local.Manager{Root: r, Log: os.Stderr, Source: k8sdist.Source{Log: os.Stderr}}
+	}
+	root.AddCommand(
+		createCommand(manager), deleteCommand(manager), listCommand(manager),
+		kubeconfigCommand(manager), hostCommand(manager), versionsCommand(),
+		serveClusterCommand(manager), serveHostCommand(),
+	)
+	return root
+}
+
+// signalContext ends on SIGINT or SIGTERM, so a command stops what it started.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func createCommand(manager func() *local.Manager) *cobra.Command {
+	var opts local.CreateOptions
+	cmd := &cobra.Command{
+		Use:   "create NAME --version VERSION",
+		Short: "Create a virtual cluster (on the embedded host unless --host is given)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			opts.Name = args[0]
+			rec, err := manager().Create(ctx, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("virtual cluster %q (%s) is ready: kubectl --kubeconfig \"$(vmatrix kubeconfig %s)\" get ns\n", rec.Name, rec.Version, rec.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Version, "version", "", "Kubernetes version: 1.36 (newest patch), 1.36.3 or v1.36.3")
+	cmd.Flags().StringVar(&opts.HostKubeconfig, "host", "", "kubeconfig of an existing host cluster (default: the embedded host)")
+	cmd.Flags().StringVar(&opts.HostContext, "host-context", "", "context in the --host kubeconfig (default: its current context)")
+	cmd.Flags().IntVar(&opts.HostNodes, "host-nodes", 0, "simulated nodes of the embedded host, if this create starts it (default 3)")
+	_ = cmd.MarkFlagRequired("version")
+	return cmd
+}
+
+func deleteCommand(manager func() *local.Manager) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME...",
+		Short: "Delete virtual clusters; the embedded host stops with the last one",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			for _, name := range args {
+				if err := manager().Delete(ctx, name); err != nil {
+					return err
+				}
+				fmt.Printf("deleted virtual cluster %q\n", name)
+			}
+			return nil
+		},
+	}
+}
+
+func listCommand(manager func() *local.Manager) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List virtual clusters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			recs, err := manager().List()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(w, "NAME\tVERSION\tHOST\tAGE\tSTATE")
+			for _, r := range recs {
+				age := "-"
+				if !r.Created.IsZero() {
+					age = duration.HumanDuration(time.Since(r.Created))
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Version, r.Host, age, stateOf(r))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func stateOf(r state.Record) string {
+	switch {
+	case !r.Running():
+		return "dead"
+	case r.Ready:
+		return "running"
+	default:
+		return "creating"
+	}
+}
+
+func kubeconfigCommand(manager func() *local.Manager) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kubeconfig NAME",
+		Short: "Print the path of a virtual cluster's kubeconfig",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := manager().Kubeconfig(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Println(path)
+			return nil
+		},
+	}
+}
+
+func hostCommand(manager func() *local.Manager) *cobra.Command {
+	cmd := &cobra.Command{Use: "host", Short: "The embedded host cluster"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the path of the embedded host's kubeconfig",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := manager().HostKubeconfig()
+			if err != nil {
+				return err
+			}
+			fmt.Println(path)
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "down",
+		Short: "Stop the embedded host (it must run no virtual cluster)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			return manager().HostDown(ctx)
+		},
+	})
+	return cmd
+}
+
+func versionsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "versions",
+		Short: "List the Kubernetes versions that are cached and that can be had",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			releases, err := k8sdist.Releases(ctx)
+			if err != nil {
+				return err
+			}
+			cached, err := k8sdist.Source{}.Cached()
+			if err != nil {
+				return err
+			}
+			isCached := map[k8sdist.Version]bool{}
+			for _, v := range cached {
+				isCached[v] = true
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(w, "VERSION\tCACHED")
+			for _, v := range releases {
+				c := "no"
+				if isCached[v] {
+					c = "yes"
+				}
+				fmt.Fprintf(w, "%s\t%s\n", v, c)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "pull VERSION...",
+		Short: "Fill the binary cache ahead of time (for CI caches)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			src := k8sdist.Source{Log: os.Stderr}
+			for _, a := range args {
+				v, err := k8sdist.Resolve(ctx, a)
+				if err != nil {
+					return err
+				}
+				bins, err := src.Kubernetes(ctx, v)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s\t%s\n", v, bins.APIServer)
+			}
+			kwok, err := src.KWOK(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("kwok %s\t%s\n", k8sdist.KWOKVersion, kwok)
+			return nil
+		},
+	})
+	return cmd
+}
+
+// The supervisors are started by create; they are not for users.
+
+func serveClusterCommand(manager func() *local.Manager) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "serve-cluster --dir DIR",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			return local.ServeCluster(ctx, manager().Root, dir, local.ReadyPipe())
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the cluster's state folder")
+	return cmd
+}
+
+func serveHostCommand() *cobra.Command {
+	var dir string
+	var nodes int
+	cmd := &cobra.Command{
+		Use:    "serve-host --dir DIR",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			return local.ServeHost(ctx, dir, nodes, local.ReadyPipe())
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the host's state folder")
+	cmd.Flags().IntVar(&nodes, "nodes", 0, "simulated nodes")
+	return cmd
+}

@@ -1,0 +1,341 @@
+// Package controlplane runs one Kubernetes control plane as local processes: a
+// store (kine in-process by default), kube-apiserver, kube-controller-manager and,
+// for a host, kube-scheduler, with a PKI of its own.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
+	"github.com/vmatrix/vmatrix/internal/pki"
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/storage"
+)
+
+// DefaultServiceCIDR is the service IP range of an embedded host, and so of the
+// virtual clusters on it, which share the host's service IPs.
+const DefaultServiceCIDR = "10.96.0.0/12"
+
+// Config describes one control plane.
+type Config struct {
+	// Name names the cluster in its kubeconfig.
+	Name string
+	// Dir holds everything of this control plane: pki/, data/, logs/, kubeconfig.
+	Dir      string
+	Version  k8sdist.Version
+	Binaries k8sdist.Binaries
+	// ServiceCIDR defaults to DefaultServiceCIDR.
+	ServiceCIDR string
+	// Scheduler runs a kube-scheduler (a host does; a virtual cluster leaves
+	// scheduling to its host).
+	Scheduler bool
+	// NodeControllers keeps the controllers that need real nodes (a host's). A
+	// virtual cluster runs without them, as in vCluster.
+	NodeControllers bool
+	// Store starts the storage backend; nil means kine on SQLite in Dir/data.
+	Store func(dataDir, socketDir string) (storage.Store, error)
+	// APIServerArgs are appended to the apiserver's flags, overriding ours.
+	APIServerArgs []string
+}
+
+// ControlPlane is a running control plane.
+type ControlPlane struct {
+	cfg        Config
+	socketDir  string
+	store      storage.Store
+	procs      []*proc.Process // in start order; stopped in reverse
+	port       int
+	restConfig *rest.Config
+}
+
+// Start brings a control plane up and returns once it is ready: the apiserver
+// answers /readyz and the controller manager has made the default ServiceAccount.
+// On failure everything started is stopped again and the error says which
+// component failed, with the end of its log.
+func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
+	if cfg.ServiceCIDR == "" {
+		cfg.ServiceCIDR = DefaultServiceCIDR
+	}
+	if cfg.Store == nil {
+		cfg.Store = storage.StartSQLite
+	}
+	cp := &ControlPlane{cfg: cfg}
+	defer func() {
+		if err != nil {
+			cp.Stop()
+		}
+	}()
+	for _, d := range []string{cp.path("data"), cp.path("logs")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	files, err := pki.Generate(cp.path("pki"))
+	if err != nil {
+		return nil, err
+	}
+	// The controller list comes from the binary's --help; read it while the
+	// apiserver starts instead of before.
+	controllers := make(chan controllerList, 1)
+	go func() {
+		names, err := knownControllers(cfg.Binaries.ControllerManager)
+		controllers <- controllerList{names, err}
+	}()
+
+	cp.socketDir = cp.path("run")
+	if len(cp.socketDir) > 80 {
+		// Unix socket paths are limited to 107 bytes; deep state dirs get a short one.
+		if cp.socketDir, err = os.MkdirTemp("", "vmatrix-"); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(cp.socketDir, 0o700); err != nil {
+		return nil, err
+	}
+	if cp.store, err = cfg.Store(cp.path("data"), cp.socketDir); err != nil {
+		return nil, err
+	}
+
+	// A free port can be taken by another process between our probe and the
+	// apiserver's bind; that shows as an early exit, and we try another port.
+	for attempt := 1; ; attempt++ {
+		err = cp.startProcesses(ctx, files, controllers)
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
+			break
+		}
+		cp.stopProcesses()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := cp.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+type controllerList struct {
+	names []string
+	err   error
+}
+
+var errPortTaken = errors.New("port taken")
+
+func (cp *ControlPlane) path(elem ...string) string {
+	return filepath.Join(append([]string{cp.cfg.Dir}, elem...)...)
+}
+
+// KubeconfigPath is the admin kubeconfig of this control plane.
+func (cp *ControlPlane) KubeconfigPath() string { return cp.path("kubeconfig") }
+
+// RESTConfig is an admin client config (a copy; callers may change it).
+func (cp *ControlPlane) RESTConfig() *rest.Config { return rest.CopyConfig(cp.restConfig) }
+
+// Port is the apiserver's secure port on 127.0.0.1.
+func (cp *ControlPlane) Port() int { return cp.port }
+
+// Version is the Kubernetes version this control plane runs.
+func (cp *ControlPlane) Version() k8sdist.Version { return cp.cfg.Version }
+
+// PIDs lists the child processes, by component name.
+func (cp *ControlPlane) PIDs() map[string]int {
+	pids := map[string]int{}
+	for _, p := range cp.procs {
+		pids[p.Name] = p.Pid()
+	}
+	return pids
+}
+
+func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, controllers chan controllerList) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cp.port = port
+	ca, _ := os.ReadFile(files.CACert())
+	cert, _ := os.ReadFile(files.AdminCert())
+	key, _ := os.ReadFile(files.AdminKey())
+	server := "https://127.0.0.1:" + strconv.Itoa(port)
+	if cp.restConfig, err = kubeconfig.Write(cp.KubeconfigPath(), cp.cfg.Name, server, ca, cert, key); err != nil {
+		return err
+	}
+	if err := cp.start("kube-apiserver", cp.cfg.Binaries.APIServer, cp.apiserverArgs(files, port)); err != nil {
+		return err
+	}
+	// The controller manager and scheduler start now and connect as soon as the
+	// apiserver answers: their start-up overlaps the apiserver's.
+	list := <-controllers
+	controllers <- list // kept for a retry
+	if list.err != nil {
+		return list.err
+	}
+	if err := cp.start("kube-controller-manager", cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names)); err != nil {
+		return err
+	}
+	if cp.cfg.Scheduler {
+		args := []string{"--kubeconfig=" + cp.KubeconfigPath(), "--leader-elect=false", "--secure-port=0"}
+		if err := cp.start("kube-scheduler", cp.cfg.Binaries.Scheduler, args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (cp *ControlPlane) start(name, path string, args []string) error {
+	p, err := proc.Start(name, path, args, os.Environ(), cp.path("logs", name+".log"))
+	if err != nil {
+		return err
+	}
+	cp.procs = append(cp.procs, p)
+	return nil
+}
+
+func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
+	args := []string{
+		"--etcd-servers=" + cp.store.Endpoint(),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + cp.path("pki"),
+		"--tls-cert-file=" + f.ServingCert(),
+		"--tls-private-key-file=" + f.ServingKey(),
+		"--client-ca-file=" + f.CACert(),
+		"--anonymous-auth=false",
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + f.ServiceAccountPub(),
+		"--service-account-signing-key-file=" + f.ServiceAccountKey(),
+		"--service-cluster-ip-range=" + cp.cfg.ServiceCIDR,
+		"--allow-privileged=true",
+		"--requestheader-client-ca-file=" + f.FrontProxyCACert(),
+		"--requestheader-allowed-names=" + pki.FrontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + f.FrontProxyClientCert(),
+		"--proxy-client-key-file=" + f.FrontProxyClientKey(),
+		// The loopback address is no valid endpoint for the "kubernetes" Service;
+		// nothing in a test cluster needs the apiserver to publish itself there.
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+	}
+	return append(args, cp.cfg.APIServerArgs...)
+}
+
+func (cp *ControlPlane) controllerManagerArgs(f pki.Files, known []string) []string {
+	return []string{
+		"--kubeconfig=" + cp.KubeconfigPath(),
+		"--controllers=" + controllerFlag(known, cp.cfg.NodeControllers),
+		"--service-account-private-key-file=" + f.ServiceAccountKey(),
+		"--root-ca-file=" + f.CACert(),
+		"--cluster-signing-cert-file=" + f.CACert(),
+		"--cluster-signing-key-file=" + f.CAKey(),
+		"--cluster-name=" + cp.cfg.Name,
+		"--leader-elect=false",
+		"--secure-port=0",
+		// Client-side rate limits, not the apiserver, bound how fast a test's
+		// workloads roll out; these are ours alone.
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
+	}
+}
+
+// waitReady waits for /readyz and for the default ServiceAccount, failing early
+// when a component exits.
+func (cp *ControlPlane) waitReady(ctx context.Context) error {
+	client, err := kubernetes.NewForConfig(cp.restConfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	apiReady := false
+	for {
+		if err := cp.exited(); err != nil {
+			return err
+		}
+		if !apiReady {
+			body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw()
+			apiReady = err == nil && string(body) == "ok"
+		}
+		if apiReady {
+			_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+			if err == nil {
+				return nil
+			}
+			if !apierrors.IsNotFound(err) {
+				apiReady = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			what := "the apiserver to become ready"
+			if apiReady {
+				what = "the controller manager to create the default ServiceAccount"
+			}
+			return fmt.Errorf("waiting for %s of %s: %w", what, cp.cfg.Name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// exited returns an error naming the first component that has exited.
+func (cp *ControlPlane) exited() error {
+	for _, p := range cp.procs {
+		if done, err := p.Exited(); done {
+			tail := p.Tail(15)
+			if strings.Contains(tail, "address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("%s %s exited (%v); end of %s:\n%s", p.Name, cp.cfg.Version, err, p.LogPath, tail)
+		}
+	}
+	return nil
+}
+
+// Stop stops the processes in reverse start order, then the store, and removes
+// the socket directory. The state directory stays (its logs are the caller's).
+// It is idempotent.
+func (cp *ControlPlane) Stop() error {
+	errs := []error{cp.stopProcesses()}
+	if cp.store != nil {
+		errs = append(errs, cp.store.Stop())
+	}
+	if cp.socketDir != "" {
+		errs = append(errs, os.RemoveAll(cp.socketDir))
+	}
+	return errors.Join(errs...)
+}
+
+func (cp *ControlPlane) stopProcesses() error {
+	var errs []error
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		errs = append(errs, cp.procs[i].Stop(2*time.Second))
+	}
+	cp.procs = nil
+	return errors.Join(errs...)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,171 @@
+package k8sdist
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/modfile"
+)
+
+// buildModule is the path of the wrapper module that builds Kubernetes. It
+// never leaves the cache directory; keeping it constant keeps builds of the
+// same release identical, so the Go build cache serves them.
+const buildModule = "vmatrix.local/k8sbuild"
+
+// toolsGo makes `go mod tidy` record everything the commands import. The
+// build tag keeps it out of any build.
+const toolsGo = `//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+`
+
+// versionLDFlags stamps v into the binaries, as the Kubernetes release build
+// does; otherwise /version reports v0.0.0-master and tools that pick flags by
+// version (kwokctl does) go wrong. -s -w drop debug information, which
+// halves the size and the link time.
+func versionLDFlags(v Version) string {
+	flags := []string{"-s", "-w"}
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		flags = append(flags,
+			"-X", pkg+".gitVersion="+v.String(),
+			"-X", fmt.Sprintf("%s.gitMajor=%d", pkg, v.Major),
+			"-X", fmt.Sprintf("%s.gitMinor=%d", pkg, v.Minor),
+		)
+	}
+	return strings.Join(flags, " ")
+}
+
+// build compiles the named commands of k8s.io/kubernetes v into dir from the
+// Go module proxy. k8s.io/kubernetes cannot be required as is: its go.mod
+// replaces the k8s.io/* staging modules with directories of its own
+// repository, which a dependency's replace directives cannot reach, so the
+// wrapper module pins each of them to the matching published v0.MINOR.PATCH.
+func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir string, names []string) (err error) {
+	logf(s.Log, "building %s %s from the Go module proxy; a cold build takes several minutes", strings.Join(names, ", "), v)
+	stop := startProgress(s.Log, "building "+v.String())
+	defer func() {
+		elapsed := stop().Round(time.Second)
+		if err != nil {
+			logf(s.Log, "building %s failed after %s", v, elapsed)
+		} else {
+			logf(s.Log, "built %s %s in %s", strings.Join(names, ", "), v, elapsed)
+		}
+	}()
+
+	work := filepath.Join(cache, "build", v.String())
+	if err := writeBuildModule(ctx, g, work, v); err != nil {
+		return fmt.Errorf("building Kubernetes %s: %w", v, err)
+	}
+	if err := g.run(ctx, work, nil, "mod", "tidy"); err != nil {
+		return fmt.Errorf("building Kubernetes %s: %w", v, err)
+	}
+
+	// Build next to dir so that the final renames stay on one file system.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".build-"+v.String()+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// One go build for all commands: they share most packages, and the go
+	// command then compiles each once.
+	args := []string{"build", "-trimpath", "-ldflags", versionLDFlags(v), "-o", tmp + string(filepath.Separator)}
+	for _, n := range names {
+		args = append(args, "k8s.io/kubernetes/cmd/"+n)
+	}
+	if err := g.run(ctx, work, nil, args...); err != nil {
+		return fmt.Errorf("building Kubernetes %s: %w", v, err)
+	}
+	for _, n := range names {
+		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(dir, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBuildModule writes the wrapper module for v into work.
+func writeBuildModule(ctx context.Context, g *goCommand, work string, v Version) error {
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	// Start afresh: an interrupted earlier attempt may have left a go.mod,
+	// and the download below must not run inside it.
+	for _, f := range []string{"go.mod", "go.sum", "tools.go"} {
+		if err := os.Remove(filepath.Join(work, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	upstream, err := upstreamGoMod(ctx, g, work, v)
+	if err != nil {
+		return err
+	}
+
+	mf := new(modfile.File)
+	if err := mf.AddModuleStmt(buildModule); err != nil {
+		return err
+	}
+	if upstream.Go != nil {
+		if err := mf.AddGoStmt(upstream.Go.Version); err != nil {
+			return err
+		}
+	}
+	mf.AddNewRequire("k8s.io/kubernetes", v.String(), false)
+	staging := fmt.Sprintf("v0.%d.%d", v.Minor, v.Patch)
+	pinned := 0
+	for _, r := range upstream.Replace {
+		name, ok := strings.CutPrefix(r.New.Path, "./staging/src/")
+		if !ok || r.New.Version != "" || name != r.Old.Path {
+			continue
+		}
+		if err := mf.AddReplace(r.Old.Path, "", r.Old.Path, staging); err != nil {
+			return err
+		}
+		pinned++
+	}
+	if pinned == 0 {
+		return fmt.Errorf("the go.mod of k8s.io/kubernetes %s replaces no staging module; releases this old cannot be built from the module proxy", v)
+	}
+	data, err := mf.Format()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), data, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(work, "tools.go"), []byte(toolsGo), 0o644)
+}
+
+// upstreamGoMod downloads k8s.io/kubernetes v and parses its go.mod.
+func upstreamGoMod(ctx context.Context, g *goCommand, dir string, v Version) (*modfile.File, error) {
+	out, err := g.output(ctx, dir, "mod", "download", "-json", "k8s.io/kubernetes@"+v.String())
+	var info struct{ GoMod, Error string }
+	if jerr := json.Unmarshal(out, &info); jerr == nil && info.Error != "" {
+		return nil, fmt.Errorf("downloading k8s.io/kubernetes %s: %s", v, info.Error)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if info.GoMod == "" {
+		return nil, fmt.Errorf("go mod download named no go.mod for k8s.io/kubernetes %s", v)
+	}
+	data, err := os.ReadFile(info.GoMod)
+	if err != nil {
+		return nil, err
+	}
+	return modfile.Parse(info.GoMod, data, nil)
+}

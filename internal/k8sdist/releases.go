@@ -1,0 +1,149 @@
+package k8sdist
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// builtinReleases is what the module proxy listed when this table was last
+// updated: the newest patch of each supported minor. It is used only when the
+// proxy cannot be asked (no go command, offline, GOPROXY=off).
+var builtinReleases = []Version{
+	{1, 33, 13},
+	{1, 34, 4},
+	{1, 35, 4},
+	{1, 36, 3},
+	{1, 37, 2},
+}
+
+// listTimeout bounds the proxy listing: when offline the go command can hang
+// on a connection attempt, and a built-in table beats a stuck test run.
+const listTimeout = 20 * time.Second
+
+// releases memoizes the listing: Resolve is called for every cluster, and a
+// proxy round trip each time would add up.
+var releases struct {
+	mu   sync.Mutex
+	list []Version
+}
+
+// Releases lists the stable Kubernetes releases (major 1, no pre-releases)
+// that the Go module proxy knows, oldest first, asking
+// `go list -m -versions k8s.io/kubernetes` with the user's GOPROXY and GOFLAGS.
+// When the go command or the proxy is unavailable it returns a built-in table
+// instead. The result is computed once per process. The error is non-nil only
+// when ctx ended before an answer.
+func Releases(ctx context.Context) ([]Version, error) {
+	releases.mu.Lock()
+	defer releases.mu.Unlock()
+	if releases.list == nil {
+		list, err := listReleases(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				// Not the proxy's fault: do not memoize the fallback.
+				return nil, ctx.Err()
+			}
+			list = builtinReleases
+		}
+		releases.list = list
+	}
+	return slices.Clone(releases.list), nil
+}
+
+// listReleases asks the module proxy through the go command.
+func listReleases(ctx context.Context) ([]Version, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
+	g, err := newGoCommand(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Run outside any module so that the caller's go.mod cannot interfere.
+	out, err := g.output(ctx, os.TempDir(), "list", "-m", "-json", "-versions", "k8s.io/kubernetes")
+	if err != nil {
+		return nil, err
+	}
+	var m struct{ Versions []string }
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, fmt.Errorf("parsing go list output: %w", err)
+	}
+	var list []Version
+	for _, s := range m.Versions {
+		v, exact, err := ParseVersion(s)
+		if err != nil || !exact || v.Major != 1 || !strings.HasPrefix(s, "v") {
+			continue // pre-releases and odd tags
+		}
+		list = append(list, v)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("the module proxy lists no stable k8s.io/kubernetes release")
+	}
+	slices.SortFunc(list, compareVersions)
+	return slices.Compact(list), nil
+}
+
+func compareVersions(a, b Version) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}
+
+// Resolve turns a user's request into a known release: "1.36" gives the newest
+// patch of 1.36, "1.36.3" or "v1.36.3" gives itself if it exists.
+func Resolve(ctx context.Context, s string) (Version, error) {
+	want, exact, err := ParseVersion(s)
+	if err != nil {
+		return Version{}, err
+	}
+	list, err := Releases(ctx)
+	if err != nil {
+		return Version{}, err
+	}
+	var found, sameMinor []Version
+	for _, v := range list {
+		if v.Major != want.Major || v.Minor != want.Minor {
+			continue
+		}
+		sameMinor = append(sameMinor, v)
+		if !exact || v == want {
+			found = append(found, v)
+		}
+	}
+	if len(found) > 0 {
+		return found[len(found)-1], nil // list is sorted: the newest patch
+	}
+	if len(sameMinor) > 0 {
+		return Version{}, fmt.Errorf("unknown Kubernetes version %q (known %s releases: %s)", s, want.MinorString(), joinVersions(sameMinor, Version.String))
+	}
+	return Version{}, fmt.Errorf("unknown Kubernetes version %q (known minors: %s)", s, joinVersions(list, Version.MinorString))
+}
+
+// joinVersions formats versions for error messages, without repeats.
+func joinVersions(list []Version, format func(Version) string) string {
+	var out []string
+	for _, v := range list {
+		if s := format(v); len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// Newest returns the newest known release, the version of the embedded host.
+func Newest(ctx context.Context) (Version, error) {
+	list, err := Releases(ctx)
+	if err != nil {
+		return Version{}, err
+	}
+	return list[len(list)-1], nil
+}

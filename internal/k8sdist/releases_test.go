@@ -1,0 +1,138 @@
+package k8sdist
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// forgetReleases drops the per-process listing so that a test can observe
+// the lookup again; the listing is restored to "unknown" afterwards too.
+func forgetReleases(t *testing.T) {
+	releases.mu.Lock()
+	releases.list = nil
+	releases.mu.Unlock()
+	t.Cleanup(func() {
+		releases.mu.Lock()
+		releases.list = nil
+		releases.mu.Unlock()
+	})
+}
+
+func TestReleasesFromProxy(t *testing.T) {
+	// Make sure this is a real answer of the module proxy, not the table.
+	list, err := listReleases(t.Context())
+	if err != nil {
+		t.Skipf("the module proxy is not reachable here: %v", err)
+	}
+	forgetReleases(t)
+	got, err := Releases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, list) {
+		t.Fatalf("Releases = %v, go list says %v", got, list)
+	}
+	for i, v := range got {
+		if v.Major != 1 {
+			t.Errorf("release %v is not of major 1", v)
+		}
+		if i > 0 && !got[i-1].Less(v) {
+			t.Errorf("releases not strictly ascending at %v, %v", got[i-1], v)
+		}
+	}
+	t.Logf("the module proxy lists %d releases, %v ... %v", len(got), got[0], got[len(got)-1])
+
+	// Memoized: fast, and callers cannot corrupt it.
+	got[0] = Version{9, 9, 9}
+	start := time.Now()
+	again, err := Releases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Millisecond {
+		t.Errorf("second Releases took %v, want it memoized", d)
+	}
+	if !slices.Equal(again, list) {
+		t.Errorf("Releases after the caller modified its copy = %v", again)
+	}
+}
+
+func TestReleasesOffline(t *testing.T) {
+	forgetReleases(t)
+	t.Setenv("GOPROXY", "off") // what an offline machine is configured with
+	got, err := Releases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, builtinReleases) {
+		t.Errorf("offline Releases = %v, want the built-in table %v", got, builtinReleases)
+	}
+}
+
+func TestReleasesCancelled(t *testing.T) {
+	forgetReleases(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if got, err := Releases(ctx); err == nil {
+		t.Fatalf("Releases with a cancelled context = %v, want an error", got)
+	}
+	releases.mu.Lock()
+	defer releases.mu.Unlock()
+	if releases.list != nil {
+		t.Errorf("a cancelled lookup was memoized: %v", releases.list)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	ctx := t.Context()
+	list, err := Releases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v, err := Resolve(ctx, "1.36")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Major != 1 || v.Minor != 36 || !slices.Contains(list, v) {
+		t.Errorf(`Resolve("1.36") = %v, not a listed 1.36 release (%v)`, v, list)
+	}
+	for _, o := range list {
+		if o.Major == 1 && o.Minor == 36 && v.Less(o) {
+			t.Errorf(`Resolve("1.36") = %v, but %v is newer`, v, o)
+		}
+	}
+
+	newest, err := Newest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newest != list[len(list)-1] {
+		t.Errorf("Newest = %v, want %v", newest, list[len(list)-1])
+	}
+	for _, in := range []string{newest.String(), strings.TrimPrefix(newest.String(), "v")} {
+		if got, err := Resolve(ctx, in); err != nil || got != newest {
+			t.Errorf("Resolve(%q) = %v, %v; want %v", in, got, err, newest)
+		}
+	}
+
+	for _, tc := range []struct{ in, want string }{
+		{"1.99", `unknown Kubernetes version "1.99" (known minors: `},
+		{"1.36.99", `unknown Kubernetes version "1.36.99" (known 1.36 releases: `},
+		{"one.two", `invalid Kubernetes version "one.two"`},
+		{"1", `invalid Kubernetes version "1"`},
+	} {
+		got, err := Resolve(ctx, tc.in)
+		if err == nil {
+			t.Errorf("Resolve(%q) = %v, want an error", tc.in, got)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Resolve(%q) error = %q, want it to contain %q", tc.in, err, tc.want)
+		}
+		t.Logf("Resolve(%q): %v", tc.in, err)
+	}
+}

@@ -1,0 +1,115 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
+)
+
+// The supervisors: each runs in its own background process, started by spawn,
+// brings its cluster up, reports on the readiness pipe, and stops the cluster
+// when ctx ends (SIGTERM from delete).
+
+// ReadyPipe is the readiness pipe a supervisor inherits from spawn. It is
+// marked close-on-exec at once: a cluster process that inherited it would hold
+// it open after the supervisor reported.
+func ReadyPipe() io.WriteCloser {
+	syscall.CloseOnExec(3)
+	return os.NewFile(3, "ready")
+}
+
+// ServeCluster runs the virtual cluster recorded in dir until ctx ends.
+func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.WriteCloser) error {
+	rec, err := state.Read(dir)
+	if err != nil {
+		return report(ready, err)
+	}
+	// Recorded at once, so a delete during start-up finds whom to stop.
+	rec.Supervisor = os.Getpid()
+	if err := state.Write(dir, rec); err != nil {
+		return report(ready, err)
+	}
+	v, _, err := k8sdist.ParseVersion(rec.Version)
+	if err != nil {
+		return report(ready, err)
+	}
+	bins, err := k8sdist.Source{}.Kubernetes(ctx, v)
+	if err != nil {
+		return report(ready, err)
+	}
+	hostConfig, hostContext := rec.Host, rec.HostContext
+	if rec.Host == state.EmbeddedHost {
+		hostConfig, hostContext = filepath.Join(root.HostDir(), "kubeconfig"), ""
+	}
+	h, err := host.Connect(ctx, hostConfig, hostContext)
+	if err != nil {
+		return report(ready, err)
+	}
+	vc, err := vcluster.Start(ctx, vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h})
+	if err != nil {
+		return report(ready, err)
+	}
+	rec.Port, rec.PIDs, rec.Ready = vc.Port(), vc.PIDs(), true
+	if err := state.Write(dir, rec); err != nil {
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
+	}
+	report(ready, nil)
+	<-ctx.Done()
+	return vc.Stop()
+}
+
+// ServeHost runs the embedded host recorded in dir until ctx ends.
+func ServeHost(ctx context.Context, dir string, nodes int, ready io.WriteCloser) error {
+	rec, err := state.Read(dir)
+	if err != nil {
+		return report(ready, err)
+	}
+	// Recorded at once, so a delete during start-up finds whom to stop.
+	rec.Supervisor = os.Getpid()
+	if err := state.Write(dir, rec); err != nil {
+		return report(ready, err)
+	}
+	v, _, err := k8sdist.ParseVersion(rec.Version)
+	if err != nil {
+		return report(ready, err)
+	}
+	src := k8sdist.Source{}
+	bins, err := src.Kubernetes(ctx, v)
+	if err != nil {
+		return report(ready, err)
+	}
+	kwok, err := src.KWOK(ctx)
+	if err != nil {
+		return report(ready, err)
+	}
+	h, err := host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: dir, Version: v, Binaries: bins, KWOK: kwok, Nodes: nodes})
+	if err != nil {
+		return report(ready, err)
+	}
+	rec.Port, rec.PIDs, rec.Ready = h.ControlPlane().Port(), h.PIDs(), true
+	if err := state.Write(dir, rec); err != nil {
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, h.Stop()))
+	}
+	report(ready, nil)
+	<-ctx.Done()
+	return h.Stop()
+}
+
+// report writes the outcome on the readiness pipe and closes it.
+func report(ready io.WriteCloser, err error) error {
+	msg := ReadyMessage
+	if err != nil {
+		msg = err.Error()
+	}
+	fmt.Fprintln(ready, msg)
+	ready.Close()
+	return err
+}
