@@ -22,6 +22,11 @@ var builtinReleases = []Version{
 	{1, 37, 2},
 }
 
+// OldestSupported is the oldest minor vmatrix runs: older releases lack
+// flags and APIs the control plane relies on, and their go.mod predates the
+// staging layout the build from the module proxy needs.
+var OldestSupported = Version{1, 31, 0}
+
 // listTimeout bounds the proxy listing: when offline the go command can hang
 // on a connection attempt, and a built-in table beats a stuck test run.
 const listTimeout = 20 * time.Second
@@ -79,6 +84,9 @@ func listReleases(ctx context.Context) ([]Version, error) {
 		if err != nil || !exact || v.Major != 1 || !strings.HasPrefix(s, "v") {
 			continue // pre-releases and odd tags
 		}
+		if v.Less(OldestSupported) {
+			continue
+		}
 		list = append(list, v)
 	}
 	if len(list) == 0 {
@@ -104,6 +112,9 @@ func Resolve(ctx context.Context, s string) (Version, error) {
 	want, exact, err := ParseVersion(s)
 	if err != nil {
 		return Version{}, err
+	}
+	if want.Major == 1 && want.Minor < OldestSupported.Minor {
+		return Version{}, fmt.Errorf("Kubernetes version %q is not supported (vmatrix runs %s and newer)", s, OldestSupported.MinorString())
 	}
 	list, err := Releases(ctx)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -138,4 +139,22 @@ func Alive(pid int) bool {
 		return s[i+2] != 'Z'
 	}
 	return true
+}
+
+// WithArg lists the processes whose command line contains s: a test's proof
+// that nothing started under a state directory survived its teardown.
+func WithArg(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(cmdline), s) && Alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

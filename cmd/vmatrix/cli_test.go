@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/state"
+)
+
+// The CLI is tested as a user runs it: the built binary, real kubectl, real
+// processes, each test in a state directory of its own.
+
+var vmatrixBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vmatrix-cli-")
+	if err != nil {
+		panic(err)
+	}
+	vmatrixBin = filepath.Join(dir, "vmatrix")
+	if out, err := exec.Command("go", "build", "-o", vmatrixBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building vmatrix: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type cli struct {
+	t        *testing.T
+	stateDir string
+	env      []string
+}
+
+func newCLI(t *testing.T) *cli {
+	c := &cli{t: t, stateDir: t.TempDir()}
+	c.env = append(os.Environ(), "VMATRIX_STATE_DIR="+c.stateDir)
+	t.Cleanup(func() { c.assertNothingLeft() })
+	return c
+}
+
+// run runs vmatrix and returns stdout, stderr and the exit code.
+func (c *cli) run(args ...string) (string, string, int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vmatrixBin, args...)
+	cmd.Env = c.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("vmatrix %v: %v", args, err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func (c *cli) mustRun(args ...string) string {
+	c.t.Helper()
+	out, errOut, code := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("vmatrix %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+func kubectl(t *testing.T, kubeconfig string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...).Output()
+	if err != nil {
+		stderr := ""
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = string(exit.Stderr)
+		}
+		t.Fatalf("kubectl %v: %v\n%s", args, err, stderr)
+	}
+	return string(out)
+}
+
+// assertNothingLeft fails the test if any process still runs with a path of the
+// state directory in its command line, or if a cluster folder is left.
+func (c *cli) assertNothingLeft() {
+	if pids := proc.WithArg(c.stateDir); len(pids) > 0 {
+		c.t.Errorf("processes left running under %s: %v", c.stateDir, pids)
+	}
+	for _, d := range []string{"clusters", "host"} {
+		entries, _ := os.ReadDir(filepath.Join(c.stateDir, d))
+		if d == "host" {
+			if _, err := os.Stat(filepath.Join(c.stateDir, d)); err == nil {
+				c.t.Errorf("the embedded host's folder is left")
+			}
+		} else if len(entries) > 0 {
+			c.t.Errorf("cluster folders left: %v", entries)
+		}
+	}
+}
+
+func resolve(t *testing.T, version string) string {
+	v, err := k8sdist.Resolve(context.Background(), version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.String()
+}
+
+func portOpen(port int) bool {
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err == nil {
+		conn.Close()
+	}
+	return err == nil
+}
+
+func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
+	c := newCLI(t)
+	c.mustRun("create", "a", "--version", "1.35")
+	c.mustRun("create", "b", "--version", "1.37")
+
+	for name, version := range map[string]string{"a": resolve(t, "1.35"), "b": resolve(t, "1.37")} {
+		kc := strings.TrimSpace(c.mustRun("kubeconfig", name))
+		var v struct {
+			ServerVersion struct{ GitVersion string } `json:"serverVersion"`
+		}
+		if err := json.Unmarshal([]byte(kubectl(t, kc, "version", "-o", "json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.ServerVersion.GitVersion != version {
+			t.Errorf("cluster %s serves %s, want %s", name, v.ServerVersion.GitVersion, version)
+		}
+		namespaces := kubectl(t, kc, "get", "ns", "-o", "name")
+		for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+			if !strings.Contains(namespaces, "namespace/"+ns+"\n") {
+				t.Errorf("cluster %s lacks namespace %s: %s", name, ns, namespaces)
+			}
+		}
+	}
+	list := c.mustRun("list")
+	for _, want := range []string{"a   ", "b   ", resolve(t, "1.35"), resolve(t, "1.37"), "running"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("list lacks %q:\n%s", want, list)
+		}
+	}
+
+	// A duplicate name is refused and leaves the first cluster as it was.
+	if _, errOut, code := c.run("create", "a", "--version", "1.36"); code != 1 || !strings.Contains(errOut, `"a" already exists`) {
+		t.Errorf("duplicate create: exit %d, %q", code, errOut)
+	}
+	kubectl(t, strings.TrimSpace(c.mustRun("kubeconfig", "a")), "get", "ns", "default")
+
+	// The embedded host schedules a pod onto a simulated node and runs it.
+	hostKC := strings.TrimSpace(c.mustRun("host", "kubeconfig"))
+	kubectl(t, hostKC, "run", "probe", "--image=registry.example/probe:1", "--restart=Never")
+	kubectl(t, hostKC, "wait", "--for=condition=Ready", "pod/probe", "--timeout=60s")
+	pod := kubectl(t, hostKC, "get", "pod", "probe", "-o", "jsonpath={.spec.nodeName} {.status.podIP}")
+	if !strings.HasPrefix(pod, "vmatrix-node-") || len(strings.Fields(pod)) != 2 {
+		t.Errorf("host pod not on a simulated node with an IP: %q", pod)
+	}
+
+	// Deleting a leaves none of its processes, its port, or its folder.
+	rec, err := state.Read(filepath.Join(c.stateDir, "clusters", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustRun("delete", "a")
+	for name, pid := range rec.PIDs {
+		if proc.Alive(pid) {
+			t.Errorf("%s (pid %d) of a still runs", name, pid)
+		}
+	}
+	if proc.Alive(rec.Supervisor) {
+		t.Errorf("supervisor (pid %d) of a still runs", rec.Supervisor)
+	}
+	if portOpen(rec.Port) {
+		t.Errorf("port %d of a still open", rec.Port)
+	}
+	if _, err := os.Stat(filepath.Join(c.stateDir, "clusters", "a")); !os.IsNotExist(err) {
+		t.Errorf("folder of a left: %v", err)
+	}
+	// b still works; the host stops with it.
+	kubectl(t, strings.TrimSpace(c.mustRun("kubeconfig", "b")), "get", "ns", "default")
+	c.mustRun("delete", "b")
+}
+
+func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
+	c := newCLI(t)
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	unreadable := filepath.Join(t.TempDir(), "garbage.kubeconfig")
+	if err := os.WriteFile(unreadable, []byte("this: is: not: a kubeconfig"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"unknown version", []string{"create", "x", "--version", "1.99"}, nil, `unknown Kubernetes version "1.99"`},
+		{"malformed version", []string{"create", "x", "--version", "one.two"}, nil, `"one.two"`},
+		{"unsupported version", []string{"create", "x", "--version", "1.13"}, nil, "not supported"},
+		{"invalid name", []string{"create", "Not_A_Label", "--version", "1.37"}, nil, `invalid name "Not_A_Label"`},
+		{"long name", []string{"create", strings.Repeat("a", 60), "--version", "1.37"}, nil, "invalid name"},
+		{"missing host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", missing}, nil, missing},
+		{"unreadable host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", unreadable}, nil, unreadable},
+		{"missing binary", []string{"create", "x", "--version", "1.37"}, []string{"VMATRIX_KUBE_APISERVER=" + missing}, "VMATRIX_KUBE_APISERVER"},
+		{"delete unknown", []string{"delete", "nope"}, nil, `no virtual cluster named "nope"`},
+		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			saved := c.env
+			c.env = append(append([]string{}, c.env...), tc.env...)
+			defer func() { c.env = saved }()
+			stdout, stderr, code := c.run(tc.args...)
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "vmatrix: ") || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr is not one clear line naming %q:\n%s", tc.want, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout: %q", stdout)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(c.stateDir, "clusters")); len(entries) > 0 {
+				t.Errorf("half-created clusters left: %v", entries)
+			}
+		})
+	}
+}
+
+func TestCreateOnAnExistingHost(t *testing.T) {
+	// One state directory runs an embedded host; a second one uses it as an
+	// existing cluster, as it would kind or a shared CI cluster.
+	owner := newCLI(t)
+	owner.mustRun("create", "anchor", "--version", "1.37")
+	hostKC := strings.TrimSpace(owner.mustRun("host", "kubeconfig"))
+
+	user := newCLI(t)
+	user.mustRun("create", "guest", "--version", "1.36", "--host", hostKC)
+	kc := strings.TrimSpace(user.mustRun("kubeconfig", "guest"))
+	if got := kubectl(t, kc, "get", "--raw", "/version"); !strings.Contains(got, resolve(t, "1.36")) {
+		t.Errorf("guest serves %s", got)
+	}
+	if list := user.mustRun("list"); !strings.Contains(list, hostKC) {
+		t.Errorf("list does not name the host kubeconfig:\n%s", list)
+	}
+	if _, err := os.Stat(filepath.Join(user.stateDir, "host")); !os.IsNotExist(err) {
+		t.Errorf("an embedded host was started although --host was given")
+	}
+	user.mustRun("delete", "guest")
+	owner.mustRun("delete", "anchor")
+}
