@@ -80,18 +80,21 @@ func (p *Process) Exited() (bool, error) {
 }
 
 // Stop sends SIGTERM, waits up to grace, then kills the whole process group and
-// waits for the child to be reaped. It is safe to call more than once.
+// waits for the child to be reaped; with no grace it kills at once. It is safe
+// to call more than once.
 func (p *Process) Stop(grace time.Duration) error {
 	select {
 	case <-p.done:
 		return nil
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(grace):
+	if grace > 0 {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+			return nil
+		case <-time.After(grace):
+		}
 	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	select {
