@@ -36,6 +36,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		createCommand(manager), deleteCommand(manager), listCommand(manager),
 		kubeconfigCommand(manager), hostCommand(manager), versionsCommand(),
+		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(),
 	)
 	return root

@@ -109,16 +109,24 @@ func compareVersions(a, b Version) int {
 // Resolve turns a user's request into a known release: "1.36" gives the newest
 // patch of 1.36, "1.36.3" or "v1.36.3" gives itself if it exists.
 func Resolve(ctx context.Context, s string) (Version, error) {
+	if _, _, err := ParseVersion(s); err != nil {
+		return Version{}, err // before asking the proxy anything
+	}
+	list, err := Releases(ctx)
+	if err != nil {
+		return Version{}, err
+	}
+	return ResolveIn(s, list)
+}
+
+// ResolveIn is Resolve against a given list of releases, sorted oldest first.
+func ResolveIn(s string, list []Version) (Version, error) {
 	want, exact, err := ParseVersion(s)
 	if err != nil {
 		return Version{}, err
 	}
 	if want.Major == 1 && want.Minor < OldestSupported.Minor {
 		return Version{}, fmt.Errorf("Kubernetes version %q is not supported (vmatrix runs %s and newer)", s, OldestSupported.MinorString())
-	}
-	list, err := Releases(ctx)
-	if err != nil {
-		return Version{}, err
 	}
 	var found, sameMinor []Version
 	for _, v := range list {

@@ -47,6 +47,9 @@ type CreateOptions struct {
 	HostContext    string
 	// HostNodes is the node count of the embedded host, if this create starts it.
 	HostNodes int
+	// Owner and Up are recorded; see state.Record.
+	Owner int
+	Up    bool
 }
 
 // maxNameLength keeps the host namespace "vmatrix-<name>" a valid DNS label.
@@ -114,7 +117,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 			}
 		}
 	}()
-	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now()}
+	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up}
 	if err := state.Write(dir, rec); err != nil {
 		return rec, err
 	}

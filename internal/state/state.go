@@ -57,6 +57,11 @@ type Record struct {
 	Port       int            `json:"port,omitempty"`
 	PIDs       map[string]int `json:"pids,omitempty"`
 	Ready      bool           `json:"ready"`
+	// Owner is the PID of the `vmatrix run` that made the cluster for itself;
+	// the cluster is an orphan once that process is gone.
+	Owner int `json:"owner,omitempty"`
+	// Up marks the clusters of `vmatrix up`, which `run` attaches to.
+	Up bool `json:"up,omitempty"`
 }
 
 // EmbeddedHost is the Host value of clusters on the embedded host.

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/matrix"
+)
+
+// usageError makes vmatrix exit with 2: the command line itself is wrong.
+type usageError struct{ error }
+
+func runCommand(manager func() *local.Manager) *cobra.Command {
+	var spec, reportDir string
+	opts := matrix.RunOptions{}
+	cmd := &cobra.Command{
+		Use:   "run --versions SPEC [flags] -- COMMAND [ARGS...]",
+		Short: "Run a command once per Kubernetes version, each against a virtual cluster of its own",
+		Long: `Creates one virtual cluster per version (in parallel), runs COMMAND against each with
+KUBECONFIG, VMATRIX_KUBERNETES_VERSION and VMATRIX_CLUSTER set, streams its output with a
+version prefix, and tears everything down. Clusters left running by 'vmatrix up' are used
+instead of new ones. Exit code: 0 if every version passed, 1 if any failed, 2 for usage errors.
+
+SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmatrix help run')`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 || cmd.ArgsLenAtDash() != 0 {
+				return usageError{fmt.Errorf("no command: vmatrix run --versions SPEC -- COMMAND [ARGS...]")}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			versions, err := matrix.Resolve(ctx, spec)
+			if err != nil {
+				return usageError{err}
+			}
+			opts.Versions, opts.Command, opts.Out = versions, args, os.Stdout
+			opts.LogDir = filepath.Join(reportDir, "logs")
+			if reportDir == "" {
+				if opts.LogDir, err = os.MkdirTemp("", "vmatrix-run-"); err != nil {
+					return err
+				}
+			}
+			m := manager()
+			m.Log = prefixWriter{}
+			report, err := matrix.Run(ctx, local.MatrixClusters{M: m}, opts)
+			if err != nil {
+				return err
+			}
+			if reportDir != "" {
+				if err := report.WriteFiles(reportDir); err != nil {
+					return err
+				}
+				fmt.Printf("reports in %s (report.json, junit.xml, report.md)\n", reportDir)
+			}
+			var failed []string
+			for _, v := range report.Versions {
+				if !v.Passed {
+					failed = append(failed, v.Version+" ("+v.Status+")")
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("failed on %s; logs in %s", strings.Join(failed, ", "), opts.LogDir)
+			}
+			fmt.Printf("passed on all %d versions in %s\n", len(report.Versions), report.Duration.Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&spec, "versions", "", "versions to run against (required)")
+	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "versions created and run at once (default: all)")
+	cmd.Flags().BoolVar(&opts.FailFast, "fail-fast", false, "stop the other versions when one fails")
+	cmd.Flags().IntVar(&opts.Retries, "retries", 0, "rerun a failed version up to N times")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "time limit of each run of the command (0: none)")
+	cmd.Flags().StringVar(&reportDir, "report-dir", "", "write report.json, junit.xml, report.md and per-version logs here")
+	return cmd
+}
+
+// prefixWriter marks the progress lines of cluster creation in run's output.
+type prefixWriter struct{}
+
+func (prefixWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		fmt.Fprintln(os.Stderr, "[vmatrix] "+line)
+	}
+	return len(p), nil
+}
+
+func upCommand(manager func() *local.Manager) *cobra.Command {
+	var spec string
+	cmd := &cobra.Command{
+		Use:   "up --versions SPEC",
+		Short: "Keep a matrix of virtual clusters running for local reruns (vmatrix run uses them)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			versions, err := matrix.Resolve(ctx, spec)
+			if err != nil {
+				return usageError{err}
+			}
+			m := manager()
+			recs, err := m.Up(ctx, versions)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				fmt.Printf("# %s\nexport KUBECONFIG=%s\n", r.Version, filepath.Join(m.Root.ClusterDir(r.Name), "kubeconfig"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&spec, "versions", "", "versions to keep running (required)")
+	return cmd
+}
+
+func downCommand(manager func() *local.Manager) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Delete the clusters of vmatrix up",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			deleted, err := manager().Down(ctx)
+			for _, name := range deleted {
+				fmt.Printf("deleted virtual cluster %q\n", name)
+			}
+			return err
+		},
+	}
+}
+
+func cleanupCommand(manager func() *local.Manager) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove what killed runs left behind (orphaned clusters, their processes and folders)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			removed, err := manager().Cleanup(ctx, dryRun)
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			for _, line := range removed {
+				fmt.Printf("%s %s\n", verb, line)
+			}
+			if len(removed) == 0 {
+				fmt.Println("nothing to clean up")
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only say what would be removed")
+	return cmd
+}

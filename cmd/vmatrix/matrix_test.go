@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/joshdk/go-junit"
+
+	"github.com/vmatrix/vmatrix/matrix"
+)
+
+func readReport(t *testing.T, dir string) matrix.Report {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r matrix.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRunGoTestAcrossThreeVersions(t *testing.T) {
+	c := newCLI(t)
+	reports := t.TempDir()
+	_, stderr, code := c.run("run", "--versions", "1.35,1.36,1.37", "--report-dir", reports, "--",
+		"go", "test", "-count=1", "./testdata/versioned")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the suite fails on 1.36):\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "failed on "+resolve(t, "1.36")) {
+		t.Errorf("stderr does not name the failed version: %s", stderr)
+	}
+	r := readReport(t, reports)
+	status := map[string]map[string]string{}
+	for _, v := range r.Versions {
+		status[v.Version] = map[string]string{}
+		for _, tc := range v.Tests {
+			status[v.Version][tc.Name] = tc.Status
+		}
+	}
+	v135, v136, v137 := resolve(t, "1.35"), resolve(t, "1.36"), resolve(t, "1.37")
+	want := map[string]map[string]string{
+		v135: {"TestServerAnswers": "passed", "TestFailsOn136": "passed", "TestOnlyOn137": "skipped"},
+		v136: {"TestServerAnswers": "passed", "TestFailsOn136": "failed", "TestOnlyOn137": "skipped"},
+		v137: {"TestServerAnswers": "passed", "TestFailsOn136": "passed", "TestOnlyOn137": "passed"},
+	}
+	for v, tests := range want {
+		for name, s := range tests {
+			if status[v][name] != s {
+				t.Errorf("%s %s: %q, want %q", v, name, status[v][name], s)
+			}
+		}
+	}
+	// The JUnit report reads back with a JUnit parser as CI systems read it.
+	suites, err := junit.IngestFile(filepath.Join(reports, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(suites) != 3 {
+		t.Fatalf("%d test suites, want 3", len(suites))
+	}
+	for _, s := range suites {
+		if s.Totals.Tests != 3 {
+			t.Errorf("suite %s has %d tests, want 3", s.Name, s.Totals.Tests)
+		}
+		wantFailed := 0
+		if strings.Contains(s.Name, v136) {
+			wantFailed = 1
+		}
+		if s.Totals.Failed != wantFailed {
+			t.Errorf("suite %s: %d failed, want %d", s.Name, s.Totals.Failed, wantFailed)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(reports, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := "| github.com/vmatrix/vmatrix/cmd/vmatrix/testdata/versioned TestFailsOn136 | ✅ pass | ❌ fail | ✅ pass |"
+	if !strings.Contains(string(md), row) {
+		t.Errorf("report.md lacks %q:\n%s", row, md)
+	}
+	for _, v := range r.Versions {
+		if _, err := os.Stat(v.LogPath); err != nil {
+			t.Errorf("log of %s: %v", v.Version, err)
+		}
+	}
+}
+
+func TestRunBadSpecsExit2(t *testing.T) {
+	c := newCLI(t)
+	for _, spec := range []string{"1.99", "1.37-1.33", "latest-0", ""} {
+		_, stderr, code := c.run("run", "--versions", spec, "--", "true")
+		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || stderr == "" {
+			t.Errorf("spec %q: exit %d, stderr %q; want exit 2 and one line", spec, code, stderr)
+		}
+	}
+	if _, _, code := c.run("run", "--versions", "1.37"); code != 2 {
+		t.Errorf("run without a command: exit %d, want 2", code)
+	}
+}
+
+func TestRunFailFastAndRetries(t *testing.T) {
+	c := newCLI(t)
+	reports := t.TempDir()
+	// 1.35 fails at once; the others would run for a minute.
+	start := time.Now()
+	_, _, code := c.run("run", "--versions", "1.35,1.37", "--fail-fast", "--report-dir", reports, "--",
+		"sh", "-c", `case "$VMATRIX_KUBERNETES_VERSION" in v1.35*) exit 1;; *) sleep 60;; esac`)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if d := time.Since(start); d > 45*time.Second {
+		t.Errorf("fail-fast took %s: the other version was not stopped", d)
+	}
+	r := readReport(t, reports)
+	if r.Versions[0].Status != "failed" || r.Versions[1].Status != "cancelled" {
+		t.Errorf("statuses %s, %s; want failed, cancelled", r.Versions[0].Status, r.Versions[1].Status)
+	}
+
+	// A version that fails once passes on its retry; a passing one runs once.
+	marks := t.TempDir()
+	_, stderr, code := c.run("run", "--versions", "1.36,1.37", "--retries", "1", "--report-dir", reports, "--",
+		"sh", "-c", `case "$VMATRIX_KUBERNETES_VERSION" in v1.36*) [ -e `+marks+`/tried ] || { touch `+marks+`/tried; exit 1; };; esac`)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0 after a retry:\n%s", code, stderr)
+	}
+	r = readReport(t, reports)
+	if r.Versions[0].Attempts != 2 || r.Versions[1].Attempts != 1 {
+		t.Errorf("attempts %d, %d; want 2, 1", r.Versions[0].Attempts, r.Versions[1].Attempts)
+	}
+}
+
+func TestUpThenRunAttaches(t *testing.T) {
+	c := newCLI(t)
+	out := c.mustRun("up", "--versions", "1.36,1.37")
+	if strings.Count(out, "export KUBECONFIG=") != 2 {
+		t.Errorf("up printed:\n%s", out)
+	}
+	reports := t.TempDir()
+	start := time.Now()
+	c.mustRun("run", "--versions", "1.36,1.37", "--report-dir", reports, "--", "kubectl", "get", "ns", "default")
+	elapsed := time.Since(start)
+	for _, v := range readReport(t, reports).Versions {
+		if !strings.HasPrefix(v.Cluster, "up-") {
+			t.Errorf("%s ran on %q, not on the cluster of up", v.Version, v.Cluster)
+		}
+	}
+	// Attaching costs no cluster start: well under a second per cluster, plus kubectl.
+	if elapsed > 4*time.Second {
+		t.Errorf("run on clusters of up took %s", elapsed)
+	}
+	if list := c.mustRun("list"); strings.Count(list, "up-") != 2 || strings.Contains(list, "run-") {
+		t.Errorf("after run, list:\n%s", list)
+	}
+	c.mustRun("down")
+}
+
+func TestCleanupAfterKilledRun(t *testing.T) {
+	c := newCLI(t)
+	run := exec.Command(vmatrixBin, "run", "--versions", "1.37", "--", "sleep", "600")
+	run.Env = c.env
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(c.mustRun("list"), "running") {
+		if time.Now().After(deadline) {
+			run.Process.Kill()
+			t.Fatal("the run's cluster never came up")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_ = run.Process.Signal(syscall.SIGKILL)
+	_ = run.Wait()
+	// The command it ran dies with it.
+	time.Sleep(100 * time.Millisecond)
+	if out, err := exec.Command("pgrep", "-f", "^sleep 600$").Output(); err == nil {
+		t.Errorf("the run's command survived it: pids %s", out)
+	}
+
+	if out := c.mustRun("cleanup", "--dry-run"); !strings.Contains(out, "would remove virtual cluster run-") {
+		t.Errorf("cleanup --dry-run:\n%s", out)
+	}
+	if strings.Contains(c.mustRun("list"), "dead") {
+		t.Errorf("--dry-run removed something")
+	}
+	out := c.mustRun("cleanup")
+	if !strings.Contains(out, "removed virtual cluster run-") || !strings.Contains(out, "removed embedded host") {
+		t.Errorf("cleanup:\n%s", out)
+	}
+	if out := c.mustRun("cleanup"); strings.TrimSpace(out) != "nothing to clean up" {
+		t.Errorf("second cleanup:\n%s", out)
+	}
+}

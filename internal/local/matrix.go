@@ -1,0 +1,142 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/matrix"
+)
+
+// UpName is the name `vmatrix up` gives the cluster of version v; `run`
+// attaches to a running cluster of that name and version.
+func UpName(v k8sdist.Version) string {
+	return "up-" + strings.ReplaceAll(strings.TrimPrefix(v.String(), "v"), ".", "-")
+}
+
+// Up creates the clusters of `vmatrix up` in parallel; running ones of the
+// same name and version are kept.
+func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version) ([]state.Record, error) {
+	recs := make([]state.Record, len(versions))
+	g, ctx := errgroup.WithContext(ctx)
+	for i, v := range versions {
+		g.Go(func() error {
+			if rec, ok := m.running(UpName(v), v); ok {
+				recs[i] = rec
+				return nil
+			}
+			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true})
+			recs[i] = rec
+			return err
+		})
+	}
+	return recs, g.Wait()
+}
+
+// Down deletes the clusters of `vmatrix up`.
+func (m *Manager) Down(ctx context.Context) ([]string, error) {
+	recs, err := m.List()
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	var errs []error
+	for _, r := range recs {
+		if r.Up {
+			if err := m.Delete(ctx, r.Name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			deleted = append(deleted, r.Name)
+		}
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// running returns the record of a running, ready cluster of that name and version.
+func (m *Manager) running(name string, v k8sdist.Version) (state.Record, bool) {
+	rec, err := state.Read(m.Root.ClusterDir(name))
+	return rec, err == nil && rec.Ready && rec.Running() && rec.Version == v.String()
+}
+
+// MatrixClusters gives `vmatrix run` its clusters: those of `vmatrix up` when
+// they run, else clusters of its own, owned by this process and deleted after.
+type MatrixClusters struct{ M *Manager }
+
+var _ matrix.Clusters = MatrixClusters{}
+
+func (c MatrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.Cluster, error) {
+	if rec, ok := c.M.running(UpName(v), v); ok {
+		return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
+	}
+	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(UpName(v), "up-"))
+	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid()})
+	if err != nil {
+		return matrix.Cluster{}, err
+	}
+	return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
+}
+
+func (c MatrixClusters) Release(ctx context.Context, cl matrix.Cluster) error {
+	rec, err := state.Read(c.M.Root.ClusterDir(cl.Name))
+	if err != nil || rec.Up {
+		return nil // attached, not ours
+	}
+	return c.M.Delete(ctx, cl.Name)
+}
+
+// Cleanup removes what killed runs left: clusters whose supervisor is dead,
+// clusters of a `vmatrix run` that is gone, and the embedded host when nothing
+// uses it any more (or its supervisor is dead). With dryRun it only says what
+// it would remove. It returns one line per thing removed.
+func (m *Manager) Cleanup(ctx context.Context, dryRun bool) ([]string, error) {
+	recs, err := m.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	remaining := 0
+	for _, r := range recs {
+		why := ""
+		switch {
+		case !r.Running():
+			why = "its supervisor is gone"
+		case r.Owner != 0 && !proc.Alive(r.Owner):
+			why = fmt.Sprintf("the vmatrix run (pid %d) that owned it is gone", r.Owner)
+		}
+		if why == "" {
+			if r.Host == state.EmbeddedHost {
+				remaining++
+			}
+			continue
+		}
+		removed = append(removed, fmt.Sprintf("virtual cluster %s (%s): %s", r.Name, r.Version, why))
+		if !dryRun {
+			errs = append(errs, stopSupervised(m.Root.ClusterDir(r.Name)))
+		}
+	}
+	if host, err := state.Read(m.Root.HostDir()); err == nil || !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case !host.Running():
+			removed = append(removed, "embedded host: its supervisor is gone")
+			if !dryRun {
+				errs = append(errs, stopSupervised(m.Root.HostDir()))
+			}
+		case remaining == 0:
+			removed = append(removed, "embedded host: no virtual cluster uses it")
+			if !dryRun {
+				errs = append(errs, m.stopHostIfUnused(ctx, true))
+			}
+		}
+	}
+	return removed, errors.Join(errs...)
+}

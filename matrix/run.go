@@ -1,0 +1,256 @@
+package matrix
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+)
+
+// Cluster is a virtual cluster the runner runs a command against.
+type Cluster struct {
+	Name       string
+	Version    k8sdist.Version
+	Kubeconfig string
+}
+
+// Clusters provides one cluster per version and takes it back afterwards.
+type Clusters interface {
+	Acquire(ctx context.Context, v k8sdist.Version) (Cluster, error)
+	Release(ctx context.Context, c Cluster) error
+}
+
+// RunOptions says what to run and how.
+type RunOptions struct {
+	Versions []k8sdist.Version
+	// Command runs once per version, with KUBECONFIG, VMATRIX_KUBERNETES_VERSION
+	// and VMATRIX_CLUSTER set. `go test` gets -json added, so each Go test is
+	// reported; its output is still shown as go test prints it.
+	Command []string
+	// Parallel bounds how many versions are created and run at once (default: all).
+	Parallel int
+	// FailFast stops the other versions when one fails.
+	FailFast bool
+	// Retries reruns a failed version up to this many times.
+	Retries int
+	// Timeout bounds each run of the command (0: none).
+	Timeout time.Duration
+	// LogDir receives one log per version (the command's output).
+	LogDir string
+	// Out receives progress lines and the command's output, each line prefixed
+	// with its version.
+	Out io.Writer
+}
+
+// Run runs the matrix. The error is about the run itself (a cluster that could
+// not be made is a failed version, not an error); Report.Passed says whether
+// every version passed.
+func Run(ctx context.Context, clusters Clusters, opts RunOptions) (*Report, error) {
+	if len(opts.Versions) == 0 || len(opts.Command) == 0 {
+		return nil, errors.New("nothing to run: no versions or no command")
+	}
+	if opts.LogDir == "" {
+		return nil, errors.New("no log directory")
+	}
+	if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
+		return nil, err
+	}
+	out := &lockedWriter{w: opts.Out}
+	if opts.Out == nil {
+		out.w = io.Discard
+	}
+	report := &Report{Started: time.Now(), Command: strings.Join(opts.Command, " ")}
+	report.Versions = make([]*VersionResult, len(opts.Versions))
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	g := new(errgroup.Group)
+	if opts.Parallel > 0 {
+		g.SetLimit(opts.Parallel)
+	}
+	for i, v := range opts.Versions {
+		res := &VersionResult{Version: v.String(), LogPath: filepath.Join(opts.LogDir, v.String()+".log")}
+		report.Versions[i] = res
+		g.Go(func() error {
+			runVersion(runCtx, clusters, v, opts, res, out)
+			if !res.Passed && opts.FailFast {
+				stop()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	report.Duration = time.Since(report.Started)
+	report.Passed = true
+	for _, r := range report.Versions {
+		report.Passed = report.Passed && r.Passed
+	}
+	return report, nil
+}
+
+func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts RunOptions, res *VersionResult, out io.Writer) {
+	start := time.Now()
+	defer func() { res.Duration = time.Since(start) }()
+	say := func(format string, args ...any) {
+		fmt.Fprintf(out, "[%s] %s\n", v, fmt.Sprintf(format, args...))
+	}
+	if ctx.Err() != nil {
+		res.Status, res.Error = StatusCancelled, "cancelled before it started"
+		say("cancelled")
+		return
+	}
+	say("creating")
+	cluster, err := clusters.Acquire(ctx, v)
+	if err != nil {
+		res.Status, res.Error = StatusFailed, "creating the cluster: "+err.Error()
+		say("failed: %s", res.Error)
+		return
+	}
+	res.Cluster = cluster.Name
+	defer func() {
+		// Released even when the run was cancelled: teardown must not be skipped.
+		if err := clusters.Release(context.WithoutCancel(ctx), cluster); err != nil {
+			say("teardown failed: %v", err)
+			res.Passed, res.Status, res.Error = false, StatusFailed, "teardown: "+err.Error()
+		}
+	}()
+	for attempt := 1; attempt <= 1+opts.Retries; attempt++ {
+		res.Attempts = attempt
+		say("running (attempt %d)", attempt)
+		tests, err := runCommand(ctx, cluster, opts, res.LogPath, attempt, out)
+		res.Tests = tests
+		if err == nil {
+			res.Passed, res.Status, res.Error = true, StatusPassed, ""
+			say("passed in %s", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		res.Status, res.Error = StatusFailed, err.Error()
+		if ctx.Err() != nil {
+			res.Status = StatusCancelled
+			say("cancelled")
+			return
+		}
+		say("failed: %v", err)
+	}
+}
+
+// runCommand runs the command once against cluster; its output goes to the
+// version's log and, prefixed, to out.
+func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath string, attempt int, out io.Writer) ([]TestResult, error) {
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	args, goTest := withGoTestJSON(opts.Command)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	fmt.Fprintf(logFile, "# attempt %d: %s\n", attempt, strings.Join(opts.Command, " "))
+
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = append(os.Environ(),
+		"KUBECONFIG="+cluster.Kubeconfig,
+		"VMATRIX_KUBERNETES_VERSION="+cluster.Version.String(),
+		"VMATRIX_CLUSTER="+cluster.Name,
+	)
+	// Its own process group, so a cancelled run stops the command's children too
+	// (go test's test binaries); and it dies with a run that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", args[0], err)
+	}
+	var tests *goTestEvents
+	if goTest {
+		tests = newGoTestEvents()
+	}
+	prefix := "[" + cluster.Version.String() + "] "
+	scanner := bufio.NewScanner(pipe)
+	scanner.Buffer(make([]byte, 1024*1024), 16*1024*1024)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if tests != nil {
+			text, ok := tests.add(line)
+			if !ok {
+				continue
+			}
+			line = strings.TrimSuffix(text, "\n")
+		}
+		fmt.Fprintln(logFile, line)
+		fmt.Fprintln(out, prefix+line)
+	}
+	err = cmd.Wait()
+	var results []TestResult
+	if tests != nil {
+		results = tests.results()
+	} else if junit := junitReportArg(opts.Command); junit != "" {
+		results, _ = readJUnit(junit)
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		return results, fmt.Errorf("timed out after %s", opts.Timeout)
+	}
+	if err != nil {
+		return results, fmt.Errorf("%s: %w", args[0], err)
+	}
+	return results, nil
+}
+
+// withGoTestJSON adds -json to a `go test` command.
+func withGoTestJSON(command []string) ([]string, bool) {
+	if len(command) < 2 || filepath.Base(command[0]) != "go" || command[1] != "test" {
+		return command, false
+	}
+	for _, a := range command[2:] {
+		if a == "-json" || a == "--json" {
+			return command, true
+		}
+	}
+	return append([]string{command[0], "test", "-json"}, command[2:]...), true
+}
+
+// junitReportArg finds Ginkgo's --junit-report file in a command.
+func junitReportArg(command []string) string {
+	for i, a := range command {
+		for _, flag := range []string{"--junit-report", "-junit-report"} {
+			if v, ok := strings.CutPrefix(a, flag+"="); ok {
+				return v
+			}
+			if a == flag && i+1 < len(command) {
+				return command[i+1]
+			}
+		}
+	}
+	return ""
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
