@@ -3,7 +3,7 @@
 VERSIONS ?= 1.35 1.36 1.37
 GO ?= go
 
-.PHONY: build pull test demo vet
+.PHONY: build pull test demo vet bench
 
 build:
 	$(GO) build -o bin/vmatrix ./cmd/vmatrix
@@ -20,3 +20,6 @@ test: pull vet
 
 demo: pull
 	./examples/demo.sh $(VERSIONS)
+
+bench: pull
+	$(GO) run ./cmd/vmatrix-bench -out bench/results.json

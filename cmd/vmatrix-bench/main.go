@@ -1,0 +1,62 @@
+// Command vmatrix-bench measures vmatrix on this machine and writes the figures
+// as JSON (make bench writes bench/results.json). See bench/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmatrix/vmatrix/internal/bench"
+)
+
+func main() {
+	var cfg bench.Config
+	var out, matrix string
+	flag.IntVar(&cfg.Runs, "runs", 5, "iterations of each figure")
+	flag.StringVar(&cfg.Version, "version", "1.37", "virtual version of the single-cluster figures")
+	flag.StringVar(&matrix, "matrix", "1.35,1.36,1.37", "versions created in parallel")
+	flag.DurationVar(&cfg.Idle, "idle", 30*time.Second, "idle time before memory is read")
+	flag.IntVar(&cfg.DensityMax, "density", 20, "most clusters in the density figure (0 skips it)")
+	flag.StringVar(&out, "out", "bench/results.json", "where to write the JSON")
+	flag.Parse()
+	cfg.MatrixVersions = strings.Split(matrix, ",")
+	cfg.Log = os.Stderr
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "vmatrix-bench-")
+	if err != nil {
+		fail(err)
+	}
+	cfg.Dir = dir
+	res, err := bench.Run(ctx, cfg)
+	os.RemoveAll(dir)
+	if err != nil {
+		fail(err)
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		fail(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		fail(err)
+	}
+	if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
+		fail(err)
+	}
+	fmt.Println(bench.Table(res))
+	fmt.Printf("written to %s\n", out)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "vmatrix-bench: "+err.Error())
+	os.Exit(1)
+}

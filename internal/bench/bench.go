@@ -1,0 +1,404 @@
+// Package bench measures what users choose a test harness for: time to a ready
+// cluster, how a matrix of versions scales, teardown, memory per cluster and
+// density, each against the floor of a bare kube-apiserver measured in the
+// same run.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
+)
+
+// Config says what to measure and how often.
+type Config struct {
+	Runs           int           // iterations of each timed figure (at least 1)
+	Version        string        // virtual version of the single-cluster figures
+	MatrixVersions []string      // the versions created in parallel
+	Idle           time.Duration // how long a cluster idles before its memory is read
+	DensityMax     int           // clusters to try in the density figure; 0 skips it
+	Dir            string        // scratch space
+	Log            io.Writer
+}
+
+// Stat is one figure over its runs.
+type Stat struct {
+	Unit   string    `json:"unit"`
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+	Runs   []float64 `json:"runs"`
+	// RatioToFloor is Median over the floor's median, where that compares.
+	RatioToFloor float64 `json:"ratio_to_floor,omitempty"`
+}
+
+func newStat(unit string, runs []float64) Stat {
+	s := Stat{Unit: unit, Runs: runs}
+	sorted := slices.Clone(runs)
+	slices.Sort(sorted)
+	if n := len(sorted); n > 0 {
+		s.Min, s.Max = sorted[0], sorted[n-1]
+		s.Median = sorted[n/2]
+		if n%2 == 0 {
+			s.Median = (sorted[n/2-1] + sorted[n/2]) / 2
+		}
+	}
+	return s
+}
+
+// Results is what `make bench` writes to bench/results.json.
+type Results struct {
+	Time    time.Time `json:"time"`
+	Machine struct {
+		Cores       int    `json:"cores"`
+		MemoryBytes uint64 `json:"memory_bytes"`
+		Go          string `json:"go"`
+	} `json:"machine"`
+	Versions struct {
+		Host    string   `json:"host"`
+		Virtual string   `json:"virtual"`
+		Matrix  []string `json:"matrix"`
+	} `json:"versions"`
+	Floor  Stat `json:"floor_seconds"`
+	Create Stat `json:"create_seconds"`
+	Matrix struct {
+		Wall Stat `json:"wall_seconds"`
+		// RatioToCreate is the matrix's median over one create's median.
+		RatioToCreate float64 `json:"ratio_to_create"`
+	} `json:"matrix"`
+	TeardownOne   Stat `json:"teardown_one_seconds"`
+	TeardownThree Stat `json:"teardown_three_seconds"`
+	Memory        struct {
+		Idle      string `json:"idle"`
+		TotalMB   Stat   `json:"total_mb"`
+		APIServer Stat   `json:"apiserver_mb"`
+		CtrlMgr   Stat   `json:"controller_manager_mb"`
+		InProcess Stat   `json:"in_process_mb"`
+	} `json:"memory"`
+	Density *Density `json:"density,omitempty"`
+}
+
+// Density is how many idle clusters fit before create-to-ready doubles.
+type Density struct {
+	Clusters       int       `json:"clusters"`
+	StoppedBecause string    `json:"stopped_because"`
+	CreateSeconds  []float64 `json:"create_seconds"`
+}
+
+type env struct {
+	cfg  Config
+	host *host.Embedded
+	src  k8sdist.Source
+	n    int // names clusters uniquely
+}
+
+func (e *env) logf(format string, args ...any) {
+	if e.cfg.Log != nil {
+		fmt.Fprintf(e.cfg.Log, format+"\n", args...)
+	}
+}
+
+// Run measures everything and returns the results.
+func Run(ctx context.Context, cfg Config) (res *Results, err error) {
+	if cfg.Runs < 1 {
+		cfg.Runs = 1
+	}
+	e := &env{cfg: cfg, src: k8sdist.Source{Log: cfg.Log}}
+	res = &Results{Time: time.Now().UTC()}
+	res.Machine.Cores, res.Machine.MemoryBytes, res.Machine.Go = runtime.NumCPU(), totalMemory(), runtime.Version()
+
+	hostVersion, err := k8sdist.Newest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := k8sdist.Resolve(ctx, cfg.Version)
+	if err != nil {
+		return nil, err
+	}
+	res.Versions.Host, res.Versions.Virtual = hostVersion.String(), v.String()
+	var matrix []k8sdist.Version
+	for _, s := range cfg.MatrixVersions {
+		mv, err := k8sdist.Resolve(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		matrix = append(matrix, mv)
+		res.Versions.Matrix = append(res.Versions.Matrix, mv.String())
+	}
+	hostBins, err := e.src.Kubernetes(ctx, hostVersion)
+	if err != nil {
+		return nil, err
+	}
+	kwok, err := e.src.KWOK(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, mv := range append(matrix, v) {
+		if _, err := e.src.Kubernetes(ctx, mv); err != nil {
+			return nil, err
+		}
+	}
+	e.logf("starting the embedded host (%s)", hostVersion)
+	if e.host, err = host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: e.dir("host"), Version: hostVersion, Binaries: hostBins, KWOK: kwok}); err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, e.host.Stop()) }()
+
+	if res.Floor, err = e.floor(ctx, v); err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
+	if err := e.createAndTeardown(ctx, v, res); err != nil {
+		return nil, err
+	}
+	if len(matrix) > 0 {
+		if err := e.matrix(ctx, matrix, res); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.memory(ctx, v, res); err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	if cfg.DensityMax > 0 {
+		if res.Density, err = e.density(ctx, v); err != nil {
+			return nil, fmt.Errorf("density: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func (e *env) dir(name string) string { return filepath.Join(e.cfg.Dir, name) }
+
+// floor is a bare kube-apiserver on kine/SQLite to /readyz.
+func (e *env) floor(ctx context.Context, v k8sdist.Version) (Stat, error) {
+	bins, err := e.src.Kubernetes(ctx, v)
+	if err != nil {
+		return Stat{}, err
+	}
+	var runs []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		e.n++
+		dir := e.dir(fmt.Sprintf("floor-%d", e.n))
+		start := time.Now()
+		cp, err := controlplane.Start(ctx, controlplane.Config{Name: "floor", Dir: dir, Version: v, Binaries: bins, APIServerOnly: true})
+		if err != nil {
+			return Stat{}, err
+		}
+		runs = append(runs, time.Since(start).Seconds())
+		if err := errors.Join(cp.Stop(), os.RemoveAll(dir)); err != nil {
+			return Stat{}, err
+		}
+		e.logf("floor: %.2fs", runs[len(runs)-1])
+	}
+	return newStat("s", runs), nil
+}
+
+// start starts one virtual cluster and returns it with its time to ready.
+func (e *env) start(ctx context.Context, v k8sdist.Version) (*vcluster.VCluster, float64, error) {
+	bins, err := e.src.Kubernetes(ctx, v)
+	if err != nil {
+		return nil, 0, err
+	}
+	e.n++
+	name := fmt.Sprintf("bench-%d", e.n)
+	start := time.Now()
+	vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: e.dir(name), Version: v, Binaries: bins, Host: e.host})
+	return vc, time.Since(start).Seconds(), err
+}
+
+// teardown stops a cluster and verifies that none of its processes, its port
+// or its folder is left.
+func teardown(vc *vcluster.VCluster, dir string) error {
+	pids, port := vc.PIDs(), vc.Port()
+	if err := vc.Stop(); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for name, pid := range pids {
+		if proc.Alive(pid) {
+			return fmt.Errorf("%s (pid %d) still runs after teardown", name, pid)
+		}
+	}
+	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+		c.Close()
+		return fmt.Errorf("port %d still open after teardown", port)
+	}
+	return nil
+}
+
+func (e *env) createAndTeardown(ctx context.Context, v k8sdist.Version, res *Results) error {
+	var creates, teardowns []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		vc, d, err := e.start(ctx, v)
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		creates = append(creates, d)
+		start := time.Now()
+		if err := teardown(vc, e.dir(vc.Name())); err != nil {
+			return fmt.Errorf("teardown: %w", err)
+		}
+		teardowns = append(teardowns, time.Since(start).Seconds())
+		e.logf("create: %.2fs, teardown: %.3fs", d, teardowns[len(teardowns)-1])
+	}
+	res.Create = newStat("s", creates)
+	res.Create.RatioToFloor = res.Create.Median / res.Floor.Median
+	res.TeardownOne = newStat("s", teardowns)
+	return nil
+}
+
+// matrix creates the matrix versions in parallel, then tears them down in parallel.
+func (e *env) matrix(ctx context.Context, versions []k8sdist.Version, res *Results) error {
+	var walls, teardowns []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		vcs := make([]*vcluster.VCluster, len(versions))
+		errs := make([]error, len(versions))
+		var wg sync.WaitGroup
+		var mu sync.Mutex // e.n
+		start := time.Now()
+		for j, v := range versions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mu.Lock()
+				e.n++
+				name := fmt.Sprintf("bench-%d", e.n)
+				mu.Unlock()
+				bins, err := e.src.Kubernetes(ctx, v)
+				if err == nil {
+					vcs[j], err = vcluster.Start(ctx, vcluster.Config{Name: name, Dir: e.dir(name), Version: v, Binaries: bins, Host: e.host})
+				}
+				errs[j] = err
+			}()
+		}
+		wg.Wait()
+		walls = append(walls, time.Since(start).Seconds())
+		start = time.Now()
+		for j, vc := range vcs {
+			if vc == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[j] = errors.Join(errs[j], teardown(vc, e.dir(vc.Name())))
+			}()
+		}
+		wg.Wait()
+		teardowns = append(teardowns, time.Since(start).Seconds())
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("matrix: %w", err)
+		}
+		e.logf("matrix of %d: %.2fs, teardown %.3fs", len(versions), walls[len(walls)-1], teardowns[len(teardowns)-1])
+	}
+	res.Matrix.Wall = newStat("s", walls)
+	res.Matrix.Wall.RatioToFloor = res.Matrix.Wall.Median / res.Floor.Median
+	res.Matrix.RatioToCreate = res.Matrix.Wall.Median / res.Create.Median
+	res.TeardownThree = newStat("s", teardowns)
+	return nil
+}
+
+// memory reads the resident memory of an idle cluster: its processes, plus
+// what this process grew by (its store and syncer run in-process).
+func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error {
+	var total, api, cm, inproc []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		runtime.GC()
+		before := rssMB(os.Getpid())
+		vc, _, err := e.start(ctx, v)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-time.After(e.cfg.Idle):
+		case <-ctx.Done():
+		}
+		pids := vc.PIDs()
+		a, c := rssMB(pids["kube-apiserver"]), rssMB(pids["kube-controller-manager"])
+		own := max(rssMB(os.Getpid())-before, 0)
+		api, cm, inproc = append(api, a), append(cm, c), append(inproc, own)
+		total = append(total, a+c+own)
+		e.logf("memory: apiserver %.0f MB, controller manager %.0f MB, in-process %.0f MB", a, c, own)
+		if err := teardown(vc, e.dir(vc.Name())); err != nil {
+			return err
+		}
+	}
+	res.Memory.Idle = e.cfg.Idle.String()
+	res.Memory.TotalMB, res.Memory.APIServer = newStat("MB", total), newStat("MB", api)
+	res.Memory.CtrlMgr, res.Memory.InProcess = newStat("MB", cm), newStat("MB", inproc)
+	return nil
+}
+
+// density adds idle clusters one at a time until a create takes twice as long
+// as the first, or DensityMax is reached, then tears them all down.
+func (e *env) density(ctx context.Context, v k8sdist.Version) (d *Density, err error) {
+	d = &Density{StoppedBecause: fmt.Sprintf("reached the limit of %d", e.cfg.DensityMax)}
+	var vcs []*vcluster.VCluster
+	defer func() {
+		for _, vc := range vcs {
+			err = errors.Join(err, teardown(vc, e.dir(vc.Name())))
+		}
+	}()
+	for len(vcs) < e.cfg.DensityMax {
+		vc, secs, err := e.start(ctx, v)
+		if err != nil {
+			d.StoppedBecause = "a create failed: " + err.Error()
+			break
+		}
+		vcs = append(vcs, vc)
+		d.CreateSeconds = append(d.CreateSeconds, secs)
+		e.logf("density: cluster %d ready in %.2fs", len(vcs), secs)
+		if secs > 2*d.CreateSeconds[0] {
+			d.StoppedBecause = fmt.Sprintf("create-to-ready doubled (%.2fs against %.2fs)", secs, d.CreateSeconds[0])
+			break
+		}
+	}
+	d.Clusters = len(vcs)
+	return d, nil
+}
+
+// rssMB reads a process's resident set size.
+func rssMB(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func totalMemory() uint64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

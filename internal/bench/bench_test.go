@@ -1,0 +1,37 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs every figure once with a short idle time, so the benchmark
+// cannot rot between full runs of make bench.
+func TestSmoke(t *testing.T) {
+	res, err := Run(context.Background(), Config{
+		Runs: 1, Version: "1.37", MatrixVersions: []string{"1.36", "1.37"},
+		Idle: time.Second, DensityMax: 2, Dir: t.TempDir(), Log: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Floor.Median <= 0 || res.Create.Median <= 0 || res.Matrix.Wall.Median <= 0 || res.TeardownOne.Median <= 0 {
+		t.Errorf("a timed figure is missing: %+v", res)
+	}
+	if res.Memory.APIServer.Median < 50 || res.Memory.CtrlMgr.Median < 10 {
+		t.Errorf("memory figures too small to be real: %+v", res.Memory)
+	}
+	if res.Density == nil || res.Density.Clusters < 1 {
+		t.Errorf("density: %+v", res.Density)
+	}
+	if _, err := json.Marshal(res); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + Table(res))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

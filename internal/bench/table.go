@@ -1,0 +1,36 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Table renders the results as the Markdown table of bench/README.md.
+func Table(r *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d cores, %.0f GiB, %s; host %s, virtual %s, matrix %s\n\n",
+		r.Machine.Cores, float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.Go, r.Versions.Host, r.Versions.Virtual, strings.Join(r.Versions.Matrix, ","))
+	b.WriteString("| figure | median | min | max | vs floor |\n|---|---|---|---|---|\n")
+	row := func(name string, s Stat, ratio float64) {
+		vs := ""
+		if ratio > 0 {
+			vs = fmt.Sprintf("%.2fx", ratio)
+		}
+		fmt.Fprintf(&b, "| %s | %.3g %s | %.3g | %.3g | %s |\n", name, s.Median, s.Unit, s.Min, s.Max, vs)
+	}
+	row("floor: bare kube-apiserver to /readyz", r.Floor, 0)
+	row("create: one virtual cluster to Ready", r.Create, r.Create.RatioToFloor)
+	if len(r.Versions.Matrix) > 0 {
+		row(fmt.Sprintf("matrix: %d versions in parallel (%.2fx one create)", len(r.Versions.Matrix), r.Matrix.RatioToCreate), r.Matrix.Wall, r.Matrix.Wall.RatioToFloor)
+		row(fmt.Sprintf("teardown: %d clusters, verified", len(r.Versions.Matrix)), r.TeardownThree, 0)
+	}
+	row("teardown: one cluster, verified", r.TeardownOne, 0)
+	row("memory: one idle cluster after "+r.Memory.Idle, r.Memory.TotalMB, 0)
+	row("  of which kube-apiserver", r.Memory.APIServer, 0)
+	row("  of which kube-controller-manager", r.Memory.CtrlMgr, 0)
+	row("  of which in-process (store, syncer)", r.Memory.InProcess, 0)
+	if d := r.Density; d != nil {
+		fmt.Fprintf(&b, "\ndensity: %d idle clusters (%s)\n", d.Clusters, d.StoppedBecause)
+	}
+	return b.String()
+}
