@@ -16,8 +16,23 @@ import (
 // usageError makes vmatrix exit with 2: the command line itself is wrong.
 type usageError struct{ error }
 
+// loadConfig reads vmatrix.yaml (or --config) and lets the flags the user set
+// override it.
+func loadConfig(cmd *cobra.Command, path string) (matrix.Config, error) {
+	c, err := matrix.LoadConfig(path)
+	if err != nil {
+		return c, usageError{err}
+	}
+	if cmd.Flags().Changed("config") {
+		if _, err := os.Stat(path); err != nil {
+			return c, usageError{err}
+		}
+	}
+	return c, nil
+}
+
 func runCommand(manager func() *local.Manager) *cobra.Command {
-	var spec, reportDir string
+	var spec, reportDir, configPath string
 	opts := matrix.RunOptions{}
 	cmd := &cobra.Command{
 		Use:   "run --versions SPEC [flags] -- COMMAND [ARGS...]",
@@ -31,6 +46,26 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 || cmd.ArgsLenAtDash() != 0 {
 				return usageError{fmt.Errorf("no command: vmatrix run --versions SPEC -- COMMAND [ARGS...]")}
+			}
+			cfg, err := loadConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			flags := cmd.Flags()
+			if !flags.Changed("versions") {
+				spec = cfg.Versions
+			}
+			if !flags.Changed("parallel") {
+				opts.Parallel = cfg.Parallel
+			}
+			if !flags.Changed("retries") {
+				opts.Retries = cfg.Retries
+			}
+			if !flags.Changed("fail-fast") {
+				opts.FailFast = cfg.FailFast
+			}
+			if !flags.Changed("timeout") {
+				opts.Timeout = cfg.TimeoutDuration()
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -47,7 +82,7 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			}
 			m := manager()
 			m.Log = prefixWriter{}
-			report, err := matrix.Run(ctx, local.MatrixClusters{M: m}, opts)
+			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg}, opts)
 			if err != nil {
 				return err
 			}
@@ -70,7 +105,8 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&spec, "versions", "", "versions to run against (required)")
+	cmd.Flags().StringVar(&spec, "versions", "", "versions to run against (required unless vmatrix.yaml names them)")
+	cmd.Flags().StringVar(&configPath, "config", matrix.ConfigFile, "matrix settings; flags override them")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "versions created and run at once (default: all)")
 	cmd.Flags().BoolVar(&opts.FailFast, "fail-fast", false, "stop the other versions when one fails")
 	cmd.Flags().IntVar(&opts.Retries, "retries", 0, "rerun a failed version up to N times")
@@ -90,12 +126,19 @@ func (prefixWriter) Write(p []byte) (int, error) {
 }
 
 func upCommand(manager func() *local.Manager) *cobra.Command {
-	var spec string
+	var spec, configPath string
 	cmd := &cobra.Command{
 		Use:   "up --versions SPEC",
 		Short: "Keep a matrix of virtual clusters running for local reruns (vmatrix run uses them)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("versions") {
+				spec = cfg.Versions
+			}
 			ctx, cancel := signalContext()
 			defer cancel()
 			versions, err := matrix.Resolve(ctx, spec)
@@ -103,7 +146,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 				return usageError{err}
 			}
 			m := manager()
-			recs, err := m.Up(ctx, versions)
+			recs, err := m.Up(ctx, versions, cfg)
 			if err != nil {
 				return err
 			}
@@ -113,7 +156,8 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&spec, "versions", "", "versions to keep running (required)")
+	cmd.Flags().StringVar(&spec, "versions", "", "versions to keep running (required unless vmatrix.yaml names them)")
+	cmd.Flags().StringVar(&configPath, "config", matrix.ConfigFile, "matrix settings; flags override them")
 	return cmd
 }
 

@@ -47,6 +47,8 @@ type CreateOptions struct {
 	HostContext    string
 	// HostNodes is the node count of the embedded host, if this create starts it.
 	HostNodes int
+	// APIServerArgs are extra kube-apiserver flags.
+	APIServerArgs []string
 	// Owner and Up are recorded; see state.Record.
 	Owner int
 	Up    bool
@@ -117,7 +119,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 			}
 		}
 	}()
-	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up}
+	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up, APIServerArgs: opts.APIServerArgs}
 	if err := state.Write(dir, rec); err != nil {
 		return rec, err
 	}

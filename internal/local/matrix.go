@@ -24,7 +24,7 @@ func UpName(v k8sdist.Version) string {
 
 // Up creates the clusters of `vmatrix up` in parallel; running ones of the
 // same name and version are kept.
-func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version) ([]state.Record, error) {
+func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version, cfg matrix.Config) ([]state.Record, error) {
 	recs := make([]state.Record, len(versions))
 	g, ctx := errgroup.WithContext(ctx)
 	for i, v := range versions {
@@ -33,7 +33,7 @@ func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version) ([]state.R
 				recs[i] = rec
 				return nil
 			}
-			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true})
+			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, APIServerArgs: cfg.ArgsFor(v.String())})
 			recs[i] = rec
 			return err
 		})
@@ -69,7 +69,12 @@ func (m *Manager) running(name string, v k8sdist.Version) (state.Record, bool) {
 
 // MatrixClusters gives `vmatrix run` its clusters: those of `vmatrix up` when
 // they run, else clusters of its own, owned by this process and deleted after.
-type MatrixClusters struct{ M *Manager }
+type MatrixClusters struct {
+	M *Manager
+	// Config gives the node count of a host this run starts and per-version
+	// apiserver flags.
+	Config matrix.Config
+}
 
 var _ matrix.Clusters = MatrixClusters{}
 
@@ -78,7 +83,7 @@ func (c MatrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.
 		return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
 	}
 	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(UpName(v), "up-"))
-	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid()})
+	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, APIServerArgs: c.Config.ArgsFor(v.String())})
 	if err != nil {
 		return matrix.Cluster{}, err
 	}

@@ -62,6 +62,8 @@ type Record struct {
 	Owner int `json:"owner,omitempty"`
 	// Up marks the clusters of `vmatrix up`, which `run` attaches to.
 	Up bool `json:"up,omitempty"`
+	// APIServerArgs are extra kube-apiserver flags the cluster was created with.
+	APIServerArgs []string `json:"apiserverArgs,omitempty"`
 }
 
 // EmbeddedHost is the Host value of clusters on the embedded host.
