@@ -12,6 +12,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // The supervisors: each runs in its own background process, started by spawn,
@@ -53,7 +54,13 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	if err != nil {
 		return report(ready, err)
 	}
-	vc, err := vcluster.Start(ctx, vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h})
+	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, APIServerArgs: rec.APIServerArgs}
+	if rec.Host == state.EmbeddedHost {
+		// Reached through its kubeconfig here, it is still the embedded host,
+		// whose simulated nodes every virtual cluster shows.
+		cfg.Syncer = func(o *syncer.Options) { o.MirrorAllNodes = true }
+	}
+	vc, err := vcluster.Start(ctx, cfg)
 	if err != nil {
 		return report(ready, err)
 	}

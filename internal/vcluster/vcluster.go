@@ -5,13 +5,16 @@ package vcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // Config describes one virtual cluster.
@@ -21,12 +24,18 @@ type Config struct {
 	Version  k8sdist.Version
 	Binaries k8sdist.Binaries
 	Host     host.Host
+	// Syncer adjusts the syncer's options; Name, Virtual and Host are set by
+	// Start. MirrorAllNodes is on by default for an embedded host.
+	Syncer func(*syncer.Options)
+	// APIServerArgs are extra kube-apiserver flags (feature gates, say).
+	APIServerArgs []string
 }
 
 // VCluster is a running virtual cluster.
 type VCluster struct {
-	cfg Config
-	cp  *controlplane.ControlPlane
+	cfg    Config
+	cp     *controlplane.ControlPlane
+	syncer *syncer.Syncer
 }
 
 // Start starts a virtual cluster and returns once it is ready.
@@ -34,12 +43,27 @@ func Start(ctx context.Context, cfg Config) (*VCluster, error) {
 	cp, err := controlplane.Start(ctx, controlplane.Config{
 		Name: cfg.Name, Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
 		// The host's range, so a Service can carry the host's cluster IP.
-		ServiceCIDR: cfg.Host.ServiceCIDR(),
+		ServiceCIDR:   cfg.Host.ServiceCIDR(),
+		APIServerArgs: cfg.APIServerArgs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err)
 	}
-	return &VCluster{cfg: cfg, cp: cp}, nil
+	opts := syncer.Options{Name: cfg.Name, Virtual: cp.RESTConfig(), Host: cfg.Host.RESTConfig()}
+	// Many suites wait for a Ready node before they start; the embedded host's
+	// simulated nodes cost nothing to show.
+	_, opts.MirrorAllNodes = cfg.Host.(*host.Embedded)
+	if cfg.Syncer != nil {
+		cfg.Syncer(&opts)
+	}
+	s, err := syncer.New(opts)
+	if err == nil {
+		err = s.Start(ctx)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err), cp.Stop())
+	}
+	return &VCluster{cfg: cfg, cp: cp, syncer: s}, nil
 }
 
 func (v *VCluster) Name() string             { return v.cfg.Name }
@@ -49,6 +73,14 @@ func (v *VCluster) RESTConfig() *rest.Config { return v.cp.RESTConfig() }
 func (v *VCluster) Port() int                { return v.cp.Port() }
 func (v *VCluster) PIDs() map[string]int     { return v.cp.PIDs() }
 
-// Stop stops the virtual cluster: its control plane, then its store. It is
-// idempotent.
-func (v *VCluster) Stop() error { return v.cp.Stop() }
+// HostNamespace is the host namespace that holds the cluster's workloads.
+func (v *VCluster) HostNamespace() string { return v.syncer.HostNamespace() }
+
+// Stop stops the virtual cluster: the syncer, which removes everything of the
+// cluster from the host and waits until it is gone, then the control plane and
+// its store. It is idempotent.
+func (v *VCluster) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	return errors.Join(v.syncer.Teardown(ctx), v.cp.Stop())
+}

@@ -1,0 +1,97 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	kindConfigMap = "ConfigMap"
+	kindSecret    = "Secret"
+)
+
+// ConfigMaps and Secrets are copied down only while a virtual pod refers to
+// one: everything else stays in the virtual cluster, where it may hold what
+// the host has no business seeing.
+func (s *Syncer) setupConfigMaps() error {
+	s.configMaps = s.newController("configmaps", 2, s.syncConfigMap)
+	s.secrets = s.newController("secrets", 2, s.syncSecret)
+	if _, err := s.vInf.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(s.configMaps.byKey)); err != nil {
+		return err
+	}
+	if _, err := s.hInf.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(s.configMaps.byVirtualKey(kindConfigMap))); err != nil {
+		return err
+	}
+	if _, err := s.vInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.secrets.byKey)); err != nil {
+		return err
+	}
+	_, err := s.hInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.secrets.byVirtualKey(kindSecret)))
+	return err
+}
+
+// referenced reports whether a virtual pod refers to the object key through
+// index.
+func (s *Syncer) referenced(index, key string) bool {
+	pods, _ := s.vInf.Core().V1().Pods().Informer().GetIndexer().ByIndex(index, key)
+	return len(pods) > 0
+}
+
+func (s *Syncer) syncConfigMap(ctx context.Context, key string) error {
+	ns, name := splitKey(key)
+	v, err := notFound(s.vInf.Core().V1().ConfigMaps().Lister().ConfigMaps(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	h, err := notFound(s.hInf.Core().V1().ConfigMaps().Lister().ConfigMaps(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	if err != nil {
+		return err
+	}
+	api := s.host.CoreV1().ConfigMaps(s.opts.HostNamespace)
+	if v == nil || !s.referenced(indexConfigMaps, key) {
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+	}
+	desired := &corev1.ConfigMap{ObjectMeta: s.hostMeta(kindConfigMap, v, v.Labels, nil), Data: v.Data, BinaryData: v.BinaryData, Immutable: v.Immutable}
+	_, err = ensureHost(ctx, s, api, kindConfigMap, h, desired, func(cur, d *corev1.ConfigMap) bool {
+		if equality.Semantic.DeepEqual(cur.Data, d.Data) && equality.Semantic.DeepEqual(cur.BinaryData, d.BinaryData) {
+			return false
+		}
+		cur.Data, cur.BinaryData = d.Data, d.BinaryData
+		return true
+	})
+	return s.reportClash(err, v)
+}
+
+func (s *Syncer) syncSecret(ctx context.Context, key string) error {
+	ns, name := splitKey(key)
+	v, err := notFound(s.vInf.Core().V1().Secrets().Lister().Secrets(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	h, err := notFound(s.hInf.Core().V1().Secrets().Lister().Secrets(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	if err != nil {
+		return err
+	}
+	if h != nil && !s.ownedKind(h, kindSecret) {
+		h = nil // a pod's token Secret, or not ours: ensureHost reports the clash
+	}
+	api := s.host.CoreV1().Secrets(s.opts.HostNamespace)
+	if v == nil || !s.referenced(indexSecrets, key) {
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+	}
+	typ := v.Type
+	if typ == corev1.SecretTypeServiceAccountToken {
+		typ = corev1.SecretTypeOpaque // the host's token controller would fill it with a host token
+	}
+	desired := &corev1.Secret{ObjectMeta: s.hostMeta(kindSecret, v, v.Labels, nil), Data: v.Data, Type: typ, Immutable: v.Immutable}
+	_, err = ensureHost(ctx, s, api, kindSecret, h, desired, func(cur, d *corev1.Secret) bool {
+		if equality.Semantic.DeepEqual(cur.Data, d.Data) {
+			return false
+		}
+		cur.Data = d.Data
+		return true
+	})
+	return s.reportClash(err, v)
+}

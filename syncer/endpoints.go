@@ -1,0 +1,71 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const kindEndpoints = "Endpoints"
+
+func (s *Syncer) setupEndpoints() error {
+	s.endpoints = s.newController("endpoints", 2, s.syncEndpoints)
+	if _, err := s.vInf.Core().V1().Endpoints().Informer().AddEventHandler(handler(s.endpoints.byKey)); err != nil {
+		return err
+	}
+	_, err := s.hInf.Core().V1().Endpoints().Informer().AddEventHandler(handler(s.endpoints.byVirtualKey(kindEndpoints)))
+	return err
+}
+
+// syncEndpoints copies the Endpoints of a selector-less virtual Service down:
+// nothing on the host could compute them. A Service with a selector gets its
+// host Endpoints (and EndpointSlices) from the host's own controllers, and a
+// host copy of a selector-less Service's Endpoints becomes EndpointSlices
+// through the host's mirroring controller.
+func (s *Syncer) syncEndpoints(ctx context.Context, key string) error {
+	ns, name := splitKey(key)
+	if ns == metav1.NamespaceDefault && name == "kubernetes" {
+		return nil
+	}
+	svc, err := notFound(s.vInf.Core().V1().Services().Lister().Services(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	v, err := notFound(s.vInf.Core().V1().Endpoints().Lister().Endpoints(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	h, err := notFound(s.hInf.Core().V1().Endpoints().Lister().Endpoints(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	if err != nil {
+		return err
+	}
+	api := s.host.CoreV1().Endpoints(s.opts.HostNamespace)
+	if v == nil || svc == nil || len(svc.Spec.Selector) > 0 {
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+	}
+	desired := &corev1.Endpoints{ObjectMeta: s.hostMeta(kindEndpoints, v, v.Labels, nil)}
+	for _, sub := range v.Subsets {
+		sub = *sub.DeepCopy()
+		for _, addrs := range [][]corev1.EndpointAddress{sub.Addresses, sub.NotReadyAddresses} {
+			for i := range addrs {
+				if ref := addrs[i].TargetRef; ref != nil && ref.Kind == "Pod" {
+					addrs[i].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: s.opts.HostNamespace, Name: s.hostName(ns, ref.Name)}
+				} else {
+					addrs[i].TargetRef = nil
+				}
+				addrs[i].NodeName = nil
+			}
+		}
+		desired.Subsets = append(desired.Subsets, sub)
+	}
+	_, err = ensureHost(ctx, s, api, kindEndpoints, h, desired, func(cur, d *corev1.Endpoints) bool {
+		if equality.Semantic.DeepEqual(cur.Subsets, d.Subsets) {
+			return false
+		}
+		cur.Subsets = d.Subsets
+		return true
+	})
+	return s.reportClash(err, v)
+}

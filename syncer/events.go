@@ -1,0 +1,105 @@
+package syncer
+
+import (
+	"context"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+)
+
+func (s *Syncer) setupEvents() error {
+	s.events = s.newController("events", 2, s.syncEvent)
+	// No deletions: an Event that expires on the host expires in the virtual
+	// cluster on its own.
+	add := func(obj any) {
+		if e, ok := obj.(*corev1.Event); ok {
+			s.events.byKey(e)
+		}
+	}
+	_, err := s.hEvt.Core().V1().Events().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: add, UpdateFunc: func(_, cur any) { add(cur) },
+	})
+	return err
+}
+
+// syncEvent copies a host Event about one of the syncer's objects up to the
+// virtual object, with host names turned back into virtual ones. The virtual
+// Event's name derives from the host Event's, so copying it again updates
+// rather than duplicates it.
+func (s *Syncer) syncEvent(ctx context.Context, key string) error {
+	_, name := splitKey(key)
+	e, err := notFound(s.hEvt.Core().V1().Events().Lister().Events(s.opts.HostNamespace).Get(name))
+	if err != nil || e == nil {
+		return err
+	}
+	obj, err := s.hostObject(e.InvolvedObject)
+	if err != nil || obj == nil || !s.owns(obj) {
+		return err
+	}
+	a := obj.GetAnnotations()
+	vns, vname := a[AnnotationNS], a[AnnotationName]
+	hostRef := s.opts.HostNamespace + "/" + e.InvolvedObject.Name
+	msg := strings.ReplaceAll(e.Message, hostRef, vns+"/"+vname)
+	msg = strings.ReplaceAll(msg, e.InvolvedObject.Name, vname)
+	ve := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: vname + strings.TrimPrefix(e.Name, e.InvolvedObject.Name), Namespace: vns},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: e.InvolvedObject.Kind, APIVersion: e.InvolvedObject.APIVersion, Namespace: vns, Name: vname,
+			UID: types.UID(a[AnnotationUID]), FieldPath: e.InvolvedObject.FieldPath,
+		},
+		Reason: e.Reason, Message: msg, Type: e.Type, Source: e.Source, Count: e.Count,
+		FirstTimestamp: e.FirstTimestamp, LastTimestamp: e.LastTimestamp, EventTime: e.EventTime,
+		Series: e.Series, Action: e.Action, ReportingController: e.ReportingController, ReportingInstance: e.ReportingInstance,
+	}
+	if ve.Name == vname {
+		ve.Name = vname + "." + string(e.UID)
+	}
+	api := s.virtual.CoreV1().Events(vns)
+	cur, err := api.Get(ctx, ve.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = api.Create(ctx, ve, metav1.CreateOptions{})
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+			return nil // the virtual namespace is going away
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Count == ve.Count && cur.Message == ve.Message && equality.Semantic.DeepEqual(cur.Series, ve.Series) && cur.LastTimestamp.Equal(&ve.LastTimestamp) {
+		return nil
+	}
+	cur.Count, cur.Message, cur.LastTimestamp, cur.Series = ve.Count, ve.Message, ve.LastTimestamp, ve.Series
+	_, err = api.Update(ctx, cur, metav1.UpdateOptions{})
+	return ignoreGone(err)
+}
+
+// hostObject is the host object an Event is about, if it is of a kind the
+// syncer copies up events for.
+func (s *Syncer) hostObject(ref corev1.ObjectReference) (metav1.Object, error) {
+	if ref.Namespace != s.opts.HostNamespace {
+		return nil, nil
+	}
+	core := s.hInf.Core().V1()
+	var obj metav1.Object
+	var err error
+	switch ref.Kind {
+	case "Pod":
+		obj, err = core.Pods().Lister().Pods(ref.Namespace).Get(ref.Name)
+	case "Service":
+		obj, err = core.Services().Lister().Services(ref.Namespace).Get(ref.Name)
+	case "PersistentVolumeClaim":
+		obj, err = core.PersistentVolumeClaims().Lister().PersistentVolumeClaims(ref.Namespace).Get(ref.Name)
+	default:
+		return nil, nil
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return obj, err
+}

@@ -1,0 +1,152 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Taints the node lifecycle controller of a real cluster manages. A virtual
+// cluster runs without that controller, so nothing would ever remove them
+// from a virtual Node: the syncer does not copy them and takes away the
+// not-ready taint the apiserver puts on every new Node.
+var lifecycleTaints = map[string]bool{
+	corev1.TaintNodeNotReady:           true,
+	corev1.TaintNodeUnreachable:        true,
+	corev1.TaintNodeUnschedulable:      true,
+	corev1.TaintNodeNetworkUnavailable: true,
+	corev1.TaintNodeDiskPressure:       true,
+	corev1.TaintNodeMemoryPressure:     true,
+	corev1.TaintNodePIDPressure:        true,
+}
+
+func (s *Syncer) setupNodes() error {
+	s.nodes = s.newController("nodes", 2, s.syncNode)
+	if _, err := s.hNod.Core().V1().Nodes().Informer().AddEventHandler(handler(s.nodes.byKey)); err != nil {
+		return err
+	}
+	_, err := s.vInf.Core().V1().Nodes().Informer().AddEventHandler(handler(s.nodes.byKey))
+	return err
+}
+
+// syncNode makes virtual Node name mirror the host node of that name while it
+// is wanted: always for a Ready, schedulable host node with MirrorAllNodes,
+// else while a synced pod is on it (a virtual pod bound to a missing Node
+// would be garbage-collected).
+func (s *Syncer) syncNode(ctx context.Context, name string) error {
+	h, err := notFound(s.hNod.Core().V1().Nodes().Lister().Get(name))
+	if err != nil {
+		return err
+	}
+	v, err := notFound(s.vInf.Core().V1().Nodes().Lister().Get(name))
+	if err != nil {
+		return err
+	}
+	api := s.virtual.CoreV1().Nodes()
+	if v != nil && v.Labels[LabelManagedBy] != s.opts.Name {
+		return nil // a Node someone else made in the virtual cluster
+	}
+	if h == nil || !(s.opts.MirrorAllNodes && nodeReady(h) && !h.Spec.Unschedulable || s.nodeInUse(name)) {
+		if v == nil {
+			return nil
+		}
+		uid := v.UID
+		err := api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if apierrors.IsConflict(err) {
+			return nil
+		}
+		return ignoreGone(err)
+	}
+	desired := virtualNode(h, s.opts.Name)
+	if v == nil {
+		if v, err = api.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	if !equality.Semantic.DeepEqual(v.Spec.Taints, desired.Spec.Taints) || v.Spec.Unschedulable != desired.Spec.Unschedulable ||
+		!equality.Semantic.DeepEqual(v.Labels, desired.Labels) {
+		cp := v.DeepCopy()
+		cp.Labels, cp.Spec.Taints, cp.Spec.Unschedulable = desired.Labels, desired.Spec.Taints, desired.Spec.Unschedulable
+		if v, err = api.Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	if !equality.Semantic.DeepEqual(nodeStatusSummary(&v.Status), nodeStatusSummary(&desired.Status)) {
+		cp := v.DeepCopy()
+		cp.Status = desired.Status
+		_, err = api.UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+		return err
+	}
+	return nil
+}
+
+// nodeInUse reports whether a synced pod runs on the node, on either side.
+func (s *Syncer) nodeInUse(name string) bool {
+	h, _ := s.hInf.Core().V1().Pods().Informer().GetIndexer().ByIndex(indexNode, name)
+	if len(h) > 0 {
+		return true
+	}
+	v, _ := s.vInf.Core().V1().Pods().Informer().GetIndexer().ByIndex(indexNode, name)
+	return len(v) > 0
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// virtualNode is the virtual copy of a host node: its labels, schedulable
+// taints, capacity, addresses and conditions.
+func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
+	labels := map[string]string{}
+	for k, v := range h.Labels {
+		labels[k] = v
+	}
+	labels[LabelManagedBy] = vcluster
+	var taints []corev1.Taint
+	for _, t := range h.Spec.Taints {
+		if !lifecycleTaints[t.Key] {
+			taints = append(taints, t)
+		}
+	}
+	st := corev1.NodeStatus{
+		Capacity: h.Status.Capacity, Allocatable: h.Status.Allocatable,
+		Addresses: h.Status.Addresses, NodeInfo: h.Status.NodeInfo, DaemonEndpoints: h.Status.DaemonEndpoints,
+		Phase: h.Status.Phase,
+	}
+	for _, c := range h.Status.Conditions {
+		st.Conditions = append(st.Conditions, *c.DeepCopy())
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels},
+		Spec:       corev1.NodeSpec{Taints: taints, Unschedulable: h.Spec.Unschedulable},
+		Status:     st,
+	}
+}
+
+type nodeStatusView struct {
+	Capacity, Allocatable corev1.ResourceList
+	Addresses             []corev1.NodeAddress
+	Conditions            []conditionView
+	KubeletVersion, OS    string
+}
+
+// nodeStatusSummary leaves out heartbeat times: the host renews them every
+// few seconds, and copying each renewal would only load the virtual cluster.
+func nodeStatusSummary(st *corev1.NodeStatus) nodeStatusView {
+	// Of the node info only what every version keeps: newer fields would be
+	// dropped by an older virtual apiserver and never compare equal.
+	v := nodeStatusView{Capacity: st.Capacity, Allocatable: st.Allocatable, Addresses: st.Addresses,
+		KubeletVersion: st.NodeInfo.KubeletVersion, OS: st.NodeInfo.OperatingSystem}
+	for _, c := range st.Conditions {
+		v.Conditions = append(v.Conditions, conditionView{string(c.Type), string(c.Status), c.Reason, c.Message})
+	}
+	return v
+}

@@ -1,0 +1,533 @@
+package syncer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/cache"
+)
+
+const (
+	kindPod   = "Pod"
+	kindToken = "ServiceAccountToken"
+	// annotationTokenRefresh on a token Secret is when its tokens are to be
+	// requested again (80% of their life, as the kubelet does).
+	annotationTokenRefresh = "vmatrix.io/token-refresh"
+	// Indexes on the pod informers.
+	indexConfigMaps = "configmaps" // virtual pods by "namespace/name" of referenced ConfigMaps
+	indexSecrets    = "secrets"    // virtual pods by referenced Secrets
+	indexNode       = "node"       // pods by node name
+)
+
+func (s *Syncer) setupPods() error {
+	s.pods = s.newController("pods", 8, s.syncPod)
+	vPods := s.vInf.Core().V1().Pods().Informer()
+	hPods := s.hInf.Core().V1().Pods().Informer()
+	err := vPods.AddIndexers(cache.Indexers{
+		indexConfigMaps: func(obj any) ([]string, error) { cms, _ := podRefs(obj.(*corev1.Pod)); return cms, nil },
+		indexSecrets:    func(obj any) ([]string, error) { _, secrets := podRefs(obj.(*corev1.Pod)); return secrets, nil },
+		indexNode:       byNodeName,
+	})
+	if err != nil {
+		return err
+	}
+	if err := addIndex(hPods, indexNode, byNodeName); err != nil {
+		return err
+	}
+	_, err = vPods.AddEventHandler(handler(func(obj metav1.Object) {
+		s.pods.byKey(obj)
+		p := obj.(*corev1.Pod)
+		cms, secrets := podRefs(p)
+		for _, k := range cms {
+			s.configMaps.add(k)
+		}
+		for _, k := range secrets {
+			s.secrets.add(k)
+		}
+		if p.Spec.NodeName != "" {
+			s.nodes.add(p.Spec.NodeName)
+		}
+	}))
+	if err != nil {
+		return err
+	}
+	_, err = hPods.AddEventHandler(handler(func(obj metav1.Object) {
+		s.pods.byVirtualKey(kindPod)(obj)
+		if n := obj.(*corev1.Pod).Spec.NodeName; n != "" {
+			s.nodes.add(n)
+		}
+	}))
+	return err
+}
+
+func byNodeName(obj any) ([]string, error) {
+	if n := obj.(*corev1.Pod).Spec.NodeName; n != "" {
+		return []string{n}, nil
+	}
+	return nil, nil
+}
+
+// syncPod makes the host pod follow the virtual pod, and the virtual pod's
+// node and status follow the host pod.
+func (s *Syncer) syncPod(ctx context.Context, key string) error {
+	ns, name := splitKey(key)
+	v, err := s.virtualPod(ns, name)
+	if err != nil {
+		return err
+	}
+	h, err := s.hostPod(s.hostName(ns, name))
+	if err != nil {
+		return err
+	}
+	api := s.host.CoreV1().Pods(s.opts.HostNamespace)
+	switch {
+	case v == nil:
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+	case h != nil && h.Annotations[AnnotationUID] != string(v.UID):
+		// The host pod of an earlier virtual pod of the same name (a
+		// StatefulSet's, say): it goes first; its deletion requeues this key.
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	case v.DeletionTimestamp != nil:
+		if h != nil {
+			if err := s.updateVirtualStatus(ctx, v, h); err != nil {
+				return err
+			}
+			return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: v.DeletionGracePeriodSeconds})
+		}
+		// Nothing runs any more; no kubelet will confirm the deletion in the
+		// virtual cluster, so the syncer does.
+		return s.deleteVirtualPod(ctx, v, 0)
+	case h == nil && ranOnHost(v):
+		// The host removed the pod (evicted, deleted): so does the virtual cluster.
+		return s.deleteVirtualPod(ctx, v, 0)
+	case h == nil:
+		return s.createHostPod(ctx, v)
+	}
+	if h.DeletionTimestamp != nil {
+		grace := int64(0)
+		if h.DeletionGracePeriodSeconds != nil {
+			grace = *h.DeletionGracePeriodSeconds
+		}
+		return s.deleteVirtualPod(ctx, v, grace)
+	}
+	if _, err := ensureHost(ctx, s, api, kindPod, h, s.translatePod(v), mergePod); err != nil {
+		return s.reportClash(err, v)
+	}
+	if err := s.ensureToken(ctx, v, h); err != nil {
+		return err
+	}
+	if err := s.updateVirtualStatus(ctx, v, h); err != nil {
+		return err
+	}
+	if h.Spec.NodeName != "" && v.Spec.NodeName == "" {
+		return s.bind(ctx, v, h.Spec.NodeName)
+	}
+	return nil
+}
+
+// ranOnHost tells from the status that the syncer copied up that a host pod
+// existed: a virtual apiserver alone never sets these.
+func ranOnHost(v *corev1.Pod) bool {
+	return v.Status.StartTime != nil || v.Status.PodIP != "" ||
+		v.Status.Phase == corev1.PodRunning || v.Status.Phase == corev1.PodSucceeded || v.Status.Phase == corev1.PodFailed
+}
+
+func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
+	if len(v.Spec.SchedulingGates) > 0 {
+		return nil // not ready to schedule yet; an update removes the gates
+	}
+	if why := s.refusal(v); why != "" {
+		s.recorder.Eventf(v, corev1.EventTypeWarning, "SyncRefused",
+			"not run on the host: the pod uses %s, which this virtual cluster does not allow", why)
+		return nil
+	}
+	// What the pod mounts goes first, as a kubelet would otherwise wait for it.
+	cms, secrets := podRefs(v)
+	for _, k := range cms {
+		if err := s.syncConfigMap(ctx, k); err != nil {
+			return err
+		}
+	}
+	for _, k := range secrets {
+		if err := s.syncSecret(ctx, k); err != nil {
+			return err
+		}
+	}
+	h, err := ensureHost(ctx, s, s.host.CoreV1().Pods(s.opts.HostNamespace), kindPod, nil, s.translatePod(v), mergePod)
+	if err != nil {
+		return s.reportClash(err, v)
+	}
+	return s.ensureToken(ctx, v, h)
+}
+
+func (s *Syncer) deleteVirtualPod(ctx context.Context, v *corev1.Pod, grace int64) error {
+	if v.DeletionTimestamp != nil && grace > 0 {
+		return nil
+	}
+	uid := v.UID
+	err := s.virtual.CoreV1().Pods(v.Namespace).Delete(ctx, v.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &grace, Preconditions: &metav1.Preconditions{UID: &uid},
+	})
+	if apierrors.IsConflict(err) {
+		return nil // another pod of that name by now
+	}
+	return ignoreGone(err)
+}
+
+// bind binds the virtual pod to the node the host chose, after making sure
+// the virtual Node exists (the pod garbage collector removes pods bound to
+// missing nodes).
+func (s *Syncer) bind(ctx context.Context, v *corev1.Pod, node string) error {
+	if err := s.syncNode(ctx, node); err != nil {
+		return err
+	}
+	err := s.virtual.CoreV1().Pods(v.Namespace).Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Name: v.Name, Namespace: v.Namespace, UID: v.UID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: node},
+	}, metav1.CreateOptions{})
+	if apierrors.IsConflict(err) {
+		return nil // bound already
+	}
+	return ignoreGone(err)
+}
+
+// updateVirtualStatus copies the host pod's status up when it differs in what
+// a user or a controller reads. The comparison leaves out fields a virtual
+// apiserver older than the host may drop, so that the two never flap.
+func (s *Syncer) updateVirtualStatus(ctx context.Context, v, h *corev1.Pod) error {
+	if equality.Semantic.DeepEqual(podStatusSummary(&v.Status), podStatusSummary(&h.Status)) {
+		return nil
+	}
+	cp := v.DeepCopy()
+	cp.Status = *h.Status.DeepCopy()
+	cp.Status.QOSClass = v.Status.QOSClass // the virtual apiserver's own, immutable
+	_, err := s.virtual.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+	return ignoreGone(err)
+}
+
+type podStatusView struct {
+	Phase            corev1.PodPhase
+	Reason, Message  string
+	HostIP, PodIP    string
+	PodIPs           []corev1.PodIP
+	StartTime        *metav1.Time
+	Conditions       []conditionView
+	Init, Containers []containerView
+}
+
+type conditionView struct{ Type, Status, Reason, Message string }
+
+type containerView struct {
+	Name               string
+	Ready              bool
+	Started            *bool
+	RestartCount       int32
+	State, LastState   corev1.ContainerState
+	Image, ContainerID string
+}
+
+func podStatusSummary(st *corev1.PodStatus) podStatusView {
+	v := podStatusView{Phase: st.Phase, Reason: st.Reason, Message: st.Message, HostIP: st.HostIP, PodIP: st.PodIP, PodIPs: st.PodIPs, StartTime: st.StartTime}
+	for _, c := range st.Conditions {
+		v.Conditions = append(v.Conditions, conditionView{string(c.Type), string(c.Status), c.Reason, c.Message})
+	}
+	containers := func(list []corev1.ContainerStatus) (out []containerView) {
+		for _, c := range list {
+			out = append(out, containerView{c.Name, c.Ready, c.Started, c.RestartCount, c.State, c.LastTerminationState, c.Image, c.ContainerID})
+		}
+		return out
+	}
+	v.Init, v.Containers = containers(st.InitContainerStatuses), containers(st.ContainerStatuses)
+	return v
+}
+
+// mergePod carries over what may change in a running pod.
+func mergePod(cur, desired *corev1.Pod) bool {
+	changed := false
+	for i := range cur.Spec.Containers {
+		if i < len(desired.Spec.Containers) && cur.Spec.Containers[i].Image != desired.Spec.Containers[i].Image {
+			cur.Spec.Containers[i].Image = desired.Spec.Containers[i].Image
+			changed = true
+		}
+	}
+	if !equality.Semantic.DeepEqual(cur.Spec.ActiveDeadlineSeconds, desired.Spec.ActiveDeadlineSeconds) && desired.Spec.ActiveDeadlineSeconds != nil {
+		cur.Spec.ActiveDeadlineSeconds = desired.Spec.ActiveDeadlineSeconds
+		changed = true
+	}
+	return changed
+}
+
+// refusal says why a pod may not run on the host ("" if it may).
+func (s *Syncer) refusal(p *corev1.Pod) string {
+	if s.opts.AllowPrivileged {
+		return ""
+	}
+	var why []string
+	if p.Spec.HostNetwork {
+		why = append(why, "hostNetwork")
+	}
+	if p.Spec.HostPID {
+		why = append(why, "hostPID")
+	}
+	if p.Spec.HostIPC {
+		why = append(why, "hostIPC")
+	}
+	for _, vol := range p.Spec.Volumes {
+		if vol.HostPath != nil {
+			why = append(why, fmt.Sprintf("a hostPath volume (%s)", vol.Name))
+		}
+	}
+	visitContainers(&p.Spec, func(c *corev1.Container) {
+		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+			why = append(why, fmt.Sprintf("a privileged container (%s)", c.Name))
+		}
+	})
+	return strings.Join(why, ", ")
+}
+
+// visitContainers calls fn for every container of a pod spec, init and
+// ephemeral ones included.
+func visitContainers(spec *corev1.PodSpec, fn func(*corev1.Container)) {
+	for i := range spec.InitContainers {
+		fn(&spec.InitContainers[i])
+	}
+	for i := range spec.Containers {
+		fn(&spec.Containers[i])
+	}
+	for i := range spec.EphemeralContainers {
+		fn((*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon))
+	}
+}
+
+// visitRefs calls configMap, secret and pvc with a pointer to every name in
+// a pod spec that refers to an object of the pod's namespace. Both the
+// reference index and the renaming for the host go through here, so they
+// cannot disagree.
+func visitRefs(spec *corev1.PodSpec, configMap, secret, pvc func(*string)) {
+	for i := range spec.ImagePullSecrets {
+		secret(&spec.ImagePullSecrets[i].Name)
+	}
+	for i := range spec.Volumes {
+		vol := &spec.Volumes[i]
+		switch {
+		case vol.ConfigMap != nil:
+			configMap(&vol.ConfigMap.Name)
+		case vol.Secret != nil:
+			secret(&vol.Secret.SecretName)
+		case vol.PersistentVolumeClaim != nil:
+			pvc(&vol.PersistentVolumeClaim.ClaimName)
+		case vol.Projected != nil:
+			for j := range vol.Projected.Sources {
+				src := &vol.Projected.Sources[j]
+				if src.ConfigMap != nil {
+					configMap(&src.ConfigMap.Name)
+				}
+				if src.Secret != nil {
+					secret(&src.Secret.Name)
+				}
+			}
+		}
+	}
+	visitContainers(spec, func(c *corev1.Container) {
+		for i := range c.EnvFrom {
+			if r := c.EnvFrom[i].ConfigMapRef; r != nil {
+				configMap(&r.Name)
+			}
+			if r := c.EnvFrom[i].SecretRef; r != nil {
+				secret(&r.Name)
+			}
+		}
+		for i := range c.Env {
+			if vf := c.Env[i].ValueFrom; vf != nil {
+				if vf.ConfigMapKeyRef != nil {
+					configMap(&vf.ConfigMapKeyRef.Name)
+				}
+				if vf.SecretKeyRef != nil {
+					secret(&vf.SecretKeyRef.Name)
+				}
+			}
+		}
+	})
+}
+
+// podRefs lists the "namespace/name" keys of the ConfigMaps and Secrets a pod
+// refers to.
+func podRefs(p *corev1.Pod) (configMaps, secrets []string) {
+	spec := p.Spec.DeepCopy()
+	collect := func(into *[]string) func(*string) {
+		return func(name *string) {
+			if *name != "" {
+				*into = append(*into, p.Namespace+"/"+*name)
+			}
+		}
+	}
+	visitRefs(spec, collect(&configMaps), collect(&secrets), func(*string) {})
+	return configMaps, secrets
+}
+
+// translatePod is the host pod of a virtual pod: references renamed to the
+// host copies, the service account token from a host Secret, and nothing the
+// host would add of its own (token, service links, priority).
+func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
+	h := &corev1.Pod{ObjectMeta: s.hostMeta(kindPod, v, v.Labels, v.Annotations)}
+	spec := v.Spec.DeepCopy()
+	rename := func(name *string) { *name = s.hostName(v.Namespace, *name) }
+	visitRefs(spec, rename, rename, rename)
+	token := s.tokenSecretName(v.Namespace, v.Name)
+	for i := range spec.Volumes {
+		vol := &spec.Volumes[i]
+		if vol.DownwardAPI != nil {
+			for j := range vol.DownwardAPI.Items {
+				rewriteFieldRef(vol.DownwardAPI.Items[j].FieldRef)
+			}
+		}
+		if vol.Projected == nil {
+			continue
+		}
+		for j := range vol.Projected.Sources {
+			src := &vol.Projected.Sources[j]
+			if sat := src.ServiceAccountToken; sat != nil {
+				src.ServiceAccountToken = nil
+				src.Secret = &corev1.SecretProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: token},
+					Items:                []corev1.KeyToPath{{Key: tokenKey(sat.Audience), Path: sat.Path}},
+				}
+			}
+			if src.DownwardAPI != nil {
+				for k := range src.DownwardAPI.Items {
+					rewriteFieldRef(src.DownwardAPI.Items[k].FieldRef)
+				}
+			}
+		}
+	}
+	visitContainers(spec, func(c *corev1.Container) {
+		for i := range c.Env {
+			if c.Env[i].ValueFrom != nil {
+				rewriteFieldRef(c.Env[i].ValueFrom.FieldRef)
+			}
+		}
+	})
+	// The host scheduler places the pod; the virtual pod is bound afterwards.
+	spec.NodeName = ""
+	// The host's default ServiceAccount, with nothing mounted: the virtual
+	// token comes from the Secret above.
+	spec.ServiceAccountName, spec.DeprecatedServiceAccount = "", ""
+	spec.AutomountServiceAccountToken = new(bool)
+	// Service links would name host Services.
+	spec.EnableServiceLinks = new(bool)
+	// Priority classes and runtime class overhead are the virtual cluster's
+	// objects; the host's admission would reject their values.
+	spec.PriorityClassName, spec.Priority, spec.PreemptionPolicy, spec.Overhead = "", nil, nil, nil
+	if spec.Hostname == "" && len(validation.IsDNS1123Label(v.Name)) == 0 {
+		spec.Hostname = v.Name // what the pod sees as its hostname, as in the virtual cluster
+	}
+	spec.Subdomain = ""
+	h.Spec = *spec
+	return h
+}
+
+// rewriteFieldRef points downward-API references to the pod's own identity at
+// the annotations that carry the virtual values.
+func rewriteFieldRef(ref *corev1.ObjectFieldSelector) {
+	if ref == nil {
+		return
+	}
+	switch ref.FieldPath {
+	case "metadata.name":
+		ref.FieldPath = "metadata.annotations['" + AnnotationName + "']"
+	case "metadata.namespace":
+		ref.FieldPath = "metadata.annotations['" + AnnotationNS + "']"
+	case "metadata.uid":
+		ref.FieldPath = "metadata.annotations['" + AnnotationUID + "']"
+	}
+}
+
+// tokenKey is the key of the token for audience in a token Secret.
+func tokenKey(audience string) string {
+	if audience == "" {
+		return "token"
+	}
+	sum := sha256.Sum256([]byte(audience))
+	return "token-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// ensureToken keeps the host Secret with the pod's virtual ServiceAccount
+// tokens (one per audience the pod asks for) current: requested from the
+// virtual apiserver, bound to the virtual pod, renewed at 80% of their life.
+// The Secret is owned by the host pod, so the host removes it with the pod.
+func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
+	want := map[string]int64{} // audience -> expiration seconds
+	for _, vol := range v.Spec.Volumes {
+		if vol.Projected == nil {
+			continue
+		}
+		for _, src := range vol.Projected.Sources {
+			if sat := src.ServiceAccountToken; sat != nil {
+				exp := int64(3600)
+				if sat.ExpirationSeconds != nil {
+					exp = *sat.ExpirationSeconds
+				}
+				want[sat.Audience] = exp
+			}
+		}
+	}
+	if len(want) == 0 || h == nil {
+		return nil
+	}
+	name := s.tokenSecretName(v.Namespace, v.Name)
+	cur, err := notFound(s.hInf.Core().V1().Secrets().Lister().Secrets(s.opts.HostNamespace).Get(name))
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
+		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && time.Now().Before(at) {
+			return nil
+		}
+	}
+	data := map[string][]byte{}
+	refresh := time.Time{}
+	sa := v.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	for audience, exp := range want {
+		req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: &exp,
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: v.Name, UID: v.UID},
+		}}
+		if audience != "" {
+			req.Spec.Audiences = []string{audience}
+		}
+		tr, err := s.virtual.CoreV1().ServiceAccounts(v.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("requesting a token of service account %s/%s: %w", v.Namespace, sa, err)
+		}
+		data[tokenKey(audience)] = []byte(tr.Status.Token)
+		at := time.Now().Add(time.Duration(exp) * time.Second * 8 / 10)
+		if refresh.IsZero() || at.Before(refresh) {
+			refresh = at
+		}
+	}
+	desired := &corev1.Secret{
+		ObjectMeta: s.hostMeta(kindToken, v, nil, map[string]string{annotationTokenRefresh: refresh.UTC().Format(time.RFC3339)}),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
+	desired.Name = name
+	desired.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: h.Name, UID: h.UID}}
+	_, err = ensureHost(ctx, s, s.host.CoreV1().Secrets(s.opts.HostNamespace), kindToken, cur, desired, func(cur, d *corev1.Secret) bool {
+		cur.Data, cur.OwnerReferences = d.Data, d.OwnerReferences
+		return true
+	})
+	return s.reportClash(err, v)
+}

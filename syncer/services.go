@@ -1,0 +1,158 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const kindService = "Service"
+
+func (s *Syncer) setupServices() error {
+	s.services = s.newController("services", 2, s.syncService)
+	if _, err := s.vInf.Core().V1().Services().Informer().AddEventHandler(handler(func(obj metav1.Object) {
+		s.services.byKey(obj)
+		s.endpoints.byKey(obj) // a Service that gains or loses its selector changes who owns its Endpoints
+	})); err != nil {
+		return err
+	}
+	_, err := s.hInf.Core().V1().Services().Informer().AddEventHandler(handler(s.services.byVirtualKey(kindService)))
+	return err
+}
+
+// syncService keeps the host Service of a virtual Service: same cluster IP,
+// ports, type and a selector that picks the host copies of the virtual
+// namespace's pods. The host's allocations (node ports, and the cluster IP if
+// the virtual one is taken on the host) are copied back up.
+func (s *Syncer) syncService(ctx context.Context, key string) error {
+	ns, name := splitKey(key)
+	if ns == metav1.NamespaceDefault && name == "kubernetes" {
+		return nil // the virtual apiserver's own
+	}
+	v, err := notFound(s.vInf.Core().V1().Services().Lister().Services(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	h, err := notFound(s.hInf.Core().V1().Services().Lister().Services(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	if err != nil {
+		return err
+	}
+	api := s.host.CoreV1().Services(s.opts.HostNamespace)
+	if v == nil || v.DeletionTimestamp != nil {
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+	}
+	desired := s.translateService(v)
+	if h == nil {
+		h, err = ensureHost(ctx, s, api, kindService, nil, desired, mergeService)
+		if isAllocated(err) {
+			// The virtual cluster's IP or node ports are the host's already (another
+			// virtual cluster's allocator chose them too): the host picks new ones,
+			// and the virtual Service follows below.
+			desired.Spec.ClusterIP, desired.Spec.ClusterIPs = "", nil
+			for i := range desired.Spec.Ports {
+				desired.Spec.Ports[i].NodePort = 0
+			}
+			h, err = ensureHost(ctx, s, api, kindService, nil, desired, mergeService)
+		}
+	} else {
+		h, err = ensureHost(ctx, s, api, kindService, h, desired, mergeService)
+	}
+	if err != nil {
+		return s.reportClash(err, v)
+	}
+	return s.followHostService(ctx, v, h)
+}
+
+func isAllocated(err error) bool {
+	var status apierrors.APIStatus
+	return err != nil && errors.As(err, &status) && strings.Contains(status.Status().Message, "already allocated")
+}
+
+func (s *Syncer) translateService(v *corev1.Service) *corev1.Service {
+	h := &corev1.Service{ObjectMeta: s.hostMeta(kindService, v, v.Labels, nil)}
+	h.Spec = *v.Spec.DeepCopy()
+	if len(v.Spec.Selector) > 0 {
+		h.Spec.Selector = s.hostSelector(v.Spec.Selector, v.Namespace)
+	}
+	// Addresses the host allocates or that name virtual objects stay the host's.
+	h.Spec.HealthCheckNodePort = 0
+	h.Spec.LoadBalancerClass = v.Spec.LoadBalancerClass
+	return h
+}
+
+// mergeService carries over the fields that may change in a Service.
+func mergeService(cur, desired *corev1.Service) bool {
+	ports := desired.Spec.Ports
+	// A port whose node port the virtual side does not pin keeps the host's.
+	for i := range ports {
+		if ports[i].NodePort == 0 {
+			for _, p := range cur.Spec.Ports {
+				if p.Name == ports[i].Name && p.Port == ports[i].Port {
+					ports[i].NodePort = p.NodePort
+				}
+			}
+		}
+	}
+	changed := false
+	if !equality.Semantic.DeepEqual(cur.Spec.Ports, ports) {
+		cur.Spec.Ports, changed = ports, true
+	}
+	if cur.Spec.Type != desired.Spec.Type {
+		cur.Spec.Type, changed = desired.Spec.Type, true
+	}
+	if !equality.Semantic.DeepEqual(cur.Spec.Selector, desired.Spec.Selector) {
+		cur.Spec.Selector, changed = desired.Spec.Selector, true
+	}
+	if cur.Spec.ExternalName != desired.Spec.ExternalName {
+		cur.Spec.ExternalName, changed = desired.Spec.ExternalName, true
+	}
+	if cur.Spec.PublishNotReadyAddresses != desired.Spec.PublishNotReadyAddresses {
+		cur.Spec.PublishNotReadyAddresses, changed = desired.Spec.PublishNotReadyAddresses, true
+	}
+	return changed
+}
+
+// followHostService makes the virtual Service carry what the host allocated:
+// the cluster IP (immutable, so the virtual Service is created again with the
+// host's IP) and the node ports; and the load balancer status.
+func (s *Syncer) followHostService(ctx context.Context, v, h *corev1.Service) error {
+	api := s.virtual.CoreV1().Services(v.Namespace)
+	if h.Spec.ClusterIP != "" && v.Spec.ClusterIP != h.Spec.ClusterIP && v.Spec.Type != corev1.ServiceTypeExternalName {
+		re := &corev1.Service{ObjectMeta: metav1.ObjectMeta{
+			Name: v.Name, Namespace: v.Namespace, Labels: v.Labels, Annotations: v.Annotations,
+		}, Spec: *v.Spec.DeepCopy()}
+		re.Spec.ClusterIP, re.Spec.ClusterIPs = h.Spec.ClusterIP, h.Spec.ClusterIPs
+		uid := v.UID
+		if err := api.Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+			return ignoreGone(err)
+		}
+		_, err := api.Create(ctx, re, metav1.CreateOptions{})
+		return err
+	}
+	cp := v.DeepCopy()
+	changed := false
+	for i := range cp.Spec.Ports {
+		for _, hp := range h.Spec.Ports {
+			if hp.Name == cp.Spec.Ports[i].Name && hp.Port == cp.Spec.Ports[i].Port && hp.NodePort != cp.Spec.Ports[i].NodePort && hp.NodePort != 0 {
+				cp.Spec.Ports[i].NodePort, changed = hp.NodePort, true
+			}
+		}
+	}
+	if changed {
+		if _, err := api.Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		return nil // the update requeues the Service for its status
+	}
+	if !equality.Semantic.DeepEqual(v.Status.LoadBalancer, h.Status.LoadBalancer) {
+		cp.Status.LoadBalancer = h.Status.LoadBalancer
+		_, err := api.UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+		return ignoreGone(err)
+	}
+	return nil
+}

@@ -1,0 +1,411 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+)
+
+// Options configure a Syncer.
+type Options struct {
+	// Name is the virtual cluster's name; it ends every host name and labels
+	// every host object.
+	Name string
+	// Virtual and Host are client configs of the two clusters.
+	Virtual, Host *rest.Config
+	// HostNamespace is where all host objects go; "" means "vmatrix-<Name>".
+	// The syncer creates it if missing, and deletes it on Teardown if it did.
+	HostNamespace string
+	// MirrorAllNodes shows every Ready, schedulable host node as a virtual Node
+	// from the start; otherwise a virtual Node exists only while synced pods
+	// run on its host node.
+	MirrorAllNodes bool
+	// AllowPrivileged lets pods that are privileged or use hostPath,
+	// hostNetwork, hostPID or hostIPC through to the host.
+	AllowPrivileged bool
+	// Resync is the informers' resync period (default 10 minutes): how often
+	// every object is compared again even without a change.
+	Resync time.Duration
+	// Log receives warnings; nil discards them.
+	Log *slog.Logger
+}
+
+// Syncer keeps the workloads of one virtual cluster running on the host: it
+// copies pods, services and what they need down into one host namespace, and
+// copies status, nodes and events back up.
+type Syncer struct {
+	opts          Options
+	log           *slog.Logger
+	virtual, host kubernetes.Interface
+	caData        []byte // the virtual cluster's CA, for service account volumes
+
+	vInf informers.SharedInformerFactory // virtual cluster, everything
+	hInf informers.SharedInformerFactory // host namespace, this syncer's objects
+	hEvt informers.SharedInformerFactory // host namespace, all events
+	hNod informers.SharedInformerFactory // host nodes
+
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+
+	controllers                                                         []*controller
+	pods, nodes, services, endpoints, configMaps, secrets, pvcs, events *controller
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+	stopped bool
+}
+
+// New checks the options and prepares a Syncer; Start starts it.
+func New(opts Options) (*Syncer, error) {
+	if errs := validation.IsDNS1123Label(opts.Name); len(errs) > 0 {
+		return nil, fmt.Errorf("syncer: virtual cluster name %q: %v", opts.Name, errs)
+	}
+	if opts.Virtual == nil || opts.Host == nil {
+		return nil, errors.New("syncer: both a virtual and a host client config are needed")
+	}
+	if opts.HostNamespace == "" {
+		opts.HostNamespace = "vmatrix-" + opts.Name
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 10 * time.Minute
+	}
+	s := &Syncer{opts: opts, log: opts.Log}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var err error
+	if s.virtual, err = kubernetes.NewForConfig(clientConfig(opts.Virtual, opts.Name)); err != nil {
+		return nil, err
+	}
+	if s.host, err = kubernetes.NewForConfig(clientConfig(opts.Host, opts.Name)); err != nil {
+		return nil, err
+	}
+	s.caData = opts.Virtual.CAData
+	if len(s.caData) == 0 && opts.Virtual.CAFile != "" {
+		if s.caData, err = os.ReadFile(opts.Virtual.CAFile); err != nil {
+			return nil, fmt.Errorf("syncer: virtual cluster CA: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// clientConfig is a copy of cfg for the syncer: its own user agent, client
+// rate limits that do not throttle a rollout, and no deprecation warnings
+// (the syncer reads v1 Endpoints on purpose).
+func clientConfig(cfg *rest.Config, name string) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.UserAgent = "vmatrix-syncer/" + name
+	c.QPS, c.Burst = 300, 600
+	c.WarningHandler = rest.NoWarnings{}
+	return c
+}
+
+// HostNamespace is the host namespace this syncer writes to.
+func (s *Syncer) HostNamespace() string { return s.opts.HostNamespace }
+
+// Start creates the host namespace if needed, fills the informer caches and
+// starts the controllers; it returns once they run. ctx bounds the start
+// only: the syncer runs until Stop or Teardown.
+func (s *Syncer) Start(ctx context.Context) error {
+	if err := s.ensureNamespace(ctx); err != nil {
+		return err
+	}
+	s.broadcaster = record.NewBroadcaster()
+	s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.virtual.CoreV1().Events("")})
+	s.recorder = s.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "vmatrix-syncer"})
+
+	s.vInf = informers.NewSharedInformerFactory(s.virtual, s.opts.Resync)
+	s.hInf = informers.NewSharedInformerFactoryWithOptions(s.host, s.opts.Resync,
+		informers.WithNamespace(s.opts.HostNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = s.ownedSelector() }))
+	s.hEvt = informers.NewSharedInformerFactoryWithOptions(s.host, s.opts.Resync, informers.WithNamespace(s.opts.HostNamespace))
+	s.hNod = informers.NewSharedInformerFactory(s.host, s.opts.Resync)
+
+	for _, setup := range []func() error{s.setupPods, s.setupNodes, s.setupServices, s.setupEndpoints, s.setupConfigMaps, s.setupPVCs, s.setupEvents} {
+		if err := setup(); err != nil {
+			return err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
+		f.Start(runCtx.Done())
+	}
+	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				s.Stop()
+				return fmt.Errorf("syncer %s: filling the cache of %v: %w", s.opts.Name, typ, context.Cause(ctx))
+			}
+		}
+	}
+	for _, c := range s.controllers {
+		c.run(runCtx, &s.workers)
+	}
+	return nil
+}
+
+// ensureNamespace creates the host namespace, labelled as this syncer's so
+// that Teardown knows it may delete it.
+func (s *Syncer) ensureNamespace(ctx context.Context) error {
+	_, err := s.host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: s.opts.HostNamespace, Labels: map[string]string{LabelManagedBy: s.opts.Name},
+	}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("syncer %s: creating host namespace %s: %w", s.opts.Name, s.opts.HostNamespace, err)
+	}
+	return nil
+}
+
+// Stop stops the controllers and informers and waits for them. Host objects
+// stay: a Syncer started later over the same clusters takes them over. It is
+// idempotent.
+func (s *Syncer) Stop() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	for _, c := range s.controllers {
+		c.queue.ShutDown()
+	}
+	s.workers.Wait()
+	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
+		if f != nil {
+			f.Shutdown()
+		}
+	}
+	if s.broadcaster != nil {
+		s.broadcaster.Shutdown()
+	}
+}
+
+// Teardown stops the syncer, deletes every host object labelled for this
+// virtual cluster and waits until they are gone; then it deletes the host
+// namespace if the syncer created it, and waits for that too. It returns nil
+// only when nothing of the virtual cluster is left on the host.
+func (s *Syncer) Teardown(ctx context.Context) error {
+	s.Stop()
+	ns, sel := s.opts.HostNamespace, metav1.ListOptions{LabelSelector: s.ownedSelector()}
+	core := s.host.CoreV1()
+	// Pods go at once: the virtual cluster that would wait for them is going.
+	now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
+	type kind struct {
+		name  string
+		del   func() error
+		count func() (int, error)
+	}
+	kinds := []kind{
+		{"pods", func() error { return core.Pods(ns).DeleteCollection(ctx, now, sel) },
+			func() (int, error) {
+				l, err := core.Pods(ns).List(ctx, sel)
+				return lenOf(l, err, func() int { return len(l.Items) })
+			}},
+		{"services", s.deleteServices(ctx, sel),
+			func() (int, error) {
+				l, err := core.Services(ns).List(ctx, sel)
+				return lenOf(l, err, func() int { return len(l.Items) })
+			}},
+		{"endpoints", func() error { return core.Endpoints(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) },
+			func() (int, error) {
+				l, err := core.Endpoints(ns).List(ctx, sel)
+				return lenOf(l, err, func() int { return len(l.Items) })
+			}},
+		{"configmaps", func() error { return core.ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) },
+			func() (int, error) {
+				l, err := core.ConfigMaps(ns).List(ctx, sel)
+				return lenOf(l, err, func() int { return len(l.Items) })
+			}},
+		{"secrets", func() error { return core.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) },
+			func() (int, error) {
+				l, err := core.Secrets(ns).List(ctx, sel)
+				return lenOf(l, err, func() int { return len(l.Items) })
+			}},
+		{"persistentvolumeclaims", func() error {
+			return core.PersistentVolumeClaims(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+		},
+			func() (int, error) {
+				l, err := core.PersistentVolumeClaims(ns).List(ctx, sel)
+				return lenOf(l, err, func() int { return len(l.Items) })
+			}},
+	}
+	var errs []error
+	for _, k := range kinds {
+		if err := k.del(); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting host %s: %w", k.name, err))
+		}
+	}
+	left := ""
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, k := range kinds {
+			n, err := k.count()
+			if err != nil {
+				return false, nil
+			}
+			if n > 0 {
+				left = fmt.Sprintf("%d %s", n, k.name)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("waiting for the host objects to go (%s left): %w", left, err))
+	}
+	if err := s.deleteNamespace(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("syncer %s: teardown: %w", s.opts.Name, err)
+	}
+	return nil
+}
+
+// deleteServices deletes the Services one by one: there is no
+// DeleteCollection for Services.
+func (s *Syncer) deleteServices(ctx context.Context, sel metav1.ListOptions) func() error {
+	return func() error {
+		api := s.host.CoreV1().Services(s.opts.HostNamespace)
+		l, err := api.List(ctx, sel)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, svc := range l.Items {
+			if err := deleteHost(ctx, s, hostAPI[*corev1.Service](api), &svc, metav1.DeleteOptions{}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+func lenOf(list any, err error, n func() int) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	return n(), nil
+}
+
+// deleteNamespace deletes the host namespace if this syncer created it (its
+// label says so) and waits until it is gone.
+func (s *Syncer) deleteNamespace(ctx context.Context) error {
+	api := s.host.CoreV1().Namespaces()
+	ns, err := api.Get(ctx, s.opts.HostNamespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading host namespace: %w", err)
+	}
+	if ns.Labels[LabelManagedBy] != s.opts.Name {
+		return nil
+	}
+	// Objects someone else put into the namespace are not the syncer's to
+	// delete, and deleting the namespace would take them along.
+	if foreign, err := s.foreignObjects(ctx); err != nil || foreign != "" {
+		if foreign != "" {
+			s.log.Warn("host namespace kept: it holds objects the syncer does not own", "namespace", ns.Name, "objects", foreign)
+		}
+		return err
+	}
+	uid := ns.UID
+	if err := api.Delete(ctx, ns.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting host namespace: %w", err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := api.Get(ctx, ns.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for host namespace %s to go: %w", ns.Name, err)
+	}
+	return nil
+}
+
+// foreignObjects names a workload object in the host namespace that is not
+// the syncer's ("" if there is none). What the host itself puts in every
+// namespace (its root CA ConfigMap, the default ServiceAccount) does not count.
+func (s *Syncer) foreignObjects(ctx context.Context) (string, error) {
+	core, ns := s.host.CoreV1(), s.opts.HostNamespace
+	notOurs := metav1.ListOptions{LabelSelector: "!" + LabelManagedBy}
+	pods, err := core.Pods(ns).List(ctx, notOurs)
+	if err != nil {
+		return "", err
+	}
+	if len(pods.Items) > 0 {
+		return "pod " + pods.Items[0].Name, nil
+	}
+	svcs, err := core.Services(ns).List(ctx, notOurs)
+	if err != nil {
+		return "", err
+	}
+	if len(svcs.Items) > 0 {
+		return "service " + svcs.Items[0].Name, nil
+	}
+	cms, err := core.ConfigMaps(ns).List(ctx, notOurs)
+	if err != nil {
+		return "", err
+	}
+	for _, cm := range cms.Items {
+		if cm.Name != "kube-root-ca.crt" {
+			return "configmap " + cm.Name, nil
+		}
+	}
+	secrets, err := core.Secrets(ns).List(ctx, notOurs)
+	if err != nil {
+		return "", err
+	}
+	if len(secrets.Items) > 0 {
+		return "secret " + secrets.Items[0].Name, nil
+	}
+	pvcs, err := core.PersistentVolumeClaims(ns).List(ctx, notOurs)
+	if err != nil {
+		return "", err
+	}
+	if len(pvcs.Items) > 0 {
+		return "persistentvolumeclaim " + pvcs.Items[0].Name, nil
+	}
+	return "", nil
+}
+
+// lister helpers, for the kinds several controllers read.
+func (s *Syncer) hostPod(name string) (*corev1.Pod, error) {
+	return notFound(s.hInf.Core().V1().Pods().Lister().Pods(s.opts.HostNamespace).Get(name))
+}
+
+func (s *Syncer) virtualPod(namespace, name string) (*corev1.Pod, error) {
+	return notFound(s.vInf.Core().V1().Pods().Lister().Pods(namespace).Get(name))
+}
+
+// indexer adds an index to an informer that is not yet started.
+func addIndex(inf cache.SharedIndexInformer, name string, fn cache.IndexFunc) error {
+	return inf.AddIndexers(cache.Indexers{name: fn})
+}
