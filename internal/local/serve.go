@@ -29,20 +29,7 @@ func ReadyPipe() io.WriteCloser {
 
 // ServeCluster runs the virtual cluster recorded in dir until ctx ends.
 func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.WriteCloser) error {
-	rec, err := state.Read(dir)
-	if err != nil {
-		return report(ready, err)
-	}
-	// Recorded at once, so a delete during start-up finds whom to stop.
-	rec.Supervisor = os.Getpid()
-	if err := state.Write(dir, rec); err != nil {
-		return report(ready, err)
-	}
-	v, _, err := k8sdist.ParseVersion(rec.Version)
-	if err != nil {
-		return report(ready, err)
-	}
-	bins, err := k8sdist.Source{}.Kubernetes(ctx, v)
+	rec, v, bins, err := begin(ctx, dir)
 	if err != nil {
 		return report(ready, err)
 	}
@@ -75,25 +62,11 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 
 // ServeHost runs the embedded host recorded in dir until ctx ends.
 func ServeHost(ctx context.Context, dir string, nodes int, ready io.WriteCloser) error {
-	rec, err := state.Read(dir)
+	rec, v, bins, err := begin(ctx, dir)
 	if err != nil {
 		return report(ready, err)
 	}
-	// Recorded at once, so a delete during start-up finds whom to stop.
-	rec.Supervisor = os.Getpid()
-	if err := state.Write(dir, rec); err != nil {
-		return report(ready, err)
-	}
-	v, _, err := k8sdist.ParseVersion(rec.Version)
-	if err != nil {
-		return report(ready, err)
-	}
-	src := k8sdist.Source{}
-	bins, err := src.Kubernetes(ctx, v)
-	if err != nil {
-		return report(ready, err)
-	}
-	kwok, err := src.KWOK(ctx)
+	kwok, err := k8sdist.Source{}.KWOK(ctx)
 	if err != nil {
 		return report(ready, err)
 	}
@@ -108,6 +81,25 @@ func ServeHost(ctx context.Context, dir string, nodes int, ready io.WriteCloser)
 	report(ready, nil)
 	<-ctx.Done()
 	return h.Stop()
+}
+
+// begin reads a supervisor's record, records the supervisor's PID at once (so
+// a delete during start-up finds whom to stop) and finds its binaries.
+func begin(ctx context.Context, dir string) (state.Record, k8sdist.Version, k8sdist.Binaries, error) {
+	rec, err := state.Read(dir)
+	if err != nil {
+		return rec, k8sdist.Version{}, k8sdist.Binaries{}, err
+	}
+	rec.Supervisor = os.Getpid()
+	if err := state.Write(dir, rec); err != nil {
+		return rec, k8sdist.Version{}, k8sdist.Binaries{}, err
+	}
+	v, _, err := k8sdist.ParseVersion(rec.Version)
+	if err != nil {
+		return rec, v, k8sdist.Binaries{}, err
+	}
+	bins, err := k8sdist.Source{}.Kubernetes(ctx, v)
+	return rec, v, bins, err
 }
 
 // report writes the outcome on the readiness pipe and closes it.

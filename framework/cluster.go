@@ -1,0 +1,156 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
+)
+
+// TestNamespaceLabel marks the namespaces that NewNamespace makes. Resetting a
+// reused cluster deletes exactly these.
+const TestNamespaceLabel = "vmatrix.io/test-namespace"
+
+// VirtualCluster is one virtual cluster of an Environment.
+type VirtualCluster struct {
+	env       *Environment
+	name      string
+	requested string // the version as the caller wrote it
+	dir       string
+
+	mu         sync.Mutex
+	isReady    bool
+	version    k8sdist.Version
+	inner      *vcluster.VCluster // nil for a cluster attached by reuse
+	attached   bool
+	kubeconfig string
+	config     *rest.Config
+	client     kubernetes.Interface
+	dynamic    dynamic.Interface
+	applier    *applier
+	destroyed  bool
+
+	teardown   sync.Once
+	destroyErr error
+}
+
+// Name is the cluster's name in its Environment.
+func (vc *VirtualCluster) Name() string { return vc.name }
+
+// Version is the Kubernetes release the cluster runs, e.g. "v1.36.3".
+func (vc *VirtualCluster) Version() string { return vc.version.String() }
+
+// MinorVersion is the release's minor, e.g. "1.36": the form test names and
+// version matrices use.
+func (vc *VirtualCluster) MinorVersion() string { return vc.version.MinorString() }
+
+// SemVer is the release without the "v", e.g. "1.36.3", as semantic-version
+// constraint libraries expect it.
+func (vc *VirtualCluster) SemVer() string {
+	return fmt.Sprintf("%d.%d.%d", vc.version.Major, vc.version.Minor, vc.version.Patch)
+}
+
+// KubeconfigPath is a self-contained admin kubeconfig of the cluster.
+func (vc *VirtualCluster) KubeconfigPath() string {
+	if vc.kubeconfig == "" {
+		return filepath.Join(vc.dir, "kubeconfig")
+	}
+	return vc.kubeconfig
+}
+
+// RESTConfig is an admin client config (a copy; change it freely).
+func (vc *VirtualCluster) RESTConfig() *rest.Config { return rest.CopyConfig(vc.config) }
+
+// Client is a client-go clientset of the cluster.
+func (vc *VirtualCluster) Client() kubernetes.Interface { return vc.client }
+
+// Dynamic is a dynamic client of the cluster, for custom resources.
+func (vc *VirtualCluster) Dynamic() dynamic.Interface { return vc.dynamic }
+
+// Reused reports whether the cluster was left by an earlier run (WithReuse)
+// rather than created by this Environment; Destroy leaves it running.
+func (vc *VirtualCluster) Reused() bool { return vc.attached }
+
+// KubectlCommand is a shell command that reaches the cluster, for messages.
+func (vc *VirtualCluster) KubectlCommand() string {
+	return fmt.Sprintf("kubectl --kubeconfig %s get all -A", vc.KubeconfigPath())
+}
+
+// String names the cluster and its version, e.g. "v1-36 (v1.36.3)".
+func (vc *VirtualCluster) String() string { return fmt.Sprintf("%s (%s)", vc.name, vc.version) }
+
+// NewNamespace creates a namespace named prefix-XXXXX, labelled as a test
+// namespace so that resetting a reused cluster removes it, and returns its
+// name.
+func (vc *VirtualCluster) NewNamespace(ctx context.Context, prefix string) (string, error) {
+	ns, err := vc.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: prefix + "-",
+		Labels:       map[string]string{TestNamespaceLabel: "true"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("%s: creating a test namespace: %w", vc, err)
+	}
+	return ns.Name, nil
+}
+
+// DeleteNamespace deletes a namespace without waiting for its contents to go.
+func (vc *VirtualCluster) DeleteNamespace(ctx context.Context, name string) error {
+	err := vc.client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("%s: deleting namespace %s: %w", vc, name, err)
+	}
+	return nil
+}
+
+// Destroy tears this cluster down as Environment.Destroy would (a reused one
+// is left running) and verifies that nothing of it is left.
+func (vc *VirtualCluster) Destroy(ctx context.Context) error {
+	return vc.env.destroyCluster(vc)
+}
+
+func (vc *VirtualCluster) ready() bool {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	return vc.isReady && !vc.destroyed
+}
+
+func (vc *VirtualCluster) setReady() {
+	vc.mu.Lock()
+	vc.isReady = true
+	vc.mu.Unlock()
+}
+
+// connect makes the clients from the cluster's kubeconfig.
+func (vc *VirtualCluster) connect(path string) error {
+	cfg, err := kubeconfig.Load(path, "")
+	if err != nil {
+		return err
+	}
+	// Tests create objects in bursts; client-side rate limits would make them
+	// wait on nothing.
+	cfg.QPS, cfg.Burst = 200, 400
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	vc.kubeconfig, vc.config, vc.client, vc.dynamic = path, cfg, client, dyn
+	vc.applier = newApplier(client.Discovery(), dyn)
+	return nil
+}
+
+// ArtifactsDir is the artifacts folder of the cluster's Environment.
+func (vc *VirtualCluster) ArtifactsDir() (string, error) { return vc.env.ArtifactsDir() }

@@ -1,0 +1,371 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/syncer"
+)
+
+// Environment is a host cluster and the virtual clusters it owns. Its methods
+// are safe for concurrent use.
+type Environment struct {
+	opts options
+	// root holds one folder per cluster ("clusters/NAME") and the embedded
+	// host's ("host").
+	root    string
+	ownRoot bool // root is a temporary directory of ours, removed by Destroy
+	source  k8sdist.Source
+
+	// ctx ends when Destroy starts, so that creates still running give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// creating counts creates in flight; Destroy waits for them.
+	creating sync.WaitGroup
+
+	// hostMu serialises starting the host, which takes seconds; mu guards
+	// the fields below and is never held for long.
+	hostMu    sync.Mutex
+	mu        sync.Mutex
+	host      host.Host
+	hostDir   string // set for an embedded host
+	hostPIDs  map[string]int
+	hostPort  int
+	clusters  map[string]*VirtualCluster
+	destroyed bool
+	// destroyOnce makes the first Destroy do the work; later calls wait for
+	// it and return its result.
+	destroyOnce sync.Once
+	destroyErr  error
+}
+
+// New returns an Environment. Nothing starts yet: the host comes up with the
+// first virtual cluster that needs it. Call Destroy (or Finish) when done.
+func New(opts ...Option) (*Environment, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	env := &Environment{opts: o, clusters: map[string]*VirtualCluster{}, source: k8sdist.Source{Log: o.log}}
+	if o.stateDir != "" {
+		abs, err := filepath.Abs(o.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+		env.root = abs
+	} else {
+		dir, err := os.MkdirTemp("", "vmatrix-")
+		if err != nil {
+			return nil, fmt.Errorf("creating the state dir: %w", err)
+		}
+		env.root, env.ownRoot = dir, true
+	}
+	env.ctx, env.cancel = context.WithCancel(context.Background())
+	if o.signals {
+		register(env)
+	}
+	return env, nil
+}
+
+// StateDir is the folder under which the Environment keeps its clusters.
+func (e *Environment) StateDir() string { return e.root }
+
+// HostKubeconfigPath is the host cluster's kubeconfig, "" before the host is
+// up.
+func (e *Environment) HostKubeconfigPath() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.host == nil {
+		return ""
+	}
+	return e.host.KubeconfigPath()
+}
+
+// Clusters lists the Environment's virtual clusters by name.
+func (e *Environment) Clusters() []*VirtualCluster {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*VirtualCluster
+	for _, vc := range e.clusters {
+		if vc.ready() {
+			out = append(out, vc)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Cluster returns the virtual cluster of that name, or nil.
+func (e *Environment) Cluster(name string) *VirtualCluster {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if vc := e.clusters[name]; vc != nil && vc.ready() {
+		return vc
+	}
+	return nil
+}
+
+func (e *Environment) logf(format string, args ...any) {
+	fmt.Fprintf(e.opts.log, "vmatrix: "+format+"\n", args...)
+}
+
+// DefaultName is the name CreateMany gives the cluster of a version: "v1-36"
+// for "1.36", "v1-36-3" for "1.36.3".
+func DefaultName(version string) string {
+	return "v" + strings.NewReplacer(".", "-").Replace(strings.TrimPrefix(version, "v"))
+}
+
+// StepError is the error of a failed create: which cluster, which version and
+// which step (resolve, binaries, host, start, reuse) failed.
+type StepError struct {
+	Name, Version, Step string
+	Err                 error
+}
+
+// Error names the cluster, the version and the step.
+func (e *StepError) Error() string {
+	return fmt.Sprintf("virtual cluster %s (Kubernetes %s): %s: %v", e.Name, e.Version, e.Step, e.Err)
+}
+
+// Unwrap returns the step's error.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Create starts one virtual cluster of version ("1.36", "1.36.3" or
+// "v1.36.3") and returns once it is ready. On failure nothing of it is left.
+func (e *Environment) Create(ctx context.Context, version string, opts ...CreateOption) (*VirtualCluster, error) {
+	co := createOptions{name: DefaultName(version)}
+	for _, opt := range opts {
+		opt(&co)
+	}
+	vc, err := e.reserve(co.name, version)
+	if err != nil {
+		return nil, err
+	}
+	defer e.creating.Done()
+
+	// The create gives up when the caller's context or the Environment ends.
+	ctx, cancel := context.WithTimeout(ctx, e.opts.createTimeout)
+	defer cancel()
+	stop := context.AfterFunc(e.ctx, cancel)
+	defer stop()
+
+	step := "start"
+	fail := func(err error) (*VirtualCluster, error) {
+		serr := &StepError{Name: co.name, Version: version, Step: step, Err: err}
+		// Whatever the failed create left goes now; a failure of that is
+		// part of the error too.
+		if derr := e.destroyCluster(vc); derr != nil {
+			return nil, errors.Join(serr, derr)
+		}
+		return nil, serr
+	}
+
+	if matchesRun(version) {
+		step = "attach"
+		name, kubeconfig, v, _ := runCluster()
+		// The run's clusters keep their kubeconfig in their state folder.
+		vc.dir, vc.version, vc.attached = filepath.Dir(kubeconfig), v, true
+		if err := vc.connect(kubeconfig); err != nil {
+			return fail(err)
+		}
+		vc.setReady()
+		e.logf("%s (%s): using the cluster %s of vmatrix run", vc.name, vc.version, name)
+		return vc, nil
+	}
+	if e.opts.reuse {
+		step = "reuse"
+		ok, err := e.attach(ctx, vc)
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			vc.setReady()
+			e.logf("%s (%s): reusing the running cluster of %s", vc.name, vc.version, vc.dir)
+			return vc, nil
+		}
+	}
+
+	start := time.Now()
+	step = "resolve"
+	v, err := k8sdist.Resolve(ctx, version)
+	if err != nil {
+		return fail(err)
+	}
+	vc.version = v
+	step = "binaries"
+	bins, err := e.source.Kubernetes(ctx, v)
+	if err != nil {
+		return fail(err)
+	}
+	step = "host"
+	h, err := e.ensureHost(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if objs, err := hostObjects(ctx, h, vc.name); err != nil || len(objs) > 0 {
+		if err == nil {
+			err = fmt.Errorf("the host has %s already: a cluster of the same name runs there (choose another name with WithName)", strings.Join(objs, ", "))
+		}
+		return fail(err)
+	}
+	step = "start"
+	if err := os.MkdirAll(vc.dir, 0o700); err != nil {
+		return fail(err)
+	}
+	inner, err := vcluster.Start(ctx, vcluster.Config{
+		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h,
+		Syncer: func(o *syncer.Options) {
+			o.AllowPrivileged = e.opts.syncer.AllowPrivileged
+			if e.opts.syncer.Resync > 0 {
+				o.Resync = e.opts.syncer.Resync
+			}
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	vc.inner = inner
+	if err := vc.connect(inner.KubeconfigPath()); err != nil {
+		return fail(err)
+	}
+	vc.setReady()
+	e.logf("%s (%s) ready in %s", vc.name, v, time.Since(start).Round(10*time.Millisecond))
+	return vc, nil
+}
+
+// reserve claims a name for a cluster being created, so that Destroy knows of
+// it from the first moment (a create cut short still has a folder to remove).
+func (e *Environment) reserve(name, version string) (*VirtualCluster, error) {
+	if err := local.ValidateName(name); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.destroyed {
+		return nil, fmt.Errorf("virtual cluster %s: the environment is destroyed", name)
+	}
+	if _, ok := e.clusters[name]; ok {
+		return nil, fmt.Errorf("virtual cluster %s: the name is taken in this environment", name)
+	}
+	vc := &VirtualCluster{env: e, name: name, requested: version, dir: state.Root(e.root).ClusterDir(name)}
+	e.clusters[name] = vc
+	e.creating.Add(1)
+	return vc, nil
+}
+
+// CreateMany starts one virtual cluster per version concurrently (at most
+// WithConcurrency at a time), named DefaultName(version), and returns them in
+// the order of versions. If one fails, the others are cancelled and destroyed,
+// and the error names the version and the step of every failure.
+func (e *Environment) CreateMany(ctx context.Context, versions ...string) ([]*VirtualCluster, error) {
+	seen := map[string]bool{}
+	for _, v := range versions {
+		if seen[DefaultName(v)] {
+			return nil, fmt.Errorf("CreateMany: version %s given twice", v)
+		}
+		seen[DefaultName(v)] = true
+	}
+	out := make([]*VirtualCluster, len(versions))
+	errs := make([]error, len(versions))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.concurrency)
+	start := time.Now()
+	for i, v := range versions {
+		g.Go(func() error {
+			vc, err := e.Create(gctx, v)
+			out[i], errs[i] = vc, err
+			return err
+		})
+	}
+	if g.Wait() != nil {
+		// Only the failures that caused the cancellation are news; the
+		// cancelled ones would repeat "context canceled".
+		var report []error
+		for _, err := range errs {
+			if err != nil && (!errors.Is(err, context.Canceled) || ctx.Err() != nil) {
+				report = append(report, err)
+			}
+		}
+		for _, vc := range out {
+			if vc != nil {
+				report = append(report, vc.Destroy(context.Background()))
+			}
+		}
+		return nil, errors.Join(report...)
+	}
+	e.logf("%d virtual clusters ready in %s", len(versions), time.Since(start).Round(10*time.Millisecond))
+	return out, nil
+}
+
+// ensureHost starts or connects the host once; concurrent creates wait for it.
+func (e *Environment) ensureHost(ctx context.Context) (host.Host, error) {
+	e.hostMu.Lock()
+	defer e.hostMu.Unlock()
+	e.mu.Lock()
+	h, destroyed := e.host, e.destroyed
+	e.mu.Unlock()
+	if h != nil {
+		return h, nil
+	}
+	if destroyed {
+		return nil, errors.New("the environment is destroyed")
+	}
+	if e.opts.hostKubeconfig != "" {
+		h, err := host.Connect(ctx, e.opts.hostKubeconfig, e.opts.hostContext)
+		if err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		e.host = h
+		e.mu.Unlock()
+		return h, nil
+	}
+	start := time.Now()
+	v, err := k8sdist.Newest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bins, err := e.source.Kubernetes(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	kwok, err := e.source.KWOK(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir := state.Root(e.root).HostDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.hostDir = dir
+	e.mu.Unlock()
+	emb, err := host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: dir, Version: v, Binaries: bins, KWOK: kwok, Nodes: e.opts.nodes})
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.host, e.hostPIDs, e.hostPort = emb, emb.PIDs(), emb.ControlPlane().Port()
+	e.mu.Unlock()
+	e.logf("embedded host (%s) ready in %s", v, time.Since(start).Round(10*time.Millisecond))
+	return emb, nil
+}

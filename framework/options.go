@@ -1,0 +1,220 @@
+package framework
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+)
+
+// Option configures an Environment. Options are applied in the order given;
+// a later one overrides an earlier one.
+type Option func(*options) error
+
+// Storage names the storage backend of the virtual clusters.
+type Storage string
+
+// StorageSQLite is kine on an embedded SQLite file per cluster, the default:
+// nothing to install and a fresh store in about a second.
+const StorageSQLite Storage = "sqlite"
+
+// SyncerOptions tunes the syncer that carries a virtual cluster's workloads to
+// the host. The zero value is the default.
+type SyncerOptions struct {
+	// AllowPrivileged lets pods that are privileged or use hostPath,
+	// hostNetwork, hostPID or hostIPC through to the host.
+	AllowPrivileged bool
+	// Resync is how often every synced object is compared again without a
+	// change (default 10 minutes).
+	Resync time.Duration
+}
+
+type options struct {
+	hostKubeconfig string
+	hostContext    string
+	nodes          int
+	storage        Storage
+	syncer         SyncerOptions
+	createTimeout  time.Duration
+	destroyTimeout time.Duration
+	stateDir       string
+	artifactsDir   string
+	keepOnFailure  bool
+	keepFor        time.Duration
+	concurrency    int
+	reuse          bool
+	reuseRoot      string
+	signals        bool
+	log            io.Writer
+}
+
+func defaultOptions() options {
+	return options{
+		storage:        StorageSQLite,
+		createTimeout:  5 * time.Minute,
+		destroyTimeout: time.Minute,
+		artifactsDir:   os.Getenv("VMATRIX_ARTIFACTS_DIR"),
+		concurrency:    runtime.NumCPU(),
+		reuse:          os.Getenv("VMATRIX_REUSE") == "1" || os.Getenv("VMATRIX_REUSE") == "true",
+		signals:        true,
+		log:            os.Stderr,
+	}
+}
+
+// WithEmbeddedHost runs the virtual clusters on an embedded host that the
+// Environment starts with its first cluster and stops in Destroy: a local
+// control plane of the newest version whose simulated nodes (KWOK) run pods
+// without a container runtime. This is the default.
+func WithEmbeddedHost() Option {
+	return func(o *options) error {
+		o.hostKubeconfig, o.hostContext = "", ""
+		return nil
+	}
+}
+
+// WithHostKubeconfig runs the virtual clusters on an existing cluster (kind,
+// k3d, a shared CI cluster). context "" selects the kubeconfig's current one.
+func WithHostKubeconfig(path, context string) Option {
+	return func(o *options) error {
+		if path == "" {
+			return fmt.Errorf("WithHostKubeconfig: empty path")
+		}
+		o.hostKubeconfig, o.hostContext = path, context
+		return nil
+	}
+}
+
+// WithNodes sets the number of simulated nodes of the embedded host (default 3).
+func WithNodes(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("WithNodes(%d): want at least one node", n)
+		}
+		o.nodes = n
+		return nil
+	}
+}
+
+// WithStorage selects the storage backend of the virtual clusters.
+func WithStorage(s Storage) Option {
+	return func(o *options) error {
+		if s != StorageSQLite {
+			return fmt.Errorf("WithStorage(%q): unsupported storage backend (supported: %q)", s, StorageSQLite)
+		}
+		o.storage = s
+		return nil
+	}
+}
+
+// WithSyncer sets the syncer options of every virtual cluster.
+func WithSyncer(s SyncerOptions) Option {
+	return func(o *options) error {
+		o.syncer = s
+		return nil
+	}
+}
+
+// WithTimeouts bounds the creation of one virtual cluster (default 5m,
+// binaries already cached) and the teardown of one cluster (default 1m).
+// Zero keeps a default.
+func WithTimeouts(create, destroy time.Duration) Option {
+	return func(o *options) error {
+		if create > 0 {
+			o.createTimeout = create
+		}
+		if destroy > 0 {
+			o.destroyTimeout = destroy
+		}
+		return nil
+	}
+}
+
+// WithStateDir puts the clusters' folders (PKI, data, kubeconfig, component
+// logs) under dir instead of a new temporary directory. Destroy removes the
+// folders it created there, never dir itself.
+func WithStateDir(dir string) Option {
+	return func(o *options) error {
+		o.stateDir = dir
+		return nil
+	}
+}
+
+// WithArtifactsDir sets where Finish writes logs and object dumps of a failed
+// run (default $VMATRIX_ARTIFACTS_DIR, else a new temporary directory).
+func WithArtifactsDir(dir string) Option {
+	return func(o *options) error {
+		o.artifactsDir = dir
+		return nil
+	}
+}
+
+// WithKeepOnFailure makes Finish of a failed run keep the clusters up for d
+// (0: until the process gets SIGINT or SIGTERM) and print a kubectl command
+// for each, before tearing them down. The clusters' processes die with the
+// test process, so this is the window to inspect them.
+func WithKeepOnFailure(d time.Duration) Option {
+	return func(o *options) error {
+		o.keepOnFailure, o.keepFor = true, d
+		return nil
+	}
+}
+
+// WithConcurrency limits how many clusters CreateMany starts at once (default:
+// the number of CPUs; a control plane's start-up is CPU-bound).
+func WithConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("WithConcurrency(%d): want at least 1", n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
+
+// WithReuse makes the Environment attach to clusters left running by the
+// vmatrix CLI in the state directory root ("" for the CLI's default) when
+// their name and version match, instead of creating them; VMATRIX_REUSE=1
+// turns it on too. Attached clusters are reset (the namespaces of earlier
+// test runs deleted, nothing else touched) and left running by Destroy.
+func WithReuse(root string) Option {
+	return func(o *options) error {
+		o.reuse, o.reuseRoot = true, root
+		return nil
+	}
+}
+
+// WithSignalHandling turns off (or on) the teardown on SIGINT and SIGTERM.
+// It is on by default; turn it off when a test runner handles interrupts
+// itself and calls Destroy (Ginkgo does).
+func WithSignalHandling(on bool) Option {
+	return func(o *options) error {
+		o.signals = on
+		return nil
+	}
+}
+
+// WithLog sends progress lines (cluster ready, teardown, artifacts) to w
+// (default os.Stderr; nil discards them).
+func WithLog(w io.Writer) Option {
+	return func(o *options) error {
+		if w == nil {
+			w = io.Discard
+		}
+		o.log = w
+		return nil
+	}
+}
+
+// CreateOption configures one virtual cluster.
+type CreateOption func(*createOptions)
+
+type createOptions struct {
+	name string
+}
+
+// WithName names the virtual cluster (a DNS label); the default is derived
+// from the version asked for: "v1-36" for "1.36".
+func WithName(name string) CreateOption {
+	return func(c *createOptions) { c.name = name }
+}
