@@ -3,7 +3,7 @@
 VERSIONS ?= 1.35 1.36 1.37
 GO ?= go
 
-.PHONY: build pull test demo vet bench
+.PHONY: build pull test demo vet bench deps
 
 build:
 	$(GO) build -o bin/vmatrix ./cmd/vmatrix
@@ -11,11 +11,28 @@ build:
 pull: build
 	bin/vmatrix versions pull $(VERSIONS)
 
+# The database servers the storage backend tests start their own throwaway
+# instances of: Debian's postgresql, mariadb-server and etcd-server. Installed
+# only when a binary is missing; the tests skip, with one line, without them.
+DEPS_PACKAGES = postgresql mariadb-server etcd-server
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+
+deps:
+	@if command -v etcd >/dev/null && { command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd; } && \
+	   { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then \
+	  echo "deps: $(DEPS_PACKAGES) installed"; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEPS_PACKAGES); \
+	else \
+	  echo "deps: no apt-get here; install PostgreSQL, MariaDB and etcd for the storage tests" >&2; \
+	fi
+
 vet:
 	test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) vet ./...
 
-test: pull vet
+test: deps pull vet
 	$(GO) test -count=1 -timeout 75m ./...
 
 demo: pull

@@ -4,6 +4,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,15 @@ type Config struct {
 	// APIServerOnly runs no controller manager and is ready at /readyz: the
 	// bare apiserver that start-up times are measured against.
 	APIServerOnly bool
+	// Port is the apiserver's secure port; 0 picks a free one. A control
+	// plane in a pod needs a fixed one for its Service.
+	Port int
+	// BindAddress is where the apiserver listens; "" means 127.0.0.1. A
+	// control plane in a pod listens on 0.0.0.0 behind its Service.
+	BindAddress string
+	// SANs are extra names and IP addresses of the serving certificate (the
+	// Service names a pod's control plane is reached by).
+	SANs []string
 }
 
 // ControlPlane is a running control plane.
@@ -87,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 	}
-	files, err := pki.Generate(cp.path("pki"))
+	files, err := pki.Generate(cp.path("pki"), cfg.SANs...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,9 +175,11 @@ func (cp *ControlPlane) PIDs() map[string]int {
 }
 
 func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, controllers chan controllerList) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+	port, err := cp.cfg.Port, error(nil)
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return err
+		}
 	}
 	cp.port = port
 	ca, _ := os.ReadFile(files.CACert())
@@ -194,7 +206,21 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 		return err
 	}
 	if cp.cfg.Scheduler {
-		args := []string{"--kubeconfig=" + cp.KubeconfigPath(), "--leader-elect=false", "--secure-port=0"}
+		config := cp.path("scheduler.yaml")
+		// The default client limit (50 requests/s, two per pod: binding and
+		// event) would make the scheduler the slowest part of every rollout.
+		if err := os.WriteFile(config, []byte(`apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: `+cp.KubeconfigPath()+`
+  qps: 1000
+  burst: 2000
+leaderElection:
+  leaderElect: false
+`), 0o644); err != nil {
+			return err
+		}
+		args := []string{"--config=" + config, "--secure-port=0"}
 		if err := cp.start("kube-scheduler", cp.cfg.Binaries.Scheduler, args); err != nil {
 			return err
 		}
@@ -214,7 +240,7 @@ func (cp *ControlPlane) start(name, path string, args []string) error {
 func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 	args := []string{
 		"--etcd-servers=" + cp.store.Endpoint(),
-		"--bind-address=127.0.0.1",
+		"--bind-address=" + cmp.Or(cp.cfg.BindAddress, "127.0.0.1"),
 		"--advertise-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + cp.path("pki"),
@@ -239,6 +265,9 @@ func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 		// nothing in a test cluster needs the apiserver to publish itself there.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+	}
+	if prefix := cp.store.Prefix(); prefix != "" {
+		args = append(args, "--etcd-prefix="+prefix)
 	}
 	return append(args, cp.cfg.APIServerArgs...)
 }

@@ -1,6 +1,8 @@
 // Package storage provides the stores a control plane keeps its objects in. The
-// apiserver always talks etcd v3 to it; what is behind that (kine on SQLite
-// in-process, or another backend) is chosen here.
+// apiserver always talks etcd v3 to it; what is behind that is chosen per
+// cluster with a Backend: kine in-process on an embedded SQLite file (the
+// default), kine on a PostgreSQL or MySQL/MariaDB database, or etcd itself.
+// Every backend lists keys in etcd's byte order, pages included.
 package storage
 
 import (
@@ -19,8 +21,13 @@ import (
 
 // Store is a running storage backend.
 type Store interface {
-	// Endpoint is the etcd v3 URL the apiserver connects to.
+	// Endpoint is the etcd v3 URL the apiserver connects to (several are
+	// comma-separated, as --etcd-servers takes them).
 	Endpoint() string
+	// Prefix is the key prefix the apiserver keeps its objects under
+	// (--etcd-prefix); "" means the apiserver's default. An etcd shared by
+	// several clusters needs one per cluster.
+	Prefix() string
 	// Stop shuts the store down and waits until it has released its files.
 	Stop() error
 }
@@ -81,6 +88,9 @@ func startKine(dsn, socket string) (Store, error) {
 }
 
 func (k *kineStore) Endpoint() string { return k.endpoint }
+
+// Prefix is the apiserver's default: a kine database holds one cluster.
+func (k *kineStore) Prefix() string { return "" }
 
 func (k *kineStore) Stop() error {
 	k.once.Do(func() {
