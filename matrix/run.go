@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // Cluster is a virtual cluster the runner runs a command against.
@@ -168,17 +169,20 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		"VMATRIX_KUBERNETES_VERSION="+cluster.Version.String(),
 		"VMATRIX_CLUSTER="+cluster.Name,
 	)
-	// Its own process group, so a cancelled run stops the command's children too
-	// (go test's test binaries); and it dies with a run that is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, so a cancelled run stops the command's children
+	// too (go test's test binaries); and it dies with a run that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	pipe, err := cmd.StdoutPipe()
+	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	defer r.Close()
+	cmd.Stdout, cmd.Stderr = w, w
+	waited, err := proc.Started(cmd)
+	w.Close() // the command holds its own copy: EOF comes when it (and its children) exit
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
 	var tests *goTestEvents
@@ -186,21 +190,32 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		tests = newGoTestEvents()
 	}
 	prefix := "[" + cluster.Version.String() + "] "
-	scanner := bufio.NewScanner(pipe)
-	scanner.Buffer(make([]byte, 1024*1024), 16*1024*1024)
-	for scanner.Scan() {
-		line := scanner.Text()
-		if tests != nil {
-			text, ok := tests.add(line)
-			if !ok {
-				continue
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		scanner := bufio.NewScanner(r)
+		scanner.Buffer(make([]byte, 1024*1024), 16*1024*1024)
+		for scanner.Scan() {
+			line := scanner.Text()
+			if tests != nil {
+				text, ok := tests.add(line)
+				if !ok {
+					continue
+				}
+				line = strings.TrimSuffix(text, "\n")
 			}
-			line = strings.TrimSuffix(text, "\n")
+			fmt.Fprintln(logFile, line)
+			fmt.Fprintln(out, prefix+line)
 		}
-		fmt.Fprintln(logFile, line)
-		fmt.Fprintln(out, prefix+line)
+	}()
+	err = <-waited
+	// A background process the command left behind may hold the pipe open.
+	select {
+	case <-read:
+	case <-time.After(cmd.WaitDelay):
+		r.Close()
+		<-read
 	}
-	err = cmd.Wait()
 	var results []TestResult
 	if tests != nil {
 		results = tests.results()

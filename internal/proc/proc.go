@@ -24,11 +24,8 @@ type Process struct {
 	err     error // set before done is closed
 }
 
-// Start starts path with args, appending its output to logPath. The child gets
-// SIGKILL when the thread that started it exits: the start happens on a goroutine
-// that keeps its OS thread locked until the child is reaped, so the Go runtime can
-// neither reuse nor retire that thread while the child lives, and a parent killed
-// with SIGKILL takes its children with it.
+// Start starts path with args, appending its output to logPath, as StartCmd
+// does.
 func Start(name, path string, args []string, env []string, logPath string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -38,29 +35,63 @@ func Start(name, path string, args []string, env []string, logPath string) (*Pro
 	cmd.Env = env
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Pdeathsig: syscall.SIGKILL,
-		// Its own group, so a Ctrl-C in the user's terminal reaches only the parent,
-		// which then stops the children in the right order.
-		Setpgid: true,
+	p, err := StartCmd(name, cmd)
+	logFile.Close() // the child has its own copy
+	if err != nil {
+		return nil, err
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
+	p.LogPath = logPath
+	return p, nil
+}
+
+// StartCmd starts cmd in a process group of its own, so a Ctrl-C in the
+// user's terminal reaches only the parent, which then stops its children in
+// the right order; and the child dies with the parent, as Started arranges.
+func StartCmd(name string, cmd *exec.Cmd) (*Process, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{})}
+	waited, err := Started(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("starting %s (%s): %w", name, cmd.Path, err)
+	}
+	go func() {
+		p.err = <-waited
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Started starts cmd so that it gets SIGKILL when this process dies, and
+// returns the result of its Wait. The kernel sends that signal when the
+// thread that forked the child exits, not the process: so the fork happens on
+// a goroutine that keeps its OS thread locked until the child is reaped, and
+// the Go runtime can neither retire that thread early nor lend it to another
+// goroutine whose own locked exit would take the child along. Every child
+// that must die with vmatrix is started here. Use pipes as *os.File (not
+// StdoutPipe): Wait runs on that goroutine while the caller reads.
+func Started(cmd *exec.Cmd) (<-chan error, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	started, waited := make(chan error, 1), make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		// Never unlocked: the thread ends with this goroutine, after the child is reaped.
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			p.err = cmd.Wait()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
 		}
-		logFile.Close()
-		close(p.done)
+		started <- nil
+		waited <- cmd.Wait()
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("starting %s (%s): %w", name, path, err)
+		return nil, err
 	}
-	return p, nil
+	return waited, nil
 }
 
 // Pid is the child's process ID.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // The servers the backend tests run against: each test starts its own from the
@@ -92,7 +94,7 @@ func serverDir(t *testing.T, owner *user.User) string {
 
 func command(as *user.User, path string, args ...string) *exec.Cmd {
 	cmd := exec.Command(path, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	if as != nil {
 		uid, _ := strconv.Atoi(as.Uid)
 		gid, _ := strconv.Atoi(as.Gid)
@@ -110,23 +112,17 @@ func serve(t *testing.T, cmd *exec.Cmd, logPath string) {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
+	p, err := proc.StartCmd(filepath.Base(cmd.Path), cmd)
+	log.Close() // the server has its own copy
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); log.Close(); close(done) }()
 	t.Cleanup(func() {
 		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-			t.Logf("end of %s:\n%s", logPath, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+			t.Logf("end of %s:\n%s", logPath, proc.TailFile(logPath, 20))
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
+		if err := p.Stop(10 * time.Second); err != nil {
+			t.Error(err)
 		}
 	})
 }
