@@ -35,8 +35,11 @@ vet:
 test: deps pull vet
 	$(GO) test -count=1 -timeout 75m ./...
 
+# The main job: one virtual cluster per version on the embedded host, created in
+# parallel, and the go test example suite run against each by vmatrix run.
 demo: pull
-	./examples/demo.sh $(VERSIONS)
+	bin/vmatrix run --versions $(shell echo $(VERSIONS) | tr ' ' ,) --report-dir demo-report -- $(GO) test -count=1 ./examples/gotest/...
+	cat demo-report/report.md
 
 bench: pull
 	$(GO) run ./cmd/vmatrix-bench -out bench/results.json

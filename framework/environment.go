@@ -232,7 +232,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 		return fail(err)
 	}
 	inner, err := vcluster.Start(ctx, vcluster.Config{
-		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h,
+		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h, Backend: e.opts.storage,
 		Syncer: func(o *syncer.Options) {
 			o.AllowPrivileged = e.opts.syncer.AllowPrivileged
 			if e.opts.syncer.Resync > 0 {

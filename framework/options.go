@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
 // Option configures an Environment. Options are applied in the order given;
@@ -15,9 +17,18 @@ type Option func(*options) error
 // Storage names the storage backend of the virtual clusters.
 type Storage string
 
-// StorageSQLite is kine on an embedded SQLite file per cluster, the default:
-// nothing to install and a fresh store in about a second.
-const StorageSQLite Storage = "sqlite"
+const (
+	// StorageSQLite is kine on an embedded SQLite file per cluster, the
+	// default: nothing to install and a fresh store in about a second.
+	StorageSQLite Storage = storage.SQLite
+	// StoragePostgres is kine on a PostgreSQL server, one database per cluster.
+	StoragePostgres Storage = storage.Postgres
+	// StorageMySQL is kine on a MySQL or MariaDB server, one database per cluster.
+	StorageMySQL Storage = storage.MySQL
+	// StorageEtcd is etcd: a given server (one key prefix per cluster), or
+	// one vmatrix starts per cluster.
+	StorageEtcd Storage = storage.Etcd
+)
 
 // SyncerOptions tunes the syncer that carries a virtual cluster's workloads to
 // the host. The zero value is the default.
@@ -34,7 +45,7 @@ type options struct {
 	hostKubeconfig string
 	hostContext    string
 	nodes          int
-	storage        Storage
+	storage        storage.Backend
 	syncer         SyncerOptions
 	createTimeout  time.Duration
 	destroyTimeout time.Duration
@@ -51,7 +62,6 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		storage:        StorageSQLite,
 		createTimeout:  5 * time.Minute,
 		destroyTimeout: time.Minute,
 		artifactsDir:   os.Getenv("VMATRIX_ARTIFACTS_DIR"),
@@ -96,13 +106,17 @@ func WithNodes(n int) Option {
 	}
 }
 
-// WithStorage selects the storage backend of the virtual clusters.
-func WithStorage(s Storage) Option {
+// WithStorage selects the storage backend of the virtual clusters and how to
+// reach its server: a PostgreSQL URL, a MySQL DSN, etcd endpoints; "" for
+// SQLite, and for etcd to have vmatrix start one. vmatrix creates a database
+// per cluster unless the DSN names one, and drops what it created.
+func WithStorage(s Storage, dsn string) Option {
 	return func(o *options) error {
-		if s != StorageSQLite {
-			return fmt.Errorf("WithStorage(%q): unsupported storage backend (supported: %q)", s, StorageSQLite)
+		b, err := storage.ParseBackend(string(s), dsn)
+		if err != nil {
+			return fmt.Errorf("WithStorage: %w", err)
 		}
-		o.storage = s
+		o.storage = b
 		return nil
 	}
 }

@@ -169,6 +169,11 @@ func (s *Syncer) Start(ctx context.Context) error {
 // ensureNamespace creates the host namespace, labelled as this syncer's so
 // that Teardown knows it may delete it.
 func (s *Syncer) ensureNamespace(ctx context.Context) error {
+	// Read first: a syncer whose host rights end at its namespace (a Role, as
+	// in the Helm chart) may read that namespace but not create namespaces.
+	if _, err := s.host.CoreV1().Namespaces().Get(ctx, s.opts.HostNamespace, metav1.GetOptions{}); err == nil {
+		return nil
+	}
 	_, err := s.host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: s.opts.HostNamespace, Labels: map[string]string{LabelManagedBy: s.opts.Name},
 	}}, metav1.CreateOptions{})

@@ -217,6 +217,10 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"missing host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", missing}, nil, missing},
 		{"unreadable host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", unreadable}, nil, unreadable},
 		{"missing binary", []string{"create", "x", "--version", "1.37"}, []string{"VMATRIX_KUBE_APISERVER=" + missing}, "VMATRIX_KUBE_APISERVER"},
+		{"unknown backend", []string{"create", "x", "--version", "1.37", "--backend", "nosuch"}, nil, "nosuch"},
+		{"sqlite with a DSN", []string{"create", "x", "--version", "1.37", "--backend-dsn", "/tmp/x.db"}, nil, "sqlite"},
+		{"unreachable database", []string{"create", "x", "--version", "1.37", "--backend", "postgres"},
+			[]string{"VMATRIX_BACKEND_DSN=postgres://vm:s3cret-pw@127.0.0.1:1/"}, "postgres"},
 		{"delete unknown", []string{"delete", "nope"}, nil, `no virtual cluster named "nope"`},
 		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`},
 	} {
@@ -228,11 +232,17 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 			if code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
-			if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "vmatrix: ") || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("stderr is not one clear line naming %q:\n%s", tc.want, stderr)
+			// Progress lines may come first ("starting the embedded host");
+			// the error is one line, the last, and the only one that says so.
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "vmatrix: ") || !strings.Contains(last, tc.want) || strings.Count(stderr, "vmatrix: ") != 1 {
+				t.Errorf("stderr does not end in one clear line naming %q:\n%s", tc.want, stderr)
 			}
 			if stdout != "" {
 				t.Errorf("stdout: %q", stdout)
+			}
+			if strings.Contains(stderr, "s3cret-pw") {
+				t.Errorf("the error shows the password: %s", stderr)
 			}
 			if entries, _ := os.ReadDir(filepath.Join(c.stateDir, "clusters")); len(entries) > 0 {
 				t.Errorf("half-created clusters left: %v", entries)

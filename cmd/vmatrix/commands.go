@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
 func newRootCommand() *cobra.Command {
@@ -34,7 +36,7 @@ func newRootCommand() *cobra.Command {
 		return &local.Manager{Root: r, Log: os.Stderr, Source: k8sdist.Source{Log: os.Stderr}}
 	}
 	root.AddCommand(
-		createCommand(manager), deleteCommand(manager), listCommand(manager),
+		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), renderCommand(), controlplaneCommand(),
 		kubeconfigCommand(manager), hostCommand(manager), versionsCommand(),
 		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(),
@@ -49,6 +51,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func createCommand(manager func() *local.Manager) *cobra.Command {
 	var opts local.CreateOptions
+	var backend, dsn string
 	cmd := &cobra.Command{
 		Use:   "create NAME --version VERSION",
 		Short: "Create a virtual cluster (on the embedded host unless --host is given)",
@@ -57,6 +60,10 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			opts.Name = args[0]
+			var err error
+			if opts.Backend, err = storage.ParseBackend(backend, dsn); err != nil {
+				return err
+			}
 			rec, err := manager().Create(ctx, opts)
 			if err != nil {
 				return err
@@ -69,6 +76,9 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 	cmd.Flags().StringVar(&opts.HostKubeconfig, "host", "", "kubeconfig of an existing host cluster (default: the embedded host)")
 	cmd.Flags().StringVar(&opts.HostContext, "host-context", "", "context in the --host kubeconfig (default: its current context)")
 	cmd.Flags().IntVar(&opts.HostNodes, "host-nodes", 0, "simulated nodes of the embedded host, if this create starts it (default 3)")
+	cmd.Flags().StringVar(&backend, "backend", storage.SQLite, "storage: sqlite (kine, embedded), postgres or mysql (kine on that server), etcd")
+	// The DSN may hold a password: the variable keeps it out of `ps`.
+	cmd.Flags().StringVar(&dsn, "backend-dsn", os.Getenv("VMATRIX_BACKEND_DSN"), "how to reach the backend's server (default $VMATRIX_BACKEND_DSN; etcd without one: vmatrix starts one)")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
 }
@@ -103,13 +113,14 @@ func listCommand(manager func() *local.Manager) *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "NAME\tVERSION\tHOST\tAGE\tSTATE")
+			fmt.Fprintln(w, "NAME\tVERSION\tHOST\tBACKEND\tAGE\tSTATE")
 			for _, r := range recs {
 				age := "-"
 				if !r.Created.IsZero() {
 					age = duration.HumanDuration(time.Since(r.Created))
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Version, r.Host, age, stateOf(r))
+				// The kind only: the DSN may hold a password.
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Version, r.Host, cmp.Or(r.Backend, storage.SQLite), age, stateOf(r))
 			}
 			return w.Flush()
 		},

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -22,6 +23,9 @@ func loadConfig(cmd *cobra.Command, path string) (matrix.Config, error) {
 	c, err := matrix.LoadConfig(path)
 	if err != nil {
 		return c, usageError{err}
+	}
+	if _, err := storage.ParseBackend(c.Backend, os.Getenv("VMATRIX_BACKEND_DSN")); err != nil {
+		return c, usageError{fmt.Errorf("%s: %w", path, err)}
 	}
 	if cmd.Flags().Changed("config") {
 		if _, err := os.Stat(path); err != nil {

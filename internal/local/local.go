@@ -26,6 +26,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
 // Manager creates, lists and deletes the clusters of one state directory.
@@ -49,6 +50,8 @@ type CreateOptions struct {
 	HostNodes int
 	// APIServerArgs are extra kube-apiserver flags.
 	APIServerArgs []string
+	// Backend is the storage backend (zero: kine on SQLite).
+	Backend storage.Backend
 	// Owner and Up are recorded; see state.Record.
 	Owner int
 	Up    bool
@@ -114,12 +117,16 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 	}
 	defer func() {
 		if err != nil {
-			if derr := m.remove(ctx, opts.Name); derr != nil {
+			// Nothing half-created stays: the cluster's folder, and the
+			// embedded host if this create started it for nothing.
+			cleanup := context.WithoutCancel(ctx)
+			if derr := errors.Join(m.remove(cleanup, opts.Name), m.stopHostIfUnused(cleanup, hostName == state.EmbeddedHost)); derr != nil {
 				err = errors.Join(err, derr)
 			}
 		}
 	}()
-	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up, APIServerArgs: opts.APIServerArgs}
+	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up, APIServerArgs: opts.APIServerArgs,
+		Backend: opts.Backend.Kind, BackendDSN: opts.Backend.DSN}
 	if err := state.Write(dir, rec); err != nil {
 		return rec, err
 	}
@@ -132,7 +139,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 		}
 	}
 	if err := m.spawn(ctx, dir, "serve-cluster"); err != nil {
-		return rec, fmt.Errorf("virtual cluster %s (%s): %w", opts.Name, v, err)
+		return rec, err // it names the cluster and version already
 	}
 	return state.Read(dir)
 }
@@ -341,6 +348,16 @@ func stopSupervised(dir string) error {
 			if !waitGone(pid, 5*time.Second) {
 				return fmt.Errorf("%s (pid %d) of %s does not stop", name, pid, dir)
 			}
+		}
+	}
+	// A supervisor that was killed did not drop its database; the record
+	// knows where it is. Dropping twice is harmless.
+	if rec.Backend != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := storage.Backend{Kind: rec.Backend, DSN: rec.BackendDSN}.Drop(ctx, filepath.Join(dir, "data"))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("dropping the storage of %s: %w", dir, err)
 		}
 	}
 	if rec.Port != 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -25,6 +26,10 @@ func UpName(v k8sdist.Version) string {
 // Up creates the clusters of `vmatrix up` in parallel; running ones of the
 // same name and version are kept.
 func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version, cfg matrix.Config) ([]state.Record, error) {
+	backend, err := configBackend(cfg)
+	if err != nil {
+		return nil, err
+	}
 	recs := make([]state.Record, len(versions))
 	g, ctx := errgroup.WithContext(ctx)
 	for i, v := range versions {
@@ -33,7 +38,7 @@ func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version, cfg matrix
 				recs[i] = rec
 				return nil
 			}
-			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, APIServerArgs: cfg.ArgsFor(v.String())})
+			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, APIServerArgs: cfg.ArgsFor(v.String()), Backend: backend})
 			recs[i] = rec
 			return err
 		})
@@ -83,7 +88,11 @@ func (c MatrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.
 		return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
 	}
 	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(UpName(v), "up-"))
-	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, APIServerArgs: c.Config.ArgsFor(v.String())})
+	backend, err := configBackend(c.Config)
+	if err != nil {
+		return matrix.Cluster{}, err
+	}
+	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, APIServerArgs: c.Config.ArgsFor(v.String()), Backend: backend})
 	if err != nil {
 		return matrix.Cluster{}, err
 	}
@@ -144,4 +153,11 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) ([]string, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// configBackend is the backend vmatrix.yaml names, reached through
+// $VMATRIX_BACKEND_DSN: a DSN with a password has no place in a file that is
+// committed next to a suite.
+func configBackend(cfg matrix.Config) (storage.Backend, error) {
+	return storage.ParseBackend(cfg.Backend, os.Getenv("VMATRIX_BACKEND_DSN"))
 }

@@ -6,11 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
 	"github.com/vmatrix/vmatrix/syncer"
 )
@@ -41,7 +43,8 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	if err != nil {
 		return report(ready, err)
 	}
-	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, APIServerArgs: rec.APIServerArgs}
+	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, APIServerArgs: rec.APIServerArgs,
+		Backend: storage.Backend{Kind: rec.Backend, DSN: rec.BackendDSN}}
 	if rec.Host == state.EmbeddedHost {
 		// Reached through its kubeconfig here, it is still the embedded host,
 		// whose simulated nodes every virtual cluster shows.
@@ -106,7 +109,8 @@ func begin(ctx context.Context, dir string) (state.Record, k8sdist.Version, k8sd
 func report(ready io.WriteCloser, err error) error {
 	msg := ReadyMessage
 	if err != nil {
-		msg = err.Error()
+		// One line: the reader takes one, and a user reads one.
+		msg = strings.Join(strings.Fields(err.Error()), " ")
 	}
 	fmt.Fprintln(ready, msg)
 	ready.Close()

@@ -64,6 +64,10 @@ type Record struct {
 	Up bool `json:"up,omitempty"`
 	// APIServerArgs are extra kube-apiserver flags the cluster was created with.
 	APIServerArgs []string `json:"apiserverArgs,omitempty"`
+	// Backend is the storage backend's kind, and BackendDSN how to reach it:
+	// the file is readable by its owner only, and nothing prints the DSN.
+	Backend    string `json:"backend,omitempty"`
+	BackendDSN string `json:"backendDSN,omitempty"`
 }
 
 // EmbeddedHost is the Host value of clusters on the embedded host.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -14,6 +15,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -29,6 +31,12 @@ type Config struct {
 	Syncer func(*syncer.Options)
 	// APIServerArgs are extra kube-apiserver flags (feature gates, say).
 	APIServerArgs []string
+	// Backend is the storage backend; the zero value is kine on SQLite.
+	Backend storage.Backend
+	// ControlPlane adjusts the control plane's config before it starts (its
+	// store, port and certificate names when it runs in a pod); nil leaves
+	// the defaults.
+	ControlPlane func(*controlplane.Config)
 }
 
 // VCluster is a running virtual cluster.
@@ -40,12 +48,17 @@ type VCluster struct {
 
 // Start starts a virtual cluster and returns once it is ready.
 func Start(ctx context.Context, cfg Config) (*VCluster, error) {
-	cp, err := controlplane.Start(ctx, controlplane.Config{
+	cpc := controlplane.Config{
 		Name: cfg.Name, Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
 		// The host's range, so a Service can carry the host's cluster IP.
 		ServiceCIDR:   cfg.Host.ServiceCIDR(),
 		APIServerArgs: cfg.APIServerArgs,
-	})
+		Store:         cfg.Backend.Starter(cfg.Name),
+	}
+	if cfg.ControlPlane != nil {
+		cfg.ControlPlane(&cpc)
+	}
+	cp, err := controlplane.Start(ctx, cpc)
 	if err != nil {
 		return nil, fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err)
 	}
@@ -78,9 +91,18 @@ func (v *VCluster) HostNamespace() string { return v.syncer.HostNamespace() }
 
 // Stop stops the virtual cluster: the syncer, which removes everything of the
 // cluster from the host and waits until it is gone, then the control plane and
-// its store. It is idempotent.
+// its store, and drops the database vmatrix made for it on an external
+// backend. It is idempotent.
 func (v *VCluster) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	return errors.Join(v.syncer.Teardown(ctx), v.cp.Stop())
+	return errors.Join(v.syncer.Teardown(ctx), v.cp.Stop(), v.cfg.Backend.Drop(ctx, filepath.Join(v.cfg.Dir, "data")))
+}
+
+// Shutdown stops the syncer and the control plane but leaves the host objects:
+// a virtual cluster in a pod that restarts takes them over again, and only
+// its uninstall removes them. It is idempotent.
+func (v *VCluster) Shutdown() error {
+	v.syncer.Stop()
+	return v.cp.Stop()
 }

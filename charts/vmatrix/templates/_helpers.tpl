@@ -1,0 +1,30 @@
+{{/* fullname names the namespaced objects: the release name, as a DNS label. */}}
+{{- define "vmatrix.fullname" -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* clusterName names the cluster-scoped objects, which need the namespace to be unique. */}}
+{{- define "vmatrix.clusterName" -}}
+{{- printf "vmatrix-%s-%s" .Release.Namespace (include "vmatrix.fullname" .) | trunc 253 -}}
+{{- end -}}
+
+{{/* kubeconfigSecret is the Secret the control plane writes its kubeconfig to. */}}
+{{- define "vmatrix.kubeconfigSecret" -}}
+{{- printf "vc-%s" (include "vmatrix.fullname" .) -}}
+{{- end -}}
+
+{{- define "vmatrix.selectorLabels" -}}
+app.kubernetes.io/name: vmatrix
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vmatrix.labels" -}}
+{{ include "vmatrix.selectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Values.kubernetesVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "vmatrix.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default (printf "v%s" .Values.kubernetesVersion) .Values.image.tag) -}}
+{{- end -}}

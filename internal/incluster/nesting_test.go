@@ -1,0 +1,107 @@
+package incluster_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/syncer"
+)
+
+// TestNesting runs a virtual cluster whose host is another virtual cluster:
+// the inner cluster's pods are synced into the middle one, whose syncer
+// syncs them to the embedded host; their status climbs back up both levels.
+// Deleting the middle cluster (with the inner one it hosts) leaves nothing.
+func TestNesting(t *testing.T) {
+	needHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := func(name, version string, h host.Host) *vcluster.VCluster {
+		t.Helper()
+		v, bins, err := binaries(ctx, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vc
+	}
+	middle := start("middle", "1.37", testHost)
+	middleStopped := false
+	defer func() {
+		if !middleStopped {
+			_ = middle.Stop()
+		}
+	}()
+	// Any API server is a host: the middle cluster through its kubeconfig,
+	// with its ServiceCIDR object giving the service range.
+	asHost, err := host.Connect(ctx, middle.KubeconfigPath(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := start("inner", "1.36", asHost)
+	innerStopped := false
+	defer func() {
+		if !innerStopped {
+			_ = inner.Stop()
+		}
+	}()
+
+	kubectl(t, inner.KubeconfigPath(), "", "create", "namespace", "shop")
+	innerClient := clientFor(inner.RESTConfig())
+	eventually(t, 30*time.Second, "the default ServiceAccount of shop", func(ctx context.Context) (bool, string) {
+		_, err := innerClient.CoreV1().ServiceAccounts("shop").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, errString(err)
+	})
+	kubectl(t, inner.KubeconfigPath(), deployment, "apply", "-f", "-")
+	kubectl(t, inner.KubeconfigPath(), "", "-n", "shop", "wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
+	t.Logf("inner: kubectl get pods -o wide:\n%s", kubectl(t, inner.KubeconfigPath(), "", "-n", "shop", "get", "pods", "-o", "wide"))
+
+	// Two translations down: the real host runs the pods, and the pod IPs
+	// the inner cluster shows are the real host's.
+	hostPods, err := hostClient.CoreV1().Pods(middle.HostNamespace()).List(ctx, metav1.ListOptions{LabelSelector: "app=web," + syncer.LabelManagedBy + "=middle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	innerPods, err := innerClient.CoreV1().Pods("shop").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostIPs, innerIPs []string
+	for _, p := range hostPods.Items {
+		hostIPs = append(hostIPs, p.Status.PodIP)
+	}
+	for _, p := range innerPods.Items {
+		innerIPs = append(innerIPs, p.Status.PodIP)
+	}
+	slices.Sort(hostIPs)
+	slices.Sort(innerIPs)
+	if len(hostIPs) != 3 || !slices.Equal(hostIPs, innerIPs) || slices.Contains(innerIPs, "") {
+		t.Errorf("pod IPs: real host %v, inner cluster %v; want the same 3", hostIPs, innerIPs)
+	}
+
+	// Deleting the middle cluster takes the one it hosts first.
+	innerStopped = true
+	if err := inner.Stop(); err != nil {
+		t.Errorf("stopping the inner cluster: %v", err)
+	}
+	middleStopped = true
+	if err := middle.Stop(); err != nil {
+		t.Errorf("stopping the middle cluster: %v", err)
+	}
+	if _, err := hostClient.CoreV1().Namespaces().Get(ctx, middle.HostNamespace(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("host namespace %s: %v, want it gone", middle.HostNamespace(), err)
+	}
+	left, err := hostClient.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: syncer.LabelManagedBy})
+	if err != nil || len(left.Items) > 0 {
+		t.Errorf("synced pods left on the host: %v %d", err, len(left.Items))
+	}
+}

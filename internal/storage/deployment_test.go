@@ -1,0 +1,91 @@
+package storage_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
+)
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:1
+`
+
+// TestDeploymentOnEachBackend runs the syncer's Deployment scenario on a 1.36
+// virtual cluster of each backend, on an embedded host: the Deployment becomes
+// Available, and deleting the cluster drops what vmatrix made in the backend.
+func TestDeploymentOnEachBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an embedded host")
+	}
+	ctx := context.Background()
+	src := k8sdist.Source{Log: os.Stderr}
+	newest, err := k8sdist.Newest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostBins, err := src.Kubernetes(ctx, newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kwok, err := src.KWOK(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "host"), Version: newest, Binaries: hostBins, KWOK: kwok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Stop() })
+	v, err := k8sdist.Resolve(ctx, "1.36")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := src.Kubernetes(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bc := range backends(t) {
+		bc.run(t, func(t *testing.T) {
+			name := "dep-" + strings.ReplaceAll(bc.name, "_", "-")
+			vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: h, Backend: bc.backend})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := vc.Stop(); err != nil {
+					t.Error(err)
+				}
+			}()
+			apply := exec.Command("kubectl", "--kubeconfig", vc.KubeconfigPath(), "apply", "-f", "-")
+			apply.Stdin = strings.NewReader(deployment)
+			if out, err := apply.CombinedOutput(); err != nil {
+				t.Fatalf("kubectl apply: %v\n%s", err, out)
+			}
+			wait := exec.Command("kubectl", "--kubeconfig", vc.KubeconfigPath(), "wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
+			if out, err := wait.CombinedOutput(); err != nil {
+				t.Fatalf("kubectl wait: %v\n%s", err, out)
+			}
+		})
+	}
+}
