@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // LeftoverError says what a teardown left behind. Destroy returns it (joined
@@ -262,10 +263,11 @@ func portOpen(port int) bool {
 }
 
 // HostNamespace is the host namespace of a virtual cluster's synced objects.
-func HostNamespace(cluster string) string { return "vmatrix-" + cluster }
+func HostNamespace(cluster string) string { return syncer.DefaultHostNamespace(cluster) }
 
-// hostObjects lists what of the cluster is still on the host: its host
-// namespace, if it exists.
+// hostObjects lists what of the cluster is still on the host: the objects
+// its syncer labelled as the cluster's. An empty host namespace, or one the
+// host is still finalizing, is not the cluster's any more.
 func hostObjects(ctx context.Context, h host.Host, name string) ([]string, error) {
 	cfg := h.RESTConfig()
 	cfg.Timeout = 5 * time.Second
@@ -273,18 +275,32 @@ func hostObjects(ctx context.Context, h host.Host, name string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	ns, err := client.CoreV1().Namespaces().Get(ctx, HostNamespace(name), metav1.GetOptions{})
-	if isNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []string{fmt.Sprintf("host namespace %s (%s)", ns.Name, ns.Status.Phase)}, nil
+	return syncer.HostObjects(ctx, client, HostNamespace(name), name)
 }
 
-// removeHostObjects deletes the cluster's host namespace if the syncer left
-// it, and waits until it is gone: a namespace's contents go asynchronously.
+// hostNamespaceFree fails when the host namespace of name exists and is not
+// being deleted: a cluster of the same name runs on that host, perhaps from
+// another process.
+func hostNamespaceFree(ctx context.Context, h host.Host, name string) error {
+	cfg := h.RESTConfig()
+	cfg.Timeout = 5 * time.Second
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ns, err := client.CoreV1().Namespaces().Get(ctx, HostNamespace(name), metav1.GetOptions{})
+	if isNotFound(err) || (err == nil && ns.DeletionTimestamp != nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("the host has namespace %s already: a cluster of the same name runs there (choose another name with WithName)", ns.Name)
+}
+
+// removeHostObjects deletes what a cluster whose syncer did not tear down
+// (a create that failed half-way) left on the host: its host namespace, and
+// with it the objects in it. It waits until those objects are gone.
 func removeHostObjects(h host.Host, name string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

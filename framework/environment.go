@@ -221,10 +221,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	if err != nil {
 		return fail(err)
 	}
-	if objs, err := hostObjects(ctx, h, vc.name); err != nil || len(objs) > 0 {
-		if err == nil {
-			err = fmt.Errorf("the host has %s already: a cluster of the same name runs there (choose another name with WithName)", strings.Join(objs, ", "))
-		}
+	if err := hostNamespaceFree(ctx, h, vc.name); err != nil {
 		return fail(err)
 	}
 	step = "start"

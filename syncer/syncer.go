@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -31,7 +33,8 @@ type Options struct {
 	Name string
 	// Virtual and Host are client configs of the two clusters.
 	Virtual, Host *rest.Config
-	// HostNamespace is where all host objects go; "" means "vmatrix-<Name>".
+	// HostNamespace is where all host objects go; "" means
+	// DefaultHostNamespace(Name).
 	// The syncer creates it if missing, and deletes it on Teardown if it did.
 	HostNamespace string
 	// MirrorAllNodes shows every Ready, schedulable host node as a virtual Node
@@ -83,7 +86,7 @@ func New(opts Options) (*Syncer, error) {
 		return nil, errors.New("syncer: both a virtual and a host client config are needed")
 	}
 	if opts.HostNamespace == "" {
-		opts.HostNamespace = "vmatrix-" + opts.Name
+		opts.HostNamespace = DefaultHostNamespace(opts.Name)
 	}
 	if opts.Resync <= 0 {
 		opts.Resync = 10 * time.Minute
@@ -118,6 +121,10 @@ func clientConfig(cfg *rest.Config, name string) *rest.Config {
 	c.WarningHandler = rest.NoWarnings{}
 	return c
 }
+
+// DefaultHostNamespace is the host namespace of the virtual cluster name
+// unless Options say otherwise: vmatrix-<name>.
+func DefaultHostNamespace(name string) string { return "vmatrix-" + name }
 
 // HostNamespace is the host namespace this syncer writes to.
 func (s *Syncer) HostNamespace() string { return s.opts.HostNamespace }
@@ -169,15 +176,25 @@ func (s *Syncer) Start(ctx context.Context) error {
 // ensureNamespace creates the host namespace, labelled as this syncer's so
 // that Teardown knows it may delete it.
 func (s *Syncer) ensureNamespace(ctx context.Context) error {
-	// Read first: a syncer whose host rights end at its namespace (a Role, as
-	// in the Helm chart) may read that namespace but not create namespaces.
-	if _, err := s.host.CoreV1().Namespaces().Get(ctx, s.opts.HostNamespace, metav1.GetOptions{}); err == nil {
-		return nil
-	}
-	_, err := s.host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: s.opts.HostNamespace, Labels: map[string]string{LabelManagedBy: s.opts.Name},
-	}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	api := s.host.CoreV1().Namespaces()
+	// A namespace left Terminating by the teardown of an earlier cluster of
+	// the same name must be gone before it can be made again.
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		// Read first: a syncer whose host rights end at its namespace (a Role,
+		// as in the Helm chart) may read that namespace but not create namespaces.
+		ns, err := api.Get(ctx, s.opts.HostNamespace, metav1.GetOptions{})
+		if err == nil {
+			return ns.DeletionTimestamp == nil, nil
+		}
+		_, err = api.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: s.opts.HostNamespace, Labels: map[string]string{LabelManagedBy: s.opts.Name},
+		}}, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return false, nil // read it back on the next round
+		}
+		return false, err
+	})
+	if err != nil {
 		return fmt.Errorf("syncer %s: creating host namespace %s: %w", s.opts.Name, s.opts.HostNamespace, err)
 	}
 	return nil
@@ -214,75 +231,41 @@ func (s *Syncer) Stop() {
 
 // Teardown stops the syncer, deletes every host object labelled for this
 // virtual cluster and waits until they are gone; then it deletes the host
-// namespace if the syncer created it, and waits for that too. It returns nil
-// only when nothing of the virtual cluster is left on the host.
+// namespace if the syncer created it. It returns nil only when no object of
+// the virtual cluster is left on the host.
 func (s *Syncer) Teardown(ctx context.Context) error {
 	s.Stop()
 	ns, sel := s.opts.HostNamespace, metav1.ListOptions{LabelSelector: s.ownedSelector()}
 	core := s.host.CoreV1()
 	// Pods go at once: the virtual cluster that would wait for them is going.
 	now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
-	type kind struct {
-		name  string
-		del   func() error
-		count func() (int, error)
-	}
-	kinds := []kind{
-		{"pods", func() error { return core.Pods(ns).DeleteCollection(ctx, now, sel) },
-			func() (int, error) {
-				l, err := core.Pods(ns).List(ctx, sel)
-				return lenOf(l, err, func() int { return len(l.Items) })
-			}},
-		{"services", s.deleteServices(ctx, sel),
-			func() (int, error) {
-				l, err := core.Services(ns).List(ctx, sel)
-				return lenOf(l, err, func() int { return len(l.Items) })
-			}},
-		{"endpoints", func() error { return core.Endpoints(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) },
-			func() (int, error) {
-				l, err := core.Endpoints(ns).List(ctx, sel)
-				return lenOf(l, err, func() int { return len(l.Items) })
-			}},
-		{"configmaps", func() error { return core.ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) },
-			func() (int, error) {
-				l, err := core.ConfigMaps(ns).List(ctx, sel)
-				return lenOf(l, err, func() int { return len(l.Items) })
-			}},
-		{"secrets", func() error { return core.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) },
-			func() (int, error) {
-				l, err := core.Secrets(ns).List(ctx, sel)
-				return lenOf(l, err, func() int { return len(l.Items) })
-			}},
+	deletes := []struct {
+		kind string
+		del  func() error
+	}{
+		{"pods", func() error { return core.Pods(ns).DeleteCollection(ctx, now, sel) }},
+		{"services", s.deleteServices(ctx, sel)},
+		{"endpoints", func() error { return core.Endpoints(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) }},
+		{"configmaps", func() error { return core.ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) }},
+		{"secrets", func() error { return core.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) }},
 		{"persistentvolumeclaims", func() error {
 			return core.PersistentVolumeClaims(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		},
-			func() (int, error) {
-				l, err := core.PersistentVolumeClaims(ns).List(ctx, sel)
-				return lenOf(l, err, func() int { return len(l.Items) })
-			}},
+		}},
 	}
 	var errs []error
-	for _, k := range kinds {
-		if err := k.del(); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting host %s: %w", k.name, err))
+	for _, d := range deletes {
+		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting host %s: %w", d.kind, err))
 		}
 	}
-	left := ""
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, k := range kinds {
-			n, err := k.count()
-			if err != nil {
-				return false, nil
-			}
-			if n > 0 {
-				left = fmt.Sprintf("%d %s", n, k.name)
-				return false, nil
-			}
-		}
-		return true, nil
+	var left []string
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var err error
+		left, err = HostObjects(ctx, s.host, ns, s.opts.Name)
+		return err == nil && len(left) == 0, nil
 	})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("waiting for the host objects to go (%s left): %w", left, err))
+		errs = append(errs, fmt.Errorf("waiting for the host objects to go (%s left): %w", strings.Join(left, ", "), err))
 	}
 	if err := s.deleteNamespace(ctx); err != nil {
 		errs = append(errs, err)
@@ -291,6 +274,54 @@ func (s *Syncer) Teardown(ctx context.Context) error {
 		return fmt.Errorf("syncer %s: teardown: %w", s.opts.Name, err)
 	}
 	return nil
+}
+
+// HostObjects lists the objects in the host namespace that belong to the
+// virtual cluster name ("3 pods", ...): what its teardown must remove, and
+// what a check after teardown must not find.
+func HostObjects(ctx context.Context, host kubernetes.Interface, namespace, name string) ([]string, error) {
+	core := host.CoreV1()
+	sel := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{LabelManagedBy: name}).String()}
+	counts := []struct {
+		kind  string
+		count func() (int, error)
+	}{
+		{"pods", func() (int, error) {
+			l, err := core.Pods(namespace).List(ctx, sel)
+			return lenOf(l, err, func() int { return len(l.Items) })
+		}},
+		{"services", func() (int, error) {
+			l, err := core.Services(namespace).List(ctx, sel)
+			return lenOf(l, err, func() int { return len(l.Items) })
+		}},
+		{"endpoints", func() (int, error) {
+			l, err := core.Endpoints(namespace).List(ctx, sel)
+			return lenOf(l, err, func() int { return len(l.Items) })
+		}},
+		{"configmaps", func() (int, error) {
+			l, err := core.ConfigMaps(namespace).List(ctx, sel)
+			return lenOf(l, err, func() int { return len(l.Items) })
+		}},
+		{"secrets", func() (int, error) {
+			l, err := core.Secrets(namespace).List(ctx, sel)
+			return lenOf(l, err, func() int { return len(l.Items) })
+		}},
+		{"persistentvolumeclaims", func() (int, error) {
+			l, err := core.PersistentVolumeClaims(namespace).List(ctx, sel)
+			return lenOf(l, err, func() int { return len(l.Items) })
+		}},
+	}
+	var left []string
+	for _, c := range counts {
+		n, err := c.count()
+		if err != nil {
+			return nil, fmt.Errorf("listing host %s: %w", c.kind, err)
+		}
+		if n > 0 {
+			left = append(left, fmt.Sprintf("%d %s", n, c.kind))
+		}
+	}
+	return left, nil
 }
 
 // deleteServices deletes the Services one by one: there is no
@@ -320,7 +351,7 @@ func lenOf(list any, err error, n func() int) (int, error) {
 }
 
 // deleteNamespace deletes the host namespace if this syncer created it (its
-// label says so) and waits until it is gone.
+// label says so).
 func (s *Syncer) deleteNamespace(ctx context.Context) error {
 	api := s.host.CoreV1().Namespaces()
 	ns, err := api.Get(ctx, s.opts.HostNamespace, metav1.GetOptions{})
@@ -341,16 +372,12 @@ func (s *Syncer) deleteNamespace(ctx context.Context) error {
 		}
 		return err
 	}
+	// Not waited for: what was in it is gone already, and the namespace
+	// controller's seconds of finalizing would double a teardown. A syncer of
+	// the same name that starts meanwhile waits for it in ensureNamespace.
 	uid := ns.UID
 	if err := api.Delete(ctx, ns.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting host namespace: %w", err)
-	}
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := api.Get(ctx, ns.Name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for host namespace %s to go: %w", ns.Name, err)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ func main() {
 	flag.StringVar(&matrix, "matrix", "1.35,1.36,1.37", "versions created in parallel")
 	flag.DurationVar(&cfg.Idle, "idle", 30*time.Second, "idle time before memory is read")
 	flag.IntVar(&cfg.DensityMax, "density", 20, "most clusters in the density figure (0 skips it)")
+	flag.IntVar(&cfg.SyncReplicas, "sync", 100, "replicas of the sync figure's Deployment (0 skips it)")
+	flag.BoolVar(&cfg.Rerun, "rerun", true, "measure a rerun in reuse mode against a cold run")
 	flag.StringVar(&out, "out", "bench/results.json", "where to write the JSON")
 	flag.Parse()
 	cfg.MatrixVersions = strings.Split(matrix, ",")

@@ -33,6 +33,8 @@ type Config struct {
 	MatrixVersions []string      // the versions created in parallel
 	Idle           time.Duration // how long a cluster idles before its memory is read
 	DensityMax     int           // clusters to try in the density figure; 0 skips it
+	SyncReplicas   int           // replicas of the sync figure's Deployment; 0 skips it
+	Rerun          bool          // measure a cold create against a reuse attach
 	Dir            string        // scratch space
 	Log            io.Writer
 }
@@ -92,6 +94,8 @@ type Results struct {
 		InProcess Stat   `json:"in_process_mb"`
 	} `json:"memory"`
 	Density *Density `json:"density,omitempty"`
+	Sync    *Sync    `json:"sync,omitempty"`
+	Rerun   *Rerun   `json:"rerun,omitempty"`
 }
 
 // Density is how many idle clusters fit before create-to-ready doubles.
@@ -173,6 +177,16 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	}
 	if err := e.memory(ctx, v, res); err != nil {
 		return nil, fmt.Errorf("memory: %w", err)
+	}
+	if cfg.SyncReplicas > 0 {
+		if res.Sync, err = e.sync(ctx, v, cfg.SyncReplicas); err != nil {
+			return nil, fmt.Errorf("sync: %w", err)
+		}
+	}
+	if cfg.Rerun {
+		if res.Rerun, err = e.rerun(ctx, cfg.Version); err != nil {
+			return nil, fmt.Errorf("rerun: %w", err)
+		}
 	}
 	if cfg.DensityMax > 0 {
 		if res.Density, err = e.density(ctx, v); err != nil {

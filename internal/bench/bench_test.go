@@ -12,7 +12,7 @@ import (
 func TestSmoke(t *testing.T) {
 	res, err := Run(context.Background(), Config{
 		Runs: 1, Version: "1.37", MatrixVersions: []string{"1.36", "1.37"},
-		Idle: time.Second, DensityMax: 2, Dir: t.TempDir(), Log: testWriter{t},
+		Idle: time.Second, DensityMax: 2, SyncReplicas: 10, Rerun: true, Dir: t.TempDir(), Log: testWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -22,6 +22,12 @@ func TestSmoke(t *testing.T) {
 	}
 	if res.Memory.APIServer.Median < 50 || res.Memory.CtrlMgr.Median < 10 {
 		t.Errorf("memory figures too small to be real: %+v", res.Memory)
+	}
+	if res.Sync == nil || res.Sync.PodsPerS.Median <= 0 || res.Sync.HostWrite.Median < 1 {
+		t.Errorf("sync: %+v", res.Sync)
+	}
+	if res.Rerun == nil || res.Rerun.AttachSeconds.Median <= 0 || res.Rerun.ColdSeconds.Median <= res.Rerun.AttachSeconds.Median {
+		t.Errorf("rerun: %+v", res.Rerun)
 	}
 	if res.Density == nil || res.Density.Clusters < 1 {
 		t.Errorf("density: %+v", res.Density)

@@ -29,6 +29,15 @@ func Table(r *Results) string {
 	row("  of which kube-apiserver", r.Memory.APIServer, 0)
 	row("  of which kube-controller-manager", r.Memory.CtrlMgr, 0)
 	row("  of which in-process (store, syncer)", r.Memory.InProcess, 0)
+	if s := r.Sync; s != nil {
+		row(fmt.Sprintf("sync: %d-replica Deployment to Running", s.Replicas), s.Seconds, 0)
+		row("  pods per second", s.PodsPerS, 0)
+		row("  host write requests per pod", s.HostWrite, 0)
+	}
+	if rr := r.Rerun; rr != nil {
+		row("rerun: cold first cluster (host included)", rr.ColdSeconds, 0)
+		row(fmt.Sprintf("rerun: attach in reuse mode (%.0fx faster)", rr.Speedup), rr.AttachSeconds, 0)
+	}
 	if d := r.Density; d != nil {
 		fmt.Fprintf(&b, "\ndensity: %d idle clusters (%s)\n", d.Clusters, d.StoppedBecause)
 	}

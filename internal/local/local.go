@@ -20,13 +20,17 @@ import (
 	"syscall"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // Manager creates, lists and deletes the clusters of one state directory.
@@ -157,7 +161,44 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 }
 
 func (m *Manager) remove(ctx context.Context, name string) error {
-	return stopSupervised(m.Root.ClusterDir(name))
+	dir := m.Root.ClusterDir(name)
+	rec, recErr := state.Read(dir)
+	err := stopSupervised(dir)
+	if recErr == nil {
+		err = errors.Join(err, m.removeHostObjects(ctx, rec))
+	}
+	return err
+}
+
+// removeHostObjects deletes the host namespace of a cluster whose supervisor
+// died before its syncer could tear down (a live one has done it already):
+// the namespace the syncer made, and only if its label says it is that
+// cluster's.
+func (m *Manager) removeHostObjects(ctx context.Context, rec state.Record) error {
+	path, context := rec.Host, rec.HostContext
+	if rec.Host == state.EmbeddedHost {
+		path, context = filepath.Join(m.Root.HostDir(), "kubeconfig"), ""
+		if host, err := state.Read(m.Root.HostDir()); err != nil || !host.Running() {
+			return nil // its objects went with it
+		}
+	}
+	cfg, err := kubeconfig.Load(path, context)
+	if err != nil {
+		return nil // the host is gone or unreachable: nothing vmatrix can do there
+	}
+	cfg.Timeout = 5 * time.Second
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ns, err := client.CoreV1().Namespaces().Get(ctx, syncer.DefaultHostNamespace(rec.Name), metav1.GetOptions{})
+	if err != nil || ns.Labels[syncer.LabelManagedBy] != rec.Name || ns.DeletionTimestamp != nil {
+		return nil
+	}
+	if err := client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting host namespace %s: %w", ns.Name, err)
+	}
+	return nil
 }
 
 // List returns the records of all virtual clusters, by name.

@@ -135,7 +135,7 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) ([]string, error) {
 		}
 		removed = append(removed, fmt.Sprintf("virtual cluster %s (%s): %s", r.Name, r.Version, why))
 		if !dryRun {
-			errs = append(errs, stopSupervised(m.Root.ClusterDir(r.Name)))
+			errs = append(errs, m.remove(ctx, r.Name))
 		}
 	}
 	if host, err := state.Read(m.Root.HostDir()); err == nil || !errors.Is(err, os.ErrNotExist) {

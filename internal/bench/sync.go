@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+)
+
+// Sync is the rollout of one large Deployment through the syncer.
+type Sync struct {
+	Replicas int `json:"replicas"`
+	// Seconds from the Deployment's create to all its pods Running in the
+	// virtual cluster.
+	Seconds   Stat `json:"seconds"`
+	PodsPerS  Stat `json:"pods_per_second"`
+	HostWrite Stat `json:"host_write_requests_per_pod"`
+}
+
+// Rerun compares a suite's first cluster when it is created (cold, host
+// included) with attaching to one left running (reuse mode).
+type Rerun struct {
+	ColdSeconds   Stat    `json:"cold_seconds"`
+	AttachSeconds Stat    `json:"attach_seconds"`
+	Speedup       float64 `json:"speedup"`
+}
+
+// sync applies a Deployment of replicas to a fresh cluster per run and counts
+// the host's write requests (apiserver_request_total) the rollout cost.
+func (e *env) sync(ctx context.Context, v k8sdist.Version, replicas int) (*Sync, error) {
+	host, err := kubernetes.NewForConfig(e.host.RESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	var secs, rates, writes []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		vc, _, err := e.start(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		cfg := vc.RESTConfig()
+		cfg.QPS, cfg.Burst = -1, 0 // the figure is the harness's, not this client's limit
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		before, err := hostWrites(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if _, err := client.AppsV1().Deployments("default").Create(ctx, deployment(int32(replicas)), metav1.CreateOptions{}); err != nil {
+			return nil, err
+		}
+		err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+			pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=bench"})
+			if err != nil {
+				return false, nil
+			}
+			running := 0
+			for _, p := range pods.Items {
+				if p.Status.Phase == corev1.PodRunning {
+					running++
+				}
+			}
+			return running == replicas, nil
+		})
+		took := time.Since(start).Seconds()
+		if err != nil {
+			return nil, fmt.Errorf("waiting for %d pods to run: %w", replicas, err)
+		}
+		after, err := hostWrites(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		secs, rates = append(secs, took), append(rates, float64(replicas)/took)
+		writes = append(writes, (after-before)/float64(replicas))
+		e.logf("sync: %d pods running in %.2fs (%.0f pods/s), %.2f host writes per pod", replicas, took, float64(replicas)/took, writes[len(writes)-1])
+		if err := teardown(vc, e.dir(vc.Name())); err != nil {
+			return nil, err
+		}
+	}
+	return &Sync{Replicas: replicas, Seconds: newStat("s", secs), PodsPerS: newStat("pods/s", rates), HostWrite: newStat("requests", writes)}, nil
+}
+
+func deployment(replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": "bench"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/bench:1"}}},
+			},
+		},
+	}
+}
+
+// hostWrites sums the host apiserver's write requests so far.
+func hostWrites(ctx context.Context, host kubernetes.Interface) (float64, error) {
+	raw, err := host.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the host's metrics: %w", err)
+	}
+	total := 0.0
+	scanner := bufio.NewScanner(strings.NewReader(string(raw)))
+	scanner.Buffer(make([]byte, 1024*1024), 16*1024*1024)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		write := false
+		for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="DELETE"`, `verb="APPLY"`} {
+			write = write || strings.Contains(line, verb)
+		}
+		if !write {
+			continue
+		}
+		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// rerun measures a cold first cluster through the framework, host included,
+// against attaching to a running one as a rerun in reuse mode does.
+func (e *env) rerun(ctx context.Context, version string) (*Rerun, error) {
+	var cold, attach []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		env, err := framework.New(framework.WithStateDir(e.dir(fmt.Sprintf("rerun-%d", i))), framework.WithSignalHandling(false))
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		vc, err := env.Create(ctx, version)
+		if err != nil {
+			return nil, err
+		}
+		cold = append(cold, time.Since(start).Seconds())
+		start = time.Now()
+		again, err := framework.Connect(ctx, vc.Info())
+		if err == nil {
+			_, err = again.Client().Discovery().ServerVersion()
+		}
+		attach = append(attach, time.Since(start).Seconds())
+		if err := errors.Join(err, env.Destroy(ctx)); err != nil {
+			return nil, err
+		}
+		e.logf("rerun: cold %.2fs, attach %.3fs", cold[len(cold)-1], attach[len(attach)-1])
+	}
+	r := &Rerun{ColdSeconds: newStat("s", cold), AttachSeconds: newStat("s", attach)}
+	r.Speedup = r.ColdSeconds.Median / r.AttachSeconds.Median
+	return r, nil
+}
