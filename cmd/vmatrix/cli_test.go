@@ -46,7 +46,8 @@ type cli struct {
 
 func newCLI(t *testing.T) *cli {
 	c := &cli{t: t, stateDir: t.TempDir()}
-	c.env = append(os.Environ(), "VMATRIX_STATE_DIR="+c.stateDir)
+	// TMPDIR too: what vmatrix keeps in temp folders (run logs) goes with the test.
+	c.env = append(os.Environ(), "VMATRIX_STATE_DIR="+c.stateDir, "TMPDIR="+t.TempDir())
 	t.Cleanup(func() { c.assertNothingLeft() })
 	return c
 }

@@ -105,6 +105,10 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			if len(failed) > 0 {
 				return fmt.Errorf("failed on %s; logs in %s", strings.Join(failed, ", "), opts.LogDir)
 			}
+			if reportDir == "" {
+				// Logs nobody asked to keep, of a run that passed.
+				os.RemoveAll(opts.LogDir)
+			}
 			fmt.Printf("passed on all %d versions in %s\n", len(report.Versions), report.Duration.Round(time.Millisecond))
 			return nil
 		},
