@@ -337,18 +337,6 @@ func (e *Environment) ensureHost(ctx context.Context) (host.Host, error) {
 		return h, nil
 	}
 	start := time.Now()
-	v, err := k8sdist.Newest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	bins, err := e.source.Kubernetes(ctx, v)
-	if err != nil {
-		return nil, err
-	}
-	kwok, err := e.source.KWOK(ctx)
-	if err != nil {
-		return nil, err
-	}
 	dir := state.Root(e.root).HostDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -356,13 +344,13 @@ func (e *Environment) ensureHost(ctx context.Context) (host.Host, error) {
 	e.mu.Lock()
 	e.hostDir = dir
 	e.mu.Unlock()
-	emb, err := host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: dir, Version: v, Binaries: bins, KWOK: kwok, Nodes: e.opts.nodes})
+	emb, err := host.StartNewest(ctx, e.source, dir, e.opts.nodes)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	e.host, e.hostPIDs, e.hostPort = emb, emb.PIDs(), emb.ControlPlane().Port()
 	e.mu.Unlock()
-	e.logf("embedded host (%s) ready in %s", v, time.Since(start).Round(10*time.Millisecond))
+	e.logf("embedded host (%s) ready in %s", emb.ControlPlane().Version(), time.Since(start).Round(10*time.Millisecond))
 	return emb, nil
 }

@@ -6,12 +6,13 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vmatrix/vmatrix/framework"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // port is the API server port of a cluster, read from its kubeconfig.
@@ -36,7 +37,7 @@ func kubeconfigPort(path string) int {
 // line names dir, open ports among ports, and dir itself.
 func leftovers(dir string, ports []int) []string {
 	var left []string
-	for _, pid := range processesNaming(dir) {
+	for _, pid := range proc.WithArg(dir) {
 		left = append(left, fmt.Sprintf("process %d", pid))
 	}
 	for _, p := range ports {
@@ -48,29 +49,6 @@ func leftovers(dir string, ports []int) []string {
 		left = append(left, "folder "+dir)
 	}
 	return left
-}
-
-// processesNaming scans /proc, like pgrep -f, for live processes other than
-// this one whose command line contains s.
-func processesNaming(s string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !strings.Contains(string(cmdline), s) {
-			continue
-		}
-		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue // a zombie is dead
-		}
-		pids = append(pids, pid)
-	}
-	return pids
 }
 
 func portOpen(port int) bool {

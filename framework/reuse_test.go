@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vmatrix/vmatrix/framework"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // TestReuse attaches to a cluster made by `vmatrix create`, twice, as two
@@ -38,7 +40,7 @@ func TestReuse(t *testing.T) {
 	cli("create", "v1-37", "--version", "1.37")
 	defer func() {
 		cli("delete", "v1-37")
-		if left := processesNaming(state); len(left) > 0 {
+		if left := proc.WithArg(state); len(left) > 0 {
 			t.Errorf("processes left after vmatrix delete: %v", left)
 		}
 	}()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/vmatrix/vmatrix/framework"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // helper is the child process of the signal tests: an Environment on the
@@ -148,7 +150,7 @@ func TestSIGKILLTakesChildren(t *testing.T) {
 	var port int
 	fmt.Sscanf(expectLine(t, sc, "ready"), "ready %d", &port)
 	dir := filepath.Join(state, "clusters", "sig")
-	if len(processesNaming(dir)) == 0 {
+	if len(proc.WithArg(dir)) == 0 {
 		t.Fatal("no cluster process found before the kill")
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
@@ -157,7 +159,7 @@ func TestSIGKILLTakesChildren(t *testing.T) {
 	// state folder stays for `vmatrix cleanup`.
 	var left []int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if left = processesNaming(dir); len(left) == 0 && !portOpen(port) {
+		if left = proc.WithArg(dir); len(left) == 0 && !portOpen(port) {
 			break
 		}
 	}

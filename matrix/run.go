@@ -116,6 +116,12 @@ func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts 
 	cluster, err := clusters.Acquire(ctx, v)
 	if err != nil {
 		res.Status, res.Error = StatusFailed, "creating the cluster: "+err.Error()
+		if ctx.Err() != nil {
+			// Stopped by another version's failure (--fail-fast) or a signal.
+			res.Status = StatusCancelled
+			say("cancelled")
+			return
+		}
 		say("failed: %s", res.Error)
 		return
 	}

@@ -44,23 +44,13 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	v, bins, err := binaries(ctx, "1.37")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	kwok, err := k8sdist.Source{Log: os.Stderr}.KWOK(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "vmatrix-syncer-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	testHost, err = host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: dir, Version: v, Binaries: bins, KWOK: kwok, Nodes: 3})
+	testHost, err = host.StartNewest(ctx, k8sdist.Source{Log: os.Stderr}, dir, 3)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -71,12 +61,7 @@ func run(m *testing.M) int {
 }
 
 func binaries(ctx context.Context, version string) (k8sdist.Version, k8sdist.Binaries, error) {
-	v, err := k8sdist.Resolve(ctx, version)
-	if err != nil {
-		return v, k8sdist.Binaries{}, err
-	}
-	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
-	return v, bins, err
+	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 }
 
 // startVirtual starts a virtual cluster of version on the test host; the

@@ -145,21 +145,13 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		matrix = append(matrix, mv)
 		res.Versions.Matrix = append(res.Versions.Matrix, mv.String())
 	}
-	hostBins, err := e.src.Kubernetes(ctx, hostVersion)
-	if err != nil {
-		return nil, err
-	}
-	kwok, err := e.src.KWOK(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, mv := range append(matrix, v) {
 		if _, err := e.src.Kubernetes(ctx, mv); err != nil {
 			return nil, err
 		}
 	}
 	e.logf("starting the embedded host (%s)", hostVersion)
-	if e.host, err = host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: e.dir("host"), Version: hostVersion, Binaries: hostBins, KWOK: kwok}); err != nil {
+	if e.host, err = host.StartNewest(ctx, e.src, e.dir("host"), 0); err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, e.host.Stop()) }()

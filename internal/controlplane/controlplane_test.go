@@ -19,11 +19,7 @@ func binaries(t *testing.T, version string) (k8sdist.Version, k8sdist.Binaries) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	v, err := k8sdist.Resolve(ctx, version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
+	v, bins, err := k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 	if err != nil {
 		t.Fatal(err)
 	}

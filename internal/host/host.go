@@ -456,3 +456,22 @@ func (e *External) RESTConfig() *rest.Config { return rest.CopyConfig(e.config) 
 func (e *External) KubeconfigPath() string   { return e.path }
 func (e *External) ServiceCIDR() string      { return e.serviceCIDR }
 func (e *External) Stop() error              { return nil }
+
+// StartNewest starts an embedded host of the newest release in dir, with
+// nodes simulated nodes (0: the default), obtaining its binaries and the KWOK
+// controller from src first.
+func StartNewest(ctx context.Context, src k8sdist.Source, dir string, nodes int) (*Embedded, error) {
+	v, err := k8sdist.Newest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bins, err := src.Kubernetes(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	kwok, err := src.KWOK(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Version: v, Binaries: bins, KWOK: kwok, Nodes: nodes})
+}

@@ -48,17 +48,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building vmatrix: %v\n%s", err, out)
 		return 1
 	}
-	v, bins, err := binaries(ctx, "1.37")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	kwok, err := k8sdist.Source{Log: os.Stderr}.KWOK(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	testHost, err = host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: filepath.Join(dir, "host"), Version: v, Binaries: bins, KWOK: kwok})
+	testHost, err = host.StartNewest(ctx, k8sdist.Source{Log: os.Stderr}, filepath.Join(dir, "host"), 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -69,12 +59,7 @@ func run(m *testing.M) int {
 }
 
 func binaries(ctx context.Context, version string) (k8sdist.Version, k8sdist.Binaries, error) {
-	v, err := k8sdist.Resolve(ctx, version)
-	if err != nil {
-		return v, k8sdist.Binaries{}, err
-	}
-	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
-	return v, bins, err
+	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 }
 
 func needHost(t *testing.T) {

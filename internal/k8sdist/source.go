@@ -232,3 +232,14 @@ func (s Source) Cached() ([]Version, error) {
 	slices.SortFunc(list, compareVersions)
 	return list, nil
 }
+
+// Release resolves a request ("1.36", "v1.36.3") and obtains that release's
+// binaries: what every caller that starts a control plane needs first.
+func (s Source) Release(ctx context.Context, request string) (Version, Binaries, error) {
+	v, err := Resolve(ctx, request)
+	if err != nil {
+		return v, Binaries{}, err
+	}
+	bins, err := s.Kubernetes(ctx, v)
+	return v, bins, err
+}

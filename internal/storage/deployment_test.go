@@ -40,28 +40,12 @@ func TestDeploymentOnEachBackend(t *testing.T) {
 	}
 	ctx := context.Background()
 	src := k8sdist.Source{Log: os.Stderr}
-	newest, err := k8sdist.Newest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostBins, err := src.Kubernetes(ctx, newest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kwok, err := src.KWOK(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := host.StartEmbedded(ctx, host.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "host"), Version: newest, Binaries: hostBins, KWOK: kwok})
+	h, err := host.StartNewest(ctx, src, filepath.Join(t.TempDir(), "host"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Stop() })
-	v, err := k8sdist.Resolve(ctx, "1.36")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := src.Kubernetes(ctx, v)
+	v, bins, err := src.Release(ctx, "1.36")
 	if err != nil {
 		t.Fatal(err)
 	}
