@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,7 +224,7 @@ func verifyGone(what, dir string, pids map[string]int, port int, h host.Host, na
 			left = append(left, fmt.Sprintf("process %d (command line names %s)", pid, dir))
 		}
 	}
-	if port != 0 && portOpen(port) {
+	if port != 0 && proc.PortOpen(port) {
 		left = append(left, fmt.Sprintf("listening port %d", port))
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
@@ -252,14 +250,6 @@ func slicesContains(pids map[string]int, pid int) bool {
 		}
 	}
 	return false
-}
-
-func portOpen(port int) bool {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
-	if err == nil {
-		c.Close()
-	}
-	return err == nil
 }
 
 // HostNamespace is the host namespace of a virtual cluster's synced objects.
@@ -310,12 +300,8 @@ func removeHostObjects(h host.Host, name string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	err = client.CoreV1().Namespaces().Delete(ctx, HostNamespace(name), metav1.DeleteOptions{})
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("deleting host namespace %s: %w", HostNamespace(name), err)
+	if err := syncer.DeleteHostNamespace(ctx, client, name); err != nil {
+		return err
 	}
 	for {
 		objs, err := hostObjects(ctx, h, name)

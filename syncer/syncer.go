@@ -441,3 +441,27 @@ func (s *Syncer) virtualPod(namespace, name string) (*corev1.Pod, error) {
 func addIndex(inf cache.SharedIndexInformer, name string, fn cache.IndexFunc) error {
 	return inf.AddIndexers(cache.Indexers{name: fn})
 }
+
+// DeleteHostNamespace deletes the default host namespace of the virtual
+// cluster name, and with it what the syncer made there, for a cluster whose
+// syncer could not tear down (its process died, its create failed half-way).
+// A namespace whose label does not say it is that cluster's is left alone.
+// It does not wait: HostObjects tells when the objects are gone.
+func DeleteHostNamespace(ctx context.Context, host kubernetes.Interface, name string) error {
+	api := host.CoreV1().Namespaces()
+	ns, err := api.Get(ctx, DefaultHostNamespace(name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading host namespace: %w", err)
+	}
+	if ns.Labels[LabelManagedBy] != name || ns.DeletionTimestamp != nil {
+		return nil
+	}
+	uid := ns.UID
+	if err := api.Delete(ctx, ns.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting host namespace %s: %w", ns.Name, err)
+	}
+	return nil
+}

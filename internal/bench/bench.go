@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -242,8 +241,7 @@ func teardown(vc *vcluster.VCluster, dir string) error {
 			return fmt.Errorf("%s (pid %d) still runs after teardown", name, pid)
 		}
 	}
-	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-		c.Close()
+	if proc.PortOpen(port) {
 		return fmt.Errorf("port %d still open after teardown", port)
 	}
 	return nil

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
@@ -191,14 +188,7 @@ func (m *Manager) removeHostObjects(ctx context.Context, rec state.Record) error
 	if err != nil {
 		return err
 	}
-	ns, err := client.CoreV1().Namespaces().Get(ctx, syncer.DefaultHostNamespace(rec.Name), metav1.GetOptions{})
-	if err != nil || ns.Labels[syncer.LabelManagedBy] != rec.Name || ns.DeletionTimestamp != nil {
-		return nil
-	}
-	if err := client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting host namespace %s: %w", ns.Name, err)
-	}
-	return nil
+	return syncer.DeleteHostNamespace(ctx, client, rec.Name)
 }
 
 // List returns the records of all virtual clusters, by name.
@@ -403,7 +393,7 @@ func stopSupervised(dir string) error {
 	}
 	if rec.Port != 0 {
 		deadline := time.Now().Add(5 * time.Second)
-		for portOpen(rec.Port) {
+		for proc.PortOpen(rec.Port) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("port %d of %s is still open", rec.Port, dir)
 			}
@@ -434,12 +424,4 @@ func waitGone(pid int, timeout time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
-}
-
-func portOpen(port int) bool {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
-	if err == nil {
-		c.Close()
-	}
-	return err == nil
 }

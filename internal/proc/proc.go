@@ -6,6 +6,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -191,4 +192,14 @@ func WithArg(s string) []int {
 		}
 	}
 	return pids
+}
+
+// PortOpen reports whether something still listens on a loopback port: what a
+// teardown checks after its processes are gone.
+func PortOpen(port int) bool {
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
