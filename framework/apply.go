@@ -39,13 +39,9 @@ func (vc *VirtualCluster) Apply(ctx context.Context, manifests ...string) error 
 
 // ApplyIn is Apply with namespace as the default namespace ("" for "default").
 func (vc *VirtualCluster) ApplyIn(ctx context.Context, namespace string, manifests ...string) error {
-	var objs []*unstructured.Unstructured
-	for _, m := range manifests {
-		o, err := readManifest(m)
-		if err != nil {
-			return fmt.Errorf("%s: %w", vc, err)
-		}
-		objs = append(objs, o...)
+	objs, err := readManifests(manifests)
+	if err != nil {
+		return fmt.Errorf("%s: %w", vc, err)
 	}
 	for _, obj := range objs {
 		if err := vc.applier.apply(ctx, namespace, obj); err != nil {

@@ -4,20 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
+	"github.com/vmatrix/vmatrix/internal/export"
 )
 
 // Finish ends a run: when failed, it first writes artifacts (ExportArtifacts)
@@ -83,9 +74,9 @@ func (e *Environment) ExportArtifacts(ctx context.Context, dir string) (string, 
 	h, hostDir := e.host, e.hostDir
 	e.mu.Unlock()
 	if hostDir != "" {
-		errs = append(errs, copyLogs(filepath.Join(hostDir, "logs"), filepath.Join(dir, "host", "logs")))
+		errs = append(errs, export.CopyLogs(filepath.Join(hostDir, "logs"), filepath.Join(dir, "host", "logs")))
 		if h != nil {
-			errs = append(errs, dumpObjects(ctx, h.RESTConfig(), filepath.Join(dir, "host", "objects"), nil))
+			errs = append(errs, export.Objects(ctx, h.RESTConfig(), filepath.Join(dir, "host", "objects"), nil))
 		}
 	}
 	return dir, errors.Join(errs...)
@@ -107,161 +98,23 @@ func (e *Environment) ArtifactsDir() (string, error) {
 	return e.opts.artifactsDir, os.MkdirAll(e.opts.artifactsDir, 0o755)
 }
 
-// ExportArtifacts writes the cluster's component logs (dir/logs) and a dump
-// of its objects (dir/objects/NAMESPACE/RESOURCE.yaml), and, when the
+// ExportArtifacts writes the cluster's component logs (dir/logs), a dump of
+// its objects (dir/objects/NAMESPACE/RESOURCE.yaml), the logs of its pods'
+// containers (dir/pods/NAMESPACE/POD/CONTAINER.log) and, when the
 // Environment knows its host, the objects of its host namespace
 // (dir/host-objects).
 func (vc *VirtualCluster) ExportArtifacts(ctx context.Context, dir string) error {
-	errs := []error{
-		copyLogs(filepath.Join(vc.dir, "logs"), filepath.Join(dir, "logs")),
-		dumpObjects(ctx, vc.RESTConfig(), filepath.Join(dir, "objects"), nil),
-	}
+	c := export.Cluster{LogsDir: filepath.Join(vc.dir, "logs"), Virtual: vc.RESTConfig()}
 	if h := vc.env.HostKubeconfigPath(); h != "" {
 		vc.env.mu.Lock()
 		host := vc.env.host
 		vc.env.mu.Unlock()
 		if host != nil {
-			errs = append(errs, dumpObjects(ctx, host.RESTConfig(), filepath.Join(dir, "host-objects"), []string{HostNamespace(vc.name)}))
+			c.Host, c.HostNamespace = host.RESTConfig(), HostNamespace(vc.name)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := export.Write(ctx, dir, c); err != nil {
 		return fmt.Errorf("artifacts of %s: %w", vc, err)
 	}
 	return nil
-}
-
-func copyLogs(from, to string) error {
-	entries, err := os.ReadDir(from)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		if err := copyFile(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// dumpObjects writes every listable object (of namespaces, or of all
-// namespaces and the cluster-scoped ones when namespaces is nil) as one YAML
-// list per resource and namespace. Secrets are dumped too: these are test
-// clusters, and a Secret's content is often what a failure is about.
-func dumpObjects(ctx context.Context, cfg *rest.Config, dir string, namespaces []string) error {
-	cfg.Timeout = 10 * time.Second
-	// Listing every resource touches deprecated ones; their warnings are noise.
-	cfg.WarningHandler = rest.NoWarnings{}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	// Partial discovery failures (an aggregated API down) still leave the rest.
-	lists, _ := disc.ServerPreferredResources()
-	var errs []error
-	for _, list := range lists {
-		gv, err := schema.ParseGroupVersion(list.GroupVersion)
-		if err != nil {
-			continue
-		}
-		for _, r := range list.APIResources {
-			if strings.Contains(r.Name, "/") || !hasVerb(r.Verbs, "list") {
-				continue
-			}
-			if namespaces != nil && !r.Namespaced {
-				continue
-			}
-			gvr := gv.WithResource(r.Name)
-			scopes := []string{metav1.NamespaceAll}
-			if namespaces != nil {
-				scopes = namespaces
-			}
-			for _, ns := range scopes {
-				objs, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
-				if err != nil {
-					errs = append(errs, fmt.Errorf("listing %s: %w", gvr, err))
-					continue
-				}
-				if len(objs.Items) == 0 {
-					continue
-				}
-				byNS := map[string][]any{}
-				for _, o := range objs.Items {
-					key := o.GetNamespace()
-					if key == "" {
-						key = "_cluster"
-					}
-					byNS[key] = append(byNS[key], o.Object)
-				}
-				for key, items := range byNS {
-					errs = append(errs, writeYAML(filepath.Join(dir, key, resourceFile(gvr)), items))
-				}
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func resourceFile(gvr schema.GroupVersionResource) string {
-	if gvr.Group == "" {
-		return gvr.Resource + ".yaml"
-	}
-	return gvr.Resource + "." + gvr.Group + ".yaml"
-}
-
-func writeYAML(path string, items []any) error {
-	sort.Slice(items, func(i, j int) bool { return objectName(items[i]) < objectName(items[j]) })
-	data, err := yaml.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, data, 0o644)
-}
-
-func objectName(o any) string {
-	m, _ := o.(map[string]any)
-	md, _ := m["metadata"].(map[string]any)
-	s, _ := md["name"].(string)
-	return s
-}
-
-func hasVerb(verbs []string, v string) bool {
-	for _, x := range verbs {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

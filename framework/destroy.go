@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/proc"
@@ -85,7 +86,7 @@ func (e *Environment) destroy(ctx context.Context) error {
 	}
 	wg.Wait()
 	errs = append(errs, clusterErrs...)
-	errs = append(errs, e.destroyHost())
+	errs = append(errs, e.destroyHost(), e.removeWebhookServer())
 	if e.ownRoot {
 		if err := os.RemoveAll(e.root); err != nil {
 			errs = append(errs, fmt.Errorf("removing %s: %w", e.root, err))
@@ -255,13 +256,20 @@ func slicesContains(pids map[string]int, pid int) bool {
 // HostNamespace is the host namespace of a virtual cluster's synced objects.
 func HostNamespace(cluster string) string { return syncer.DefaultHostNamespace(cluster) }
 
+// hostClient is a client of the host for the framework's own checks, which
+// read v1 Endpoints on purpose: their deprecation warning is noise.
+func hostClient(h host.Host) (kubernetes.Interface, error) {
+	cfg := h.RESTConfig()
+	cfg.Timeout = 5 * time.Second
+	cfg.WarningHandler = rest.NoWarnings{}
+	return kubernetes.NewForConfig(cfg)
+}
+
 // hostObjects lists what of the cluster is still on the host: the objects
 // its syncer labelled as the cluster's. An empty host namespace, or one the
 // host is still finalizing, is not the cluster's any more.
 func hostObjects(ctx context.Context, h host.Host, name string) ([]string, error) {
-	cfg := h.RESTConfig()
-	cfg.Timeout = 5 * time.Second
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := hostClient(h)
 	if err != nil {
 		return nil, err
 	}
@@ -272,9 +280,7 @@ func hostObjects(ctx context.Context, h host.Host, name string) ([]string, error
 // being deleted: a cluster of the same name runs on that host, perhaps from
 // another process.
 func hostNamespaceFree(ctx context.Context, h host.Host, name string) error {
-	cfg := h.RESTConfig()
-	cfg.Timeout = 5 * time.Second
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := hostClient(h)
 	if err != nil {
 		return err
 	}
@@ -294,9 +300,7 @@ func hostNamespaceFree(ctx context.Context, h host.Host, name string) error {
 func removeHostObjects(h host.Host, name string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cfg := h.RESTConfig()
-	cfg.Timeout = 5 * time.Second
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := hostClient(h)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ type Environment struct {
 	hostPIDs  map[string]int
 	hostPort  int
 	clusters  map[string]*VirtualCluster
+	webhooks  *WebhookServer
 	destroyed bool
 	// destroyOnce makes the first Destroy do the work; later calls wait for
 	// it and return its result.
@@ -156,6 +157,9 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	for _, opt := range opts {
 		opt(&co)
 	}
+	if err := co.flags.Validate(); err != nil {
+		return nil, fmt.Errorf("virtual cluster %s: %w", co.name, err)
+	}
 	vc, err := e.reserve(co.name, version)
 	if err != nil {
 		return nil, err
@@ -229,7 +233,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 		return fail(err)
 	}
 	inner, err := vcluster.Start(ctx, vcluster.Config{
-		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h, Backend: e.opts.storage,
+		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h, Backend: e.opts.storage, Flags: e.opts.flagsFor(v).Merge(co.flags),
 		Syncer: func(o *syncer.Options) {
 			o.AllowPrivileged = e.opts.syncer.AllowPrivileged
 			if e.opts.syncer.Resync > 0 {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
 )
 
@@ -200,7 +201,11 @@ func TestArtifactsAndKeepOnFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := vc.Apply(ctx, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: evidence}\ndata: {k: v}\n"); err != nil {
+	if err := vc.Apply(ctx, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: evidence}\ndata: {k: v}\n---\n"+
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: witness}\nspec: {containers: [{name: app, image: registry.example/app:1}]}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Pod("default", "witness"), fixtures.PodRunning()); err != nil {
 		t.Fatal(err)
 	}
 	finished := make(chan error, 1)
@@ -236,6 +241,7 @@ func TestArtifactsAndKeepOnFailure(t *testing.T) {
 		"failing/logs/kube-controller-manager.log",
 		"failing/objects/default/configmaps.yaml",
 		"failing/objects/_cluster/namespaces.yaml",
+		"failing/pods/default/witness/app.log",
 	} {
 		if _, err := os.Stat(filepath.Join(artifacts, f)); err != nil {
 			t.Errorf("artifact: %v", err)
@@ -244,6 +250,9 @@ func TestArtifactsAndKeepOnFailure(t *testing.T) {
 	dump, _ := os.ReadFile(filepath.Join(artifacts, "failing/objects/default/configmaps.yaml"))
 	if !bytes.Contains(dump, []byte("name: evidence")) {
 		t.Errorf("the dump of configmaps lacks ours:\n%s", dump)
+	}
+	if podLog, _ := os.ReadFile(filepath.Join(artifacts, "failing/pods/default/witness/app.log")); !bytes.Contains(podLog, []byte("container app")) {
+		t.Errorf("the pod's log in the artifacts:\n%s", podLog)
 	}
 }
 

@@ -61,6 +61,7 @@ func run(m *testing.M) int {
 		ports = append(ports, port(vc))
 	}
 	ports = append(ports, hostPort(env))
+	ports = append(ports, kubeletPorts...)
 	start = time.Now()
 	err = env.Destroy(ctx)
 	fmt.Fprintf(os.Stderr, "teardown of %d clusters and the host in %s\n", len(clusters), time.Since(start).Round(10*time.Millisecond))

@@ -5,8 +5,11 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
@@ -58,6 +61,7 @@ type options struct {
 	reuseRoot      string
 	signals        bool
 	log            io.Writer
+	perVersion     []versionOptions
 }
 
 func defaultOptions() options {
@@ -224,11 +228,73 @@ func WithLog(w io.Writer) Option {
 type CreateOption func(*createOptions)
 
 type createOptions struct {
-	name string
+	name  string
+	flags controlplane.Flags
 }
 
 // WithName names the virtual cluster (a DNS label); the default is derived
 // from the version asked for: "v1-36" for "1.36".
 func WithName(name string) CreateOption {
 	return func(c *createOptions) { c.name = name }
+}
+
+// WithAPIServerArgs adds kube-apiserver flags ("--audit-log-maxage=1"); they
+// override vmatrix's own. A flag the version does not know fails the create
+// with the apiserver's own words.
+func WithAPIServerArgs(args ...string) CreateOption {
+	return func(c *createOptions) { c.flags.APIServer = append(c.flags.APIServer, args...) }
+}
+
+// WithControllerManagerArgs adds kube-controller-manager flags.
+func WithControllerManagerArgs(args ...string) CreateOption {
+	return func(c *createOptions) { c.flags.ControllerManager = append(c.flags.ControllerManager, args...) }
+}
+
+// WithFeatureGates sets --feature-gates ("SomeGate=true,Other=false") on the
+// apiserver and the controller manager.
+func WithFeatureGates(gates string) CreateOption {
+	return func(c *createOptions) { c.flags = c.flags.Add(gates, "") }
+}
+
+// WithRuntimeConfig sets the apiserver's --runtime-config, to serve alpha or
+// beta APIs ("api/alpha=true", "resource.k8s.io/v1beta1=true").
+func WithRuntimeConfig(config string) CreateOption {
+	return func(c *createOptions) { c.flags = c.flags.Add("", config) }
+}
+
+// ForVersion applies create options to every cluster of version that the
+// Environment creates, CreateMany's included: a minor ("1.36") matches each
+// of its patches, "" every version. A test matrix sets a feature gate for
+// one version this way.
+func ForVersion(version string, opts ...CreateOption) Option {
+	return func(o *options) error {
+		o.perVersion = append(o.perVersion, versionOptions{strings.TrimPrefix(version, "v"), opts})
+		return nil
+	}
+}
+
+type versionOptions struct {
+	version string
+	opts    []CreateOption
+}
+
+// flagsFor gathers the component flags that ForVersion gives release v.
+func (o *options) flagsFor(v k8sdist.Version) controlplane.Flags {
+	var f controlplane.Flags
+	for _, vo := range o.perVersion {
+		if vo.matches(v.String()) {
+			var c createOptions
+			for _, opt := range vo.opts {
+				opt(&c)
+			}
+			f = f.Merge(c.flags)
+		}
+	}
+	return f
+}
+
+// matches reports whether the options given for v apply to version.
+func (vo versionOptions) matches(version string) bool {
+	version = strings.TrimPrefix(version, "v")
+	return vo.version == "" || vo.version == version || strings.HasPrefix(version, vo.version+".")
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/vmatrix/vmatrix/internal/controlplane"
 )
 
 // ConfigFile is the name of the file `vmatrix run` and `vmatrix up` read from
@@ -25,7 +27,17 @@ const ConfigFile = "vmatrix.yaml"
 //	backend: sqlite
 //	nodes: 3
 //	apiserverArgs:
-//	  "1.37": ["--feature-gates=SomeGate=true"]
+//	  "1.37": ["--audit-log-maxage=1"]
+//	controllerManagerArgs:
+//	  "*": ["--concurrent-deployment-syncs=10"]
+//	featureGates:
+//	  "1.37": "SomeGate=true"
+//	runtimeConfig:
+//	  "1.36.3": "resource.k8s.io/v1beta1=true"
+//
+// The per-version settings are keyed by minor ("1.37"), patch ("1.37.2") or
+// "*" for every version; a cluster gets those of "*", then its minor's, then
+// its patch's.
 type Config struct {
 	Versions string `json:"versions,omitempty"`
 	Parallel int    `json:"parallel,omitempty"`
@@ -34,9 +46,17 @@ type Config struct {
 	Timeout  string `json:"timeout,omitempty"`
 	Backend  string `json:"backend,omitempty"`
 	Nodes    int    `json:"nodes,omitempty"`
-	// APIServerArgs are extra kube-apiserver flags per minor ("1.37") or patch.
-	APIServerArgs map[string][]string `json:"apiserverArgs,omitempty"`
+	// APIServerArgs and ControllerManagerArgs are extra flags of the
+	// components, FeatureGates their --feature-gates and RuntimeConfig the
+	// apiserver's --runtime-config, per version.
+	APIServerArgs         map[string][]string `json:"apiserverArgs,omitempty"`
+	ControllerManagerArgs map[string][]string `json:"controllerManagerArgs,omitempty"`
+	FeatureGates          map[string]string   `json:"featureGates,omitempty"`
+	RuntimeConfig         map[string]string   `json:"runtimeConfig,omitempty"`
 }
+
+// AllVersions is the key of the per-version settings that every version gets.
+const AllVersions = "*"
 
 // LoadConfig reads a config file; a missing file is an empty config.
 func LoadConfig(path string) (Config, error) {
@@ -68,17 +88,37 @@ func (c Config) TimeoutDuration() time.Duration {
 	return d
 }
 
-// ArgsFor returns the extra apiserver flags for a version ("v1.37.2"): those
-// given for its minor, then those for its exact patch.
-func (c Config) ArgsFor(version string) []string {
+// FlagsFor returns the extra component flags of a version ("v1.37.2"): the
+// settings for every version, then its minor's, then its exact patch's.
+func (c Config) FlagsFor(version string) controlplane.Flags {
 	v := strings.TrimPrefix(version, "v")
-	minor := v
+	keys := []string{AllVersions, v}
 	if i := strings.LastIndex(v, "."); strings.Count(v, ".") == 2 {
-		minor = v[:i]
+		keys = []string{AllVersions, v[:i], v}
 	}
-	args := append([]string{}, c.APIServerArgs[minor]...)
-	if minor != v {
-		args = append(args, c.APIServerArgs[v]...)
+	var f controlplane.Flags
+	for _, k := range keys {
+		f = f.Merge(controlplane.Flags{APIServer: c.APIServerArgs[k], ControllerManager: c.ControllerManagerArgs[k]}).
+			Add(c.FeatureGates[k], c.RuntimeConfig[k])
 	}
-	return args
+	return f
+}
+
+// AddForAll adds flags that every version gets (the command line's).
+func (c *Config) AddForAll(f controlplane.Flags) {
+	if len(f.APIServer) > 0 {
+		c.APIServerArgs = withAppended(c.APIServerArgs, f.APIServer)
+	}
+	if len(f.ControllerManager) > 0 {
+		c.ControllerManagerArgs = withAppended(c.ControllerManagerArgs, f.ControllerManager)
+	}
+}
+
+func withAppended(m map[string][]string, args []string) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	out[AllVersions] = append(append([]string{}, out[AllVersions]...), args...)
+	return out
 }

@@ -53,6 +53,10 @@ type RunOptions struct {
 	// Out receives progress lines and the command's output, each line prefixed
 	// with its version.
 	Out io.Writer
+	// NoEnvtest leaves out USE_EXISTING_CLUSTER=true, which otherwise makes a
+	// controller-runtime envtest suite use the run's cluster instead of
+	// starting a bare apiserver of its own.
+	NoEnvtest bool
 }
 
 // Run runs the matrix. The error is about the run itself (a cluster that could
@@ -175,6 +179,9 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		"VMATRIX_KUBERNETES_VERSION="+cluster.Version.String(),
 		"VMATRIX_CLUSTER="+cluster.Name,
 	)
+	if !opts.NoEnvtest {
+		cmd.Env = append(cmd.Env, "USE_EXISTING_CLUSTER=true")
+	}
 	// Its own process group, so a cancelled run stops the command's children
 	// too (go test's test binaries); and it dies with a run that is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

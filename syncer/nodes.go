@@ -61,6 +61,12 @@ func (s *Syncer) syncNode(ctx context.Context, name string) error {
 		return ignoreGone(err)
 	}
 	desired := virtualNode(h, s.opts.Name)
+	if s.kubelet != nil {
+		// The virtual apiserver reaches the node's kubelet API at the syncer.
+		addr, port := s.kubelet.endpoint()
+		desired.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addr}, {Type: corev1.NodeHostName, Address: h.Name}}
+		desired.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}}
+	}
 	if v == nil {
 		if v, err = api.Create(ctx, desired, metav1.CreateOptions{}); err != nil {
 			return err
@@ -134,6 +140,7 @@ func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
 type nodeStatusView struct {
 	Capacity, Allocatable corev1.ResourceList
 	Addresses             []corev1.NodeAddress
+	KubeletPort           int32
 	Conditions            []conditionView
 	KubeletVersion, OS    string
 }
@@ -144,6 +151,7 @@ func nodeStatusSummary(st *corev1.NodeStatus) nodeStatusView {
 	// Of the node info only what every version keeps: newer fields would be
 	// dropped by an older virtual apiserver and never compare equal.
 	v := nodeStatusView{Capacity: st.Capacity, Allocatable: st.Allocatable, Addresses: st.Addresses,
+		KubeletPort:    st.DaemonEndpoints.KubeletEndpoint.Port,
 		KubeletVersion: st.NodeInfo.KubeletVersion, OS: st.NodeInfo.OperatingSystem}
 	for _, c := range st.Conditions {
 		v.Conditions = append(v.Conditions, conditionView{string(c.Type), string(c.Status), c.Reason, c.Message})

@@ -47,6 +47,11 @@ type Options struct {
 	// Resync is the informers' resync period (default 10 minutes): how often
 	// every object is compared again even without a change.
 	Resync time.Duration
+	// Kubelet, when set, makes the syncer serve the virtual Nodes' kubelet API
+	// (logs, exec, attach, port-forward of virtual pods); without it the
+	// virtual Nodes advertise the host nodes' endpoints, which the virtual
+	// apiserver cannot use.
+	Kubelet *KubeletOptions
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -67,6 +72,7 @@ type Syncer struct {
 
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
+	kubelet     *kubeletServer
 
 	controllers                                                         []*controller
 	pods, nodes, services, endpoints, configMaps, secrets, pvcs, events *controller
@@ -132,9 +138,21 @@ func (s *Syncer) HostNamespace() string { return s.opts.HostNamespace }
 // Start creates the host namespace if needed, fills the informer caches and
 // starts the controllers; it returns once they run. ctx bounds the start
 // only: the syncer runs until Stop or Teardown.
-func (s *Syncer) Start(ctx context.Context) error {
+func (s *Syncer) Start(ctx context.Context) (err error) {
 	if err := s.ensureNamespace(ctx); err != nil {
 		return err
+	}
+	// A start that fails half-way leaves nothing running: no listener, no
+	// event broadcaster, no informer.
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if s.opts.Kubelet != nil {
+		if err := s.startKubelet(); err != nil {
+			return err
+		}
 	}
 	s.broadcaster = record.NewBroadcaster()
 	s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.virtual.CoreV1().Events("")})
@@ -162,7 +180,6 @@ func (s *Syncer) Start(ctx context.Context) error {
 	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
 		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 			if !ok {
-				s.Stop()
 				return fmt.Errorf("syncer %s: filling the cache of %v: %w", s.opts.Name, typ, context.Cause(ctx))
 			}
 		}
@@ -226,6 +243,9 @@ func (s *Syncer) Stop() {
 	}
 	if s.broadcaster != nil {
 		s.broadcaster.Shutdown()
+	}
+	if s.kubelet != nil {
+		s.kubelet.stop()
 	}
 }
 

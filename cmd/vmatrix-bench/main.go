@@ -56,6 +56,9 @@ func main() {
 	}
 	fmt.Println(bench.Table(res))
 	fmt.Printf("written to %s\n", out)
+	if len(res.Failed) > 0 {
+		fail(fmt.Errorf("%d figure(s) could not be measured; see FAILED above", len(res.Failed)))
+	}
 }
 
 func fail(err error) {

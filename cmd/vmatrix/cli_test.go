@@ -192,8 +192,26 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.stateDir, "clusters", "a")); !os.IsNotExist(err) {
 		t.Errorf("folder of a left: %v", err)
 	}
-	// b still works; the host stops with it.
-	kubectl(t, strings.TrimSpace(c.mustRun("kubeconfig", "b")), "get", "ns", "default")
+	// b still works: a pod's log reaches kubectl, and `export logs` writes
+	// it with the rest; the host stops with it.
+	bKC := strings.TrimSpace(c.mustRun("kubeconfig", "b"))
+	kubectl(t, bKC, "run", "web", "--image=registry.example/web:1", "--restart=Never")
+	kubectl(t, bKC, "wait", "--for=condition=Ready", "pod/web", "--timeout=60s")
+	if logs := kubectl(t, bKC, "logs", "web"); !strings.Contains(logs, "simulated container web (image registry.example/web:1)") {
+		t.Errorf("kubectl logs web:\n%s", logs)
+	}
+	exported := filepath.Join(t.TempDir(), "b")
+	if out := strings.TrimSpace(c.mustRun("export", "logs", "b", exported)); out != exported {
+		t.Errorf("export logs printed %q, want the folder %s", out, exported)
+	}
+	for _, f := range []string{"logs/kube-apiserver.log", "objects/default/pods.yaml", "pods/default/web/web.log", "host-objects/vmatrix-b/pods.yaml"} {
+		if _, err := os.Stat(filepath.Join(exported, f)); err != nil {
+			t.Errorf("export logs: %v", err)
+		}
+	}
+	if _, errOut, code := c.run("export", "logs", "nosuch"); code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") > 0 || !strings.Contains(errOut, `"nosuch"`) {
+		t.Errorf("export logs of no cluster: exit %d, %q", code, errOut)
+	}
 	c.mustRun("delete", "b")
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
@@ -37,7 +38,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), renderCommand(), controlplaneCommand(),
-		kubeconfigCommand(manager), hostCommand(manager), versionsCommand(),
+		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(),
 		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(),
 	)
@@ -51,6 +52,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 func createCommand(manager func() *local.Manager) *cobra.Command {
 	var opts local.CreateOptions
+	var flags func() controlplane.Flags
 	var backend, dsn string
 	cmd := &cobra.Command{
 		Use:   "create NAME --version VERSION",
@@ -60,6 +62,10 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			opts.Name = args[0]
+			opts.Flags = flags()
+			if err := opts.Flags.Validate(); err != nil {
+				return err
+			}
 			var err error
 			if opts.Backend, err = storage.ParseBackend(backend, dsn); err != nil {
 				return err
@@ -72,6 +78,7 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 			return nil
 		},
 	}
+	flags = componentFlags(cmd)
 	cmd.Flags().StringVar(&opts.Version, "version", "", "Kubernetes version: 1.36 (newest patch), 1.36.3 or v1.36.3")
 	cmd.Flags().StringVar(&opts.HostKubeconfig, "host", "", "kubeconfig of an existing host cluster (default: the embedded host)")
 	cmd.Flags().StringVar(&opts.HostContext, "host-context", "", "context in the --host kubeconfig (default: its current context)")
@@ -152,6 +159,34 @@ func kubeconfigCommand(manager func() *local.Manager) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func exportCommand(manager func() *local.Manager) *cobra.Command {
+	cmd := &cobra.Command{Use: "export", Short: "Export what a running virtual cluster holds, for a bug report or a CI artifact"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "logs NAME [DIR]",
+		Short: "Write the component logs, object dumps and every pod's container logs of a virtual cluster to DIR (default: a new temporary folder)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			dir := ""
+			if len(args) == 2 {
+				dir = args[1]
+			} else {
+				var err error
+				if dir, err = os.MkdirTemp("", "vmatrix-export-"+args[0]+"-"); err != nil {
+					return err
+				}
+			}
+			if err := manager().ExportLogs(ctx, args[0], dir); err != nil {
+				return err
+			}
+			fmt.Println(dir)
+			return nil
+		},
+	})
+	return cmd
 }
 
 func hostCommand(manager func() *local.Manager) *cobra.Command {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/matrix"
@@ -35,14 +36,26 @@ func loadConfig(cmd *cobra.Command, path string) (matrix.Config, error) {
 	return c, nil
 }
 
+// addComponentFlags gives every version the component flags of the command
+// line, after those of vmatrix.yaml.
+func addComponentFlags(cfg *matrix.Config, f controlplane.Flags) error {
+	if err := f.Validate(); err != nil {
+		return usageError{err}
+	}
+	cfg.AddForAll(f)
+	return nil
+}
+
 func runCommand(manager func() *local.Manager) *cobra.Command {
 	var spec, reportDir, configPath string
+	var components func() controlplane.Flags
 	opts := matrix.RunOptions{}
 	cmd := &cobra.Command{
 		Use:   "run --versions SPEC [flags] -- COMMAND [ARGS...]",
 		Short: "Run a command once per Kubernetes version, each against a virtual cluster of its own",
 		Long: `Creates one virtual cluster per version (in parallel), runs COMMAND against each with
-KUBECONFIG, VMATRIX_KUBERNETES_VERSION and VMATRIX_CLUSTER set, streams its output with a
+KUBECONFIG, VMATRIX_KUBERNETES_VERSION, VMATRIX_CLUSTER and USE_EXISTING_CLUSTER=true (for
+controller-runtime envtest suites) set, streams its output with a
 version prefix, and tears everything down. Clusters left running by 'vmatrix up' are used
 instead of new ones. Exit code: 0 if every version passed, 1 if any failed, 2 for usage errors.
 
@@ -70,6 +83,9 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			}
 			if !flags.Changed("timeout") {
 				opts.Timeout = cfg.TimeoutDuration()
+			}
+			if err := addComponentFlags(&cfg, components()); err != nil {
+				return err
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -120,6 +136,8 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 	cmd.Flags().IntVar(&opts.Retries, "retries", 0, "rerun a failed version up to N times")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "time limit of each run of the command (0: none)")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "write report.json, junit.xml, report.md and per-version logs here")
+	cmd.Flags().BoolVar(&opts.NoEnvtest, "no-envtest", false, "do not set USE_EXISTING_CLUSTER=true (which makes controller-runtime envtest suites use the run's cluster)")
+	components = componentFlags(cmd)
 	return cmd
 }
 
@@ -135,6 +153,7 @@ func (prefixWriter) Write(p []byte) (int, error) {
 
 func upCommand(manager func() *local.Manager) *cobra.Command {
 	var spec, configPath string
+	var components func() controlplane.Flags
 	cmd := &cobra.Command{
 		Use:   "up --versions SPEC",
 		Short: "Keep a matrix of virtual clusters running for local reruns (vmatrix run uses them)",
@@ -146,6 +165,9 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 			}
 			if !cmd.Flags().Changed("versions") {
 				spec = cfg.Versions
+			}
+			if err := addComponentFlags(&cfg, components()); err != nil {
+				return err
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -166,6 +188,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&spec, "versions", "", "versions to keep running (required unless vmatrix.yaml names them)")
 	cmd.Flags().StringVar(&configPath, "config", matrix.ConfigFile, "matrix settings; flags override them")
+	components = componentFlags(cmd)
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/joshdk/go-junit"
 
+	"github.com/vmatrix/vmatrix/internal/load"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -160,6 +162,29 @@ func TestUpThenRunAttaches(t *testing.T) {
 	}
 	if list := c.mustRun("list"); strings.Count(list, "up-") != 2 || strings.Contains(list, "run-") {
 		t.Errorf("after run, list:\n%s", list)
+	}
+	c.mustRun("down")
+}
+
+// TestUpOnABusyMachine: `vmatrix up` of three versions succeeds with twice
+// as many busy loops as cores.
+func TestUpOnABusyMachine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("minutes on a saturated machine")
+	}
+	stop, err := load.Spin(2*runtime.NumCPU(), 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c := newCLI(t)
+	defer c.run("down")
+	out := c.mustRun("up", "--versions", "1.35,1.36,1.37")
+	if strings.Count(out, "export KUBECONFIG=") != 3 {
+		t.Errorf("up printed:\n%s", out)
+	}
+	if list := c.mustRun("list"); strings.Count(list, "running") != 3 {
+		t.Errorf("list after up on a busy machine:\n%s", list)
 	}
 	c.mustRun("down")
 }

@@ -95,6 +95,8 @@ type Results struct {
 	Density *Density `json:"density,omitempty"`
 	Sync    *Sync    `json:"sync,omitempty"`
 	Rerun   *Rerun   `json:"rerun,omitempty"`
+	// Failed lists the figures that could not be measured in this run.
+	Failed []Failure `json:"failed,omitempty"`
 }
 
 // Density is how many idle clusters fit before create-to-ready doubles.
@@ -155,36 +157,40 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	}
 	defer func() { err = errors.Join(err, e.host.Stop()) }()
 
-	if res.Floor, err = e.floor(ctx, v); err != nil {
-		return nil, fmt.Errorf("floor: %w", err)
+	// Each figure is measured on its own: one that fails (a create on a busy
+	// machine, say) is reported with its reason, and the others still are.
+	figures := []struct {
+		name string
+		run  func() error
+		on   bool
+	}{
+		{"floor", func() (err error) { res.Floor, err = e.floor(ctx, v); return err }, true},
+		{"create", func() error { return e.createAndTeardown(ctx, v, res) }, true},
+		{"matrix", func() error { return e.matrix(ctx, matrix, res) }, len(matrix) > 0},
+		{"memory", func() error { return e.memory(ctx, v, res) }, true},
+		{"sync", func() (err error) { res.Sync, err = e.sync(ctx, v, cfg.SyncReplicas); return err }, cfg.SyncReplicas > 0},
+		{"rerun", func() (err error) { res.Rerun, err = e.rerun(ctx, cfg.Version); return err }, cfg.Rerun},
+		{"density", func() (err error) { res.Density, err = e.density(ctx, v); return err }, cfg.DensityMax > 0},
 	}
-	if err := e.createAndTeardown(ctx, v, res); err != nil {
-		return nil, err
-	}
-	if len(matrix) > 0 {
-		if err := e.matrix(ctx, matrix, res); err != nil {
-			return nil, err
+	for _, f := range figures {
+		if !f.on {
+			continue
 		}
-	}
-	if err := e.memory(ctx, v, res); err != nil {
-		return nil, fmt.Errorf("memory: %w", err)
-	}
-	if cfg.SyncReplicas > 0 {
-		if res.Sync, err = e.sync(ctx, v, cfg.SyncReplicas); err != nil {
-			return nil, fmt.Errorf("sync: %w", err)
-		}
-	}
-	if cfg.Rerun {
-		if res.Rerun, err = e.rerun(ctx, cfg.Version); err != nil {
-			return nil, fmt.Errorf("rerun: %w", err)
-		}
-	}
-	if cfg.DensityMax > 0 {
-		if res.Density, err = e.density(ctx, v); err != nil {
-			return nil, fmt.Errorf("density: %w", err)
+		if err := f.run(); err != nil {
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("%s: %w", f.name, err)
+			}
+			e.logf("%s failed: %v", f.name, err)
+			res.Failed = append(res.Failed, Failure{Figure: f.name, Reason: err.Error()})
 		}
 	}
 	return res, nil
+}
+
+// Failure is a figure that could not be measured, and why.
+type Failure struct {
+	Figure string `json:"figure"`
+	Reason string `json:"reason"`
 }
 
 func (e *env) dir(name string) string { return filepath.Join(e.cfg.Dir, name) }

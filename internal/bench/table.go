@@ -41,5 +41,8 @@ func Table(r *Results) string {
 	if d := r.Density; d != nil {
 		fmt.Fprintf(&b, "\ndensity: %d idle clusters (%s)\n", d.Clusters, d.StoppedBecause)
 	}
+	for _, f := range r.Failed {
+		fmt.Fprintf(&b, "\nFAILED %s: %s\n", f.Figure, f.Reason)
+	}
 	return b.String()
 }

@@ -49,8 +49,8 @@ type Config struct {
 	NodeControllers bool
 	// Store starts the storage backend; nil means kine on SQLite in Dir/data.
 	Store func(dataDir, socketDir string) (storage.Store, error)
-	// APIServerArgs are appended to the apiserver's flags, overriding ours.
-	APIServerArgs []string
+	// Flags are appended to the components' flags, overriding ours.
+	Flags Flags
 	// APIServerOnly runs no controller manager and is ready at /readyz: the
 	// bare apiserver that start-up times are measured against.
 	APIServerOnly bool
@@ -63,6 +63,11 @@ type Config struct {
 	// SANs are extra names and IP addresses of the serving certificate (the
 	// Service names a pod's control plane is reached by).
 	SANs []string
+	// VerifyKubelets makes the apiserver check the serving certificate of its
+	// nodes' kubelet API against the cluster CA: a virtual cluster's nodes are
+	// served by its syncer with a certificate of this PKI. A host's simulated
+	// nodes serve a certificate of their own.
+	VerifyKubelets bool
 }
 
 // ControlPlane is a running control plane.
@@ -85,6 +90,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	}
 	if cfg.Store == nil {
 		cfg.Store = storage.StartSQLite
+	}
+	if err := cfg.Flags.Validate(); err != nil {
+		return nil, err
 	}
 	cp := &ControlPlane{cfg: cfg}
 	defer func() {
@@ -152,6 +160,9 @@ var errPortTaken = errors.New("port taken")
 func (cp *ControlPlane) path(elem ...string) string {
 	return filepath.Join(append([]string{cp.cfg.Dir}, elem...)...)
 }
+
+// PKI is the control plane's certificates and keys.
+func (cp *ControlPlane) PKI() pki.Files { return pki.Files{Dir: cp.path("pki")} }
 
 // KubeconfigPath is the admin kubeconfig of this control plane.
 func (cp *ControlPlane) KubeconfigPath() string { return cp.path("kubeconfig") }
@@ -261,19 +272,27 @@ func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + f.FrontProxyClientCert(),
 		"--proxy-client-key-file=" + f.FrontProxyClientKey(),
+		"--kubelet-client-certificate=" + f.KubeletClientCert(),
+		"--kubelet-client-key=" + f.KubeletClientKey(),
+		// Nodes here are reached by their address, never by a host name no
+		// resolver knows.
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP",
 		// The loopback address is no valid endpoint for the "kubernetes" Service;
 		// nothing in a test cluster needs the apiserver to publish itself there.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
+	if cp.cfg.VerifyKubelets {
+		args = append(args, "--kubelet-certificate-authority="+f.CACert())
+	}
 	if prefix := cp.store.Prefix(); prefix != "" {
 		args = append(args, "--etcd-prefix="+prefix)
 	}
-	return append(args, cp.cfg.APIServerArgs...)
+	return append(args, cp.cfg.Flags.APIServer...)
 }
 
 func (cp *ControlPlane) controllerManagerArgs(f pki.Files, known []string) []string {
-	return []string{
+	args := []string{
 		"--kubeconfig=" + cp.KubeconfigPath(),
 		"--controllers=" + controllerFlag(known, cp.cfg.NodeControllers),
 		"--service-account-private-key-file=" + f.ServiceAccountKey(),
@@ -288,22 +307,40 @@ func (cp *ControlPlane) controllerManagerArgs(f pki.Files, known []string) []str
 		"--kube-api-qps=500",
 		"--kube-api-burst=1000",
 	}
+	return append(args, cp.cfg.Flags.ControllerManager...)
 }
 
-// waitReady waits for /readyz and for the default ServiceAccount, failing early
-// when a component exits.
+// startRestarts is how often a client component (the controller manager,
+// the scheduler) is started again when it exits before the control plane is
+// ready. They start with the apiserver to overlap their start-ups, and each
+// gives up after its own short wait for a healthy apiserver: on a busy
+// machine the apiserver's bootstrap takes longer than that.
+const startRestarts = 5
+
+// defaultReadyTimeout bounds the wait for a ready control plane when the
+// caller's context sets no deadline; a deadline of the caller's is the one
+// limit otherwise.
+const defaultReadyTimeout = 5 * time.Minute
+
+// waitReady waits for /readyz and for the default ServiceAccount, starting
+// again a client component that exits meanwhile, and failing early when the
+// apiserver exits or a component keeps exiting.
 func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	client, err := kubernetes.NewForConfig(cp.restConfig)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultReadyTimeout)
+		defer cancel()
+	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	apiReady := false
+	restarts := map[string]int{}
 	for {
-		if err := cp.exited(); err != nil {
+		if err := cp.restartExited(restarts); err != nil {
 			return err
 		}
 		if !apiReady {
@@ -334,18 +371,38 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	}
 }
 
-// exited returns an error naming the first component that has exited.
-func (cp *ControlPlane) exited() error {
-	for _, p := range cp.procs {
-		if done, err := p.Exited(); done {
-			tail := p.Tail(15)
-			if strings.Contains(tail, "address already in use") {
-				return errPortTaken
-			}
-			return fmt.Errorf("%s %s exited (%v); end of %s:\n%s", p.Name, cp.cfg.Version, err, p.LogPath, tail)
+// restartExited starts again each client component that has exited, up to
+// startRestarts times each; the apiserver exiting, or a component exiting
+// once more, is an error naming it with the end of its log.
+func (cp *ControlPlane) restartExited(restarts map[string]int) error {
+	for i, p := range cp.procs {
+		done, exitErr := p.Exited()
+		if !done {
+			continue
 		}
+		if p.Name == "kube-apiserver" || restarts[p.Name] >= startRestarts {
+			return cp.exitError(p, exitErr, restarts[p.Name])
+		}
+		np, err := p.Restart()
+		if err != nil {
+			return err
+		}
+		restarts[p.Name]++
+		cp.procs[i] = np
 	}
 	return nil
+}
+
+func (cp *ControlPlane) exitError(p *proc.Process, err error, restarts int) error {
+	tail := p.Tail(15)
+	if strings.Contains(tail, "address already in use") {
+		return errPortTaken
+	}
+	again := ""
+	if restarts > 0 {
+		again = fmt.Sprintf(", started %d times", restarts+1)
+	}
+	return fmt.Errorf("%s %s exited (%v%s): %s\nend of %s:\n%s", p.Name, cp.cfg.Version, err, again, lastWords(tail), p.LogPath, tail)
 }
 
 // Stop stops the processes in reverse start order, then the store, and removes
@@ -385,4 +442,17 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// lastWords is the line of a log tail that says why a component stopped: the
+// last one that reads as an error, else the last one.
+func lastWords(tail string) string {
+	lines := strings.Split(strings.TrimSpace(tail), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "Error:") || strings.HasPrefix(l, "E") && len(l) > 5 && l[1] >= '0' && l[1] <= '9' || strings.Contains(l, "failed") {
+			return l
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
 }

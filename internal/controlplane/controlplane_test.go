@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +68,70 @@ func TestStartStop(t *testing.T) {
 	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 		c.Close()
 		t.Errorf("port %d still open after Stop", port)
+	}
+}
+
+// wrapControllerManager writes a stand-in for the controller manager that
+// passes --help (the controller list) to the real one and runs script
+// otherwise, with $REAL the real binary.
+func wrapControllerManager(t *testing.T, real, script string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kube-controller-manager")
+	body := "#!/bin/sh\nREAL=" + real + "\ncase \"$*\" in *--help*) exec \"$REAL\" \"$@\";; esac\n" + script + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestControllerManagerExitDuringStart: a controller manager that gives up
+// on a slow apiserver during start-up (as it does on a busy machine) is
+// started again, and the control plane comes up.
+func TestControllerManagerExitDuringStart(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	marker := filepath.Join(t.TempDir(), "exited-once")
+	bins.ControllerManager = wrapControllerManager(t, bins.ControllerManager,
+		`if [ ! -e `+marker+` ]; then : > `+marker+`; echo "failed to wait for apiserver being healthy (simulated)" >&2; exit 1; fi
+exec "$REAL" "$@"`)
+	dir := t.TempDir()
+	cp, err := Start(context.Background(), Config{Name: "t", Dir: dir, Version: v, Binaries: bins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the stand-in never exited: the test tests nothing")
+	}
+	if log, _ := os.ReadFile(filepath.Join(dir, "logs", "kube-controller-manager.log")); !strings.Contains(string(log), "(simulated)") {
+		t.Errorf("the controller manager's log lacks its first, failed start:\n%s", log)
+	}
+}
+
+// TestComponentThatKeepsExiting: a controller manager that exits at every
+// start fails the start in a first line that names it, well within the
+// caller's limit, with its own last words, and nothing left behind.
+func TestComponentThatKeepsExiting(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	bins.ControllerManager = wrapControllerManager(t, bins.ControllerManager, `echo "broken on purpose" >&2; exit 1`)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, err := Start(ctx, Config{Name: "t", Dir: dir, Version: v, Binaries: bins})
+	if err == nil {
+		t.Fatal("a control plane whose controller manager always exits started")
+	}
+	first := strings.SplitN(err.Error(), "\n", 2)[0]
+	t.Logf("first line of the error: %s", first)
+	if !strings.HasPrefix(first, "kube-controller-manager "+v.String()+" exited") || !strings.Contains(first, "started 6 times") {
+		t.Errorf("first line of the error: %q", first)
+	}
+	if !strings.Contains(err.Error(), "broken on purpose") {
+		t.Errorf("the error lacks the component's last log lines: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the start used up the caller's whole limit: %v", err)
+	}
+	if pids := proc.WithArg(dir); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
 	}
 }

@@ -62,7 +62,9 @@ type EmbeddedConfig struct {
 // scheduler and reach Running with pod IPs without any container runtime.
 type Embedded struct {
 	cp          *controlplane.ControlPlane
+	dir         string
 	kwok        *proc.Process
+	kubelet     *simulatedKubelet
 	provisioner *localProvisioner
 }
 
@@ -95,7 +97,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded host: %w", err)
 	}
-	h := &Embedded{cp: cp}
+	h := &Embedded{cp: cp, dir: cfg.Dir}
 	defer func() {
 		if err != nil {
 			h.Stop()
@@ -123,8 +125,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if err != nil {
 		return nil, err
 	}
+	if h.kubelet, err = startSimulatedKubelet(ctx, cfg.Dir, cp.PKI(), client); err != nil {
+		return nil, err
+	}
 	for i := 0; i < cfg.Nodes; i++ {
-		if _, err := client.CoreV1().Nodes().Create(ctx, simulatedNode(fmt.Sprintf("vmatrix-node-%d", i), capacity), metav1.CreateOptions{}); err != nil {
+		if _, err := client.CoreV1().Nodes().Create(ctx, simulatedNode(fmt.Sprintf("vmatrix-node-%d", i), capacity, h.kubelet.port), metav1.CreateOptions{}); err != nil {
 			return nil, fmt.Errorf("creating simulated node: %w", err)
 		}
 	}
@@ -146,7 +151,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 //go:embed kwok.yaml
 var kwokConfiguration string
 
-func simulatedNode(name string, capacity corev1.ResourceList) *corev1.Node {
+// simulatedNode is a node for KWOK to keep Ready, whose kubelet API is
+// vmatrix's simulated kubelet on this machine.
+func simulatedNode(name string, capacity corev1.ResourceList, kubeletPort int) *corev1.Node {
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
@@ -156,7 +163,11 @@ func simulatedNode(name string, capacity corev1.ResourceList) *corev1.Node {
 				"type": "kwok", "node-role.kubernetes.io/agent": "",
 			},
 		},
-		Status: corev1.NodeStatus{Capacity: capacity, Allocatable: capacity},
+		Status: corev1.NodeStatus{
+			Capacity: capacity, Allocatable: capacity,
+			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: name}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kubeletPort)}},
+		},
 	}
 }
 
@@ -195,6 +206,10 @@ func (h *Embedded) RESTConfig() *rest.Config { return h.cp.RESTConfig() }
 func (h *Embedded) KubeconfigPath() string   { return h.cp.KubeconfigPath() }
 func (h *Embedded) ServiceCIDR() string      { return controlplane.DefaultServiceCIDR }
 
+// Dir is the host's state folder; ContainerLogPath and ContainerScratchDir
+// find a simulated container's files there.
+func (h *Embedded) Dir() string { return h.dir }
+
 // ControlPlane is the host's control plane.
 func (h *Embedded) ControlPlane() *controlplane.ControlPlane { return h.cp }
 
@@ -216,6 +231,9 @@ func (h *Embedded) Stop() error {
 	}
 	if h.kwok != nil {
 		errs = append(errs, h.kwok.Stop(time.Second))
+	}
+	if h.kubelet != nil {
+		h.kubelet.Stop()
 	}
 	return errors.Join(append(errs, h.cp.Stop())...)
 }

@@ -186,8 +186,8 @@ func Run(ctx context.Context, opts RunOptions) error {
 	logf("starting virtual cluster %s (%s) syncing into namespace %s", cfg.Name, v, namespace)
 	vc, err := vcluster.Start(ctx, vcluster.Config{
 		Name: cfg.Name, Dir: opts.DataDir, Version: v, Binaries: bins,
-		Host:          inClusterHost{config: hostConfig, serviceCIDR: cfg.ServiceCIDR},
-		APIServerArgs: cfg.APIServerArgs,
+		Host:  inClusterHost{config: hostConfig, serviceCIDR: cfg.ServiceCIDR},
+		Flags: controlplane.Flags{APIServer: cfg.APIServerArgs},
 		ControlPlane: func(c *controlplane.Config) {
 			c.Port, c.BindAddress, c.SANs = cfg.Port, "0.0.0.0", sans
 			c.Store = backend.Starter(cfg.Name)

@@ -156,6 +156,14 @@ func TestInstall(t *testing.T) {
 			t.Errorf("%d host pods of the Deployment in %s, want 3", len(hpods.Items), ns)
 		}
 		t.Logf("kubectl get pods -o wide:\n%s", kubectl(t, local, "", "-n", "shop", "get", "pods", "-o", "wide"))
+		// Logs and exec through the pod's control plane and its syncer, with
+		// the host rights the chart's Role gives.
+		if logs := kubectl(t, local, "", "-n", "shop", "logs", "deploy/web"); !strings.Contains(logs, "simulated container") {
+			t.Errorf("kubectl logs:\n%s", logs)
+		}
+		if out := kubectl(t, local, "", "-n", "shop", "exec", "deploy/web", "--", "echo", "inside"); out != "inside\n" {
+			t.Errorf("kubectl exec: %q", out)
+		}
 
 		// The Secret carries the kubeconfig, pointed at the Service.
 		s, err := hostClient.CoreV1().Secrets(ns).Get(ctx, incluster.KubeconfigSecret(name), metav1.GetOptions{})

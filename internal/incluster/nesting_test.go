@@ -2,7 +2,9 @@ package incluster_test
 
 import (
 	"context"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +88,17 @@ func TestNesting(t *testing.T) {
 	slices.Sort(innerIPs)
 	if len(hostIPs) != 3 || !slices.Equal(hostIPs, innerIPs) || slices.Contains(innerIPs, "") {
 		t.Errorf("pod IPs: real host %v, inner cluster %v; want the same 3", hostIPs, innerIPs)
+	}
+
+	// Logs and exec go down both levels: the inner syncer's kubelet API
+	// forwards to the middle apiserver, whose syncer forwards to the host.
+	if logs := kubectl(t, inner.KubeconfigPath(), "", "-n", "shop", "logs", "deploy/web"); !strings.Contains(logs, "simulated container") {
+		t.Errorf("kubectl logs through two levels:\n%s", logs)
+	}
+	if out, err := exec.Command("kubectl", "--kubeconfig", inner.KubeconfigPath(), "-n", "shop", "exec", "deploy/web", "--", "sh", "-c", "echo deep; exit 4").Output(); err == nil || string(out) != "deep\n" {
+		t.Errorf("kubectl exec through two levels: %q, %v (want exit status 4)", out, err)
+	} else if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 4 {
+		t.Errorf("kubectl exec through two levels: %v, want exit status 4", err)
 	}
 
 	// Deleting the middle cluster takes the one it hosts first.

@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/export"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/proc"
@@ -49,8 +51,8 @@ type CreateOptions struct {
 	HostContext    string
 	// HostNodes is the node count of the embedded host, if this create starts it.
 	HostNodes int
-	// APIServerArgs are extra kube-apiserver flags.
-	APIServerArgs []string
+	// Flags are extra flags of the cluster's components.
+	Flags controlplane.Flags
 	// Backend is the storage backend (zero: kine on SQLite).
 	Backend storage.Backend
 	// Owner and Up are recorded; see state.Record.
@@ -126,7 +128,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 			}
 		}
 	}()
-	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up, APIServerArgs: opts.APIServerArgs,
+	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up, Flags: opts.Flags,
 		Backend: opts.Backend.Kind, BackendDSN: opts.Backend.DSN}
 	if err := state.Write(dir, rec); err != nil {
 		return rec, err
@@ -204,6 +206,35 @@ func (m *Manager) Kubeconfig(name string) (string, error) {
 		return "", fmt.Errorf("virtual cluster %q is not running", name)
 	}
 	return filepath.Join(m.Root.ClusterDir(name), "kubeconfig"), nil
+}
+
+// ExportLogs writes what `kind export logs` writes for a running virtual
+// cluster into dir: its component logs, its objects, the logs of its pods'
+// containers and its objects on the host.
+func (m *Manager) ExportLogs(ctx context.Context, name, dir string) error {
+	path, err := m.Kubeconfig(name)
+	if err != nil {
+		return err
+	}
+	rec, err := state.Read(m.Root.ClusterDir(name))
+	if err != nil {
+		return err
+	}
+	virtual, err := kubeconfig.Load(path, "")
+	if err != nil {
+		return err
+	}
+	c := export.Cluster{LogsDir: filepath.Join(m.Root.ClusterDir(name), "logs"), Virtual: virtual, HostNamespace: syncer.DefaultHostNamespace(name)}
+	hostPath, hostContext := rec.Host, rec.HostContext
+	if rec.Host == state.EmbeddedHost {
+		if hostPath, err = m.HostKubeconfig(); err != nil {
+			return err
+		}
+	}
+	if c.Host, err = kubeconfig.Load(hostPath, hostContext); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	return export.Write(ctx, dir, c)
 }
 
 // HostKubeconfig returns the path of the embedded host's kubeconfig.

@@ -38,7 +38,7 @@ func (m *Manager) Up(ctx context.Context, versions []k8sdist.Version, cfg matrix
 				recs[i] = rec
 				return nil
 			}
-			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, APIServerArgs: cfg.ArgsFor(v.String()), Backend: backend})
+			rec, err := m.Create(ctx, CreateOptions{Name: UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, Flags: cfg.FlagsFor(v.String()), Backend: backend})
 			recs[i] = rec
 			return err
 		})
@@ -92,7 +92,7 @@ func (c MatrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.
 	if err != nil {
 		return matrix.Cluster{}, err
 	}
-	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, APIServerArgs: c.Config.ArgsFor(v.String()), Backend: backend})
+	rec, err := c.M.Create(ctx, CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, Flags: c.Config.FlagsFor(v.String()), Backend: backend})
 	if err != nil {
 		return matrix.Cluster{}, err
 	}

@@ -43,7 +43,7 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	if err != nil {
 		return report(ready, err)
 	}
-	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, APIServerArgs: rec.APIServerArgs,
+	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, Flags: rec.Flags,
 		Backend: storage.Backend{Kind: rec.Backend, DSN: rec.BackendDSN}}
 	if rec.Host == state.EmbeddedHost {
 		// Reached through its kubeconfig here, it is still the embedded host,

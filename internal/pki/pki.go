@@ -9,9 +9,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -43,8 +45,20 @@ func (f Files) FrontProxyClientCert() string {
 }
 func (f Files) FrontProxyClientKey() string { return f.path("front-proxy-client.key") }
 
+// KubeletClientCert is what the apiserver presents to the kubelet API of its
+// nodes (logs, exec, port-forward); KubeletServingCert is what that kubelet
+// API serves with. A virtual cluster's kubelet API is its syncer's listener,
+// which accepts only KubeletClientName signed by the cluster CA.
+func (f Files) KubeletClientCert() string  { return f.path("kubelet-client.crt") }
+func (f Files) KubeletClientKey() string   { return f.path("kubelet-client.key") }
+func (f Files) KubeletServingCert() string { return f.path("kubelet.crt") }
+func (f Files) KubeletServingKey() string  { return f.path("kubelet.key") }
+
 // FrontProxyClientName is the common name the apiserver accepts from the aggregation proxy.
 const FrontProxyClientName = "front-proxy-client"
+
+// KubeletClientName is the common name of the apiserver's kubelet client certificate.
+const KubeletClientName = "kube-apiserver-kubelet-client"
 
 // Generate writes a fresh PKI into dir. The serving certificate is valid for the
 // loopback addresses, "localhost", the in-cluster service names and extraSANs
@@ -85,6 +99,18 @@ func Generate(dir string, extraSANs ...string) (Files, error) {
 		Subject:     pkix.Name{CommonName: FrontProxyClientName},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
+	kubeletClient := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: KubeletClientName},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	// The apiserver reaches the kubelet API of its nodes on the loopback
+	// address, also in a pod, where the syncer runs beside it.
+	kubeletServing := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "vmatrix-kubelet"},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return f, err
@@ -96,6 +122,8 @@ func Generate(dir string, extraSANs ...string) (Files, error) {
 		func() error { return issue(f.AdminCert(), f.AdminKey(), admin, ca, caKey) },
 		func() error { return writeCert(f.FrontProxyCACert(), fpCA.Raw) },
 		func() error { return issue(f.FrontProxyClientCert(), f.FrontProxyClientKey(), fpClient, fpCA, fpKey) },
+		func() error { return issue(f.KubeletClientCert(), f.KubeletClientKey(), kubeletClient, ca, caKey) },
+		func() error { return issue(f.KubeletServingCert(), f.KubeletServingKey(), kubeletServing, ca, caKey) },
 		func() error { return writeKey(f.ServiceAccountKey(), saKey) },
 		func() error { return writePublic(f.ServiceAccountPub(), &saKey.PublicKey) },
 	}
@@ -174,4 +202,61 @@ func writePublic(path string, pub *ecdsa.PublicKey) error {
 		return err
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+}
+
+// ServerTLS is the TLS configuration of a kubelet API listener: it serves
+// certFile and answers only a client whose certificate clientCAFile signed
+// for the common name clientName (the apiserver's kubelet client), never an
+// anonymous one. Streams are upgraded HTTP/1.1 connections, so it offers no
+// HTTP/2.
+func ServerTLS(certFile, keyFile, clientCAFile, clientName string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(clientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	clientCAs := x509.NewCertPool()
+	if !clientCAs.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no certificate in client CA %s", clientCAFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientCAs,
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1"},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != clientName {
+				return errors.New("only the apiserver's kubelet client may call the kubelet API")
+			}
+			return nil
+		},
+	}, nil
+}
+
+// WebhookServing writes a serving certificate for host (an IP address or a
+// DNS name), signed by a CA of its own, as dir/tls.crt and dir/tls.key (the
+// names controller-runtime's webhook server reads), and returns the CA
+// certificate in PEM for the webhook configurations' caBundle.
+func WebhookServing(dir, host string) ([]byte, error) {
+	ca, caKey, err := newCA("vmatrix-webhook-ca")
+	if err != nil {
+		return nil, err
+	}
+	serving := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: host},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		serving.IPAddresses = []net.IP{ip}
+	} else {
+		serving.DNSNames = []string{host}
+	}
+	if err := issue(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), serving, ca, caKey); err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), nil
 }

@@ -95,6 +95,15 @@ func Started(cmd *exec.Cmd) (<-chan error, error) {
 	return waited, nil
 }
 
+// Restart starts the same command again, appending to the same log, for a
+// child started by Start that has exited.
+func (p *Process) Restart() (*Process, error) {
+	if p.LogPath == "" {
+		return nil, fmt.Errorf("%s was not started with a log and cannot be restarted", p.Name)
+	}
+	return Start(p.Name, p.cmd.Path, p.cmd.Args[1:], p.cmd.Env, p.LogPath)
+}
+
 // Pid is the child's process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 

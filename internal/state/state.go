@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
@@ -62,8 +63,8 @@ type Record struct {
 	Owner int `json:"owner,omitempty"`
 	// Up marks the clusters of `vmatrix up`, which `run` attaches to.
 	Up bool `json:"up,omitempty"`
-	// APIServerArgs are extra kube-apiserver flags the cluster was created with.
-	APIServerArgs []string `json:"apiserverArgs,omitempty"`
+	// Flags are the extra component flags the cluster was created with.
+	Flags controlplane.Flags `json:"flags,omitempty"`
 	// Backend is the storage backend's kind, and BackendDSN how to reach it:
 	// the file is readable by its owner only, and nothing prints the DSN.
 	Backend    string `json:"backend,omitempty"`

@@ -15,6 +15,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/pki"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/syncer"
 )
@@ -29,8 +30,9 @@ type Config struct {
 	// Syncer adjusts the syncer's options; Name, Virtual and Host are set by
 	// Start. MirrorAllNodes is on by default for an embedded host.
 	Syncer func(*syncer.Options)
-	// APIServerArgs are extra kube-apiserver flags (feature gates, say).
-	APIServerArgs []string
+	// Flags are extra flags of the kube-apiserver and kube-controller-manager
+	// (feature gates, say).
+	Flags controlplane.Flags
 	// Backend is the storage backend; the zero value is kine on SQLite.
 	Backend storage.Backend
 	// ControlPlane adjusts the control plane's config before it starts (its
@@ -50,10 +52,11 @@ type VCluster struct {
 func Start(ctx context.Context, cfg Config) (*VCluster, error) {
 	cpc := controlplane.Config{
 		Name: cfg.Name, Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
+		VerifyKubelets: true,
 		// The host's range, so a Service can carry the host's cluster IP.
-		ServiceCIDR:   cfg.Host.ServiceCIDR(),
-		APIServerArgs: cfg.APIServerArgs,
-		Store:         cfg.Backend.Starter(cfg.Name),
+		ServiceCIDR: cfg.Host.ServiceCIDR(),
+		Flags:       cfg.Flags,
+		Store:       cfg.Backend.Starter(cfg.Name),
 	}
 	if cfg.ControlPlane != nil {
 		cfg.ControlPlane(&cpc)
@@ -62,7 +65,12 @@ func Start(ctx context.Context, cfg Config) (*VCluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err)
 	}
-	opts := syncer.Options{Name: cfg.Name, Virtual: cp.RESTConfig(), Host: cfg.Host.RESTConfig()}
+	files := cp.PKI()
+	opts := syncer.Options{Name: cfg.Name, Virtual: cp.RESTConfig(), Host: cfg.Host.RESTConfig(),
+		Kubelet: &syncer.KubeletOptions{
+			CertFile: files.KubeletServingCert(), KeyFile: files.KubeletServingKey(),
+			ClientCAFile: files.CACert(), ClientName: pki.KubeletClientName,
+		}}
 	// Many suites wait for a Ready node before they start; the embedded host's
 	// simulated nodes cost nothing to show.
 	_, opts.MirrorAllNodes = cfg.Host.(*host.Embedded)

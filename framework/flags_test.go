@@ -1,0 +1,69 @@
+package framework_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmatrix/vmatrix/framework"
+)
+
+// TestComponentFlagsPerVersion: a feature gate and a --runtime-config given
+// for one version are in force on that cluster only, as the API shows; a flag
+// the apiserver does not know fails the create in a line that says so.
+func TestComponentFlagsPerVersion(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	e, err := framework.New(sharedHost(t), framework.WithStateDir(state), framework.WithLog(testLog{t}),
+		framework.ForVersion("1.37", framework.WithFeatureGates("LoggingAlphaOptions=true"), framework.WithRuntimeConfig("resource.k8s.io/v1beta1=true")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx)
+	vcs, err := e.CreateMany(ctx, clusters[1].SemVer(), clusters[2].SemVer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vc := range vcs {
+		want := vc.MinorVersion() == "1.37"
+		metrics, err := vc.Client().Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gate := strings.Contains(string(metrics), `kubernetes_feature_enabled{name="LoggingAlphaOptions",stage="ALPHA"} 1`)
+		if gate != want {
+			t.Errorf("%s: feature gate LoggingAlphaOptions on: %v, want %v", vc, gate, want)
+		}
+		groups, err := vc.Client().Discovery().ServerGroups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := false
+		for _, g := range groups.Groups {
+			for _, v := range g.Versions {
+				served = served || v.GroupVersion == "resource.k8s.io/v1beta1"
+			}
+		}
+		if served != want {
+			t.Errorf("%s: resource.k8s.io/v1beta1 served: %v, want %v", vc, served, want)
+		}
+	}
+
+	_, err = e.Create(ctx, clusters[0].SemVer(), framework.WithAPIServerArgs("--no-such-flag=1"))
+	if err == nil {
+		t.Fatal("a cluster with an unknown apiserver flag was created")
+	}
+	first := strings.SplitN(err.Error(), "\n", 2)[0]
+	t.Logf("error: %s", first)
+	if !strings.Contains(first, "unknown flag: --no-such-flag") {
+		t.Errorf("the first line of the error does not give the apiserver's words: %q", first)
+	}
+	name := framework.DefaultName(clusters[0].SemVer())
+	if left := leftovers(filepath.Join(state, "clusters", name), nil); len(left) > 0 {
+		t.Errorf("left after the failed create: %v", left)
+	}
+	if _, err := e.Create(ctx, "1.37", framework.WithName("bad-flag"), framework.WithAPIServerArgs("no-dashes")); err == nil || !strings.Contains(err.Error(), `"no-dashes"`) {
+		t.Errorf("a flag without -- : %v", err)
+	}
+}

@@ -1,0 +1,578 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/cri-streaming/pkg/streaming/portforward"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/vmatrix/vmatrix/internal/pki"
+	"github.com/vmatrix/vmatrix/internal/proc"
+)
+
+// simulatedKubelet serves the kubelet API of the embedded host's simulated
+// nodes, so that `kubectl logs`, `exec`, `attach` and `port-forward` work on
+// simulated pods:
+//   - a container's log is a file vmatrix writes (ContainerLogPath), one line
+//     per step of its life (scheduled, started, ready, terminated), in the
+//     CRI log format; anything appended to it is served too, `-f` included;
+//   - exec runs the command on this machine, as the user vmatrix runs as, in
+//     a scratch folder of the container (ContainerScratchDir) with the
+//     container's literal environment values: no image, no isolation;
+//   - attach follows the container's log from its end;
+//   - port-forward to a pod port P connects to 127.0.0.1:P on this machine.
+//
+// A terminal (-t) is refused with a clear error: there is no process to give
+// it to.
+type simulatedKubelet struct {
+	dir     string // where container logs and scratch folders live
+	client  kubernetes.Interface
+	srv     *http.Server
+	port    int
+	factory informers.SharedInformerFactory
+	pods    cache.Indexer
+	stop    chan struct{}
+	mu      sync.Mutex
+	written map[string]string // container log path -> last state written
+}
+
+// startSimulatedKubelet listens on 127.0.0.1 and keeps the container logs of
+// every pod on a simulated node.
+func startSimulatedKubelet(ctx context.Context, dir string, files pki.Files, client kubernetes.Interface) (*simulatedKubelet, error) {
+	tlsConfig, err := pki.ServerTLS(files.KubeletServingCert(), files.KubeletServingKey(), files.CACert(), pki.KubeletClientName)
+	if err != nil {
+		return nil, err
+	}
+	k := &simulatedKubelet{dir: dir, client: client, stop: make(chan struct{}), written: map[string]string{}}
+	k.factory = informers.NewSharedInformerFactory(client, 0)
+	inf := k.factory.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { k.writeLog(obj.(*corev1.Pod)) },
+		UpdateFunc: func(_, obj any) { k.writeLog(obj.(*corev1.Pod)) },
+		DeleteFunc: func(obj any) {
+			if p, ok := obj.(*corev1.Pod); ok {
+				k.forget(p)
+			} else if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				if p, ok := t.Obj.(*corev1.Pod); ok {
+					k.forget(p)
+				}
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	k.pods = inf.GetIndexer()
+	k.factory.Start(k.stop)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		k.Stop()
+		return nil, fmt.Errorf("simulated kubelet: filling the pod cache: %w", context.Cause(ctx))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		k.Stop()
+		return nil, fmt.Errorf("simulated kubelet: %w", err)
+	}
+	k.port = ln.Addr().(*net.TCPAddr).Port
+	k.srv = &http.Server{Handler: k, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	go k.srv.Serve(tls.NewListener(ln, tlsConfig))
+	return k, nil
+}
+
+// Stop ends the server, its open streams and the pod watch.
+func (k *simulatedKubelet) Stop() {
+	select {
+	case <-k.stop:
+		return
+	default:
+		close(k.stop)
+	}
+	if k.srv != nil {
+		k.srv.Close()
+	}
+	k.factory.Shutdown()
+}
+
+// ContainerLogPath is the log file of a container of a pod of the embedded
+// host whose state folder is dir.
+func ContainerLogPath(dir, namespace, pod, container string) string {
+	return filepath.Join(dir, "pods", namespace+"_"+pod, container+".log")
+}
+
+// ContainerScratchDir is the folder that commands exec'd in a simulated
+// container run in.
+func ContainerScratchDir(dir, namespace, pod, container string) string {
+	return filepath.Join(dir, "pods", namespace+"_"+pod, container+".scratch")
+}
+
+// writeLog appends a line to a container's log for each step of its life the
+// pod status shows that the log does not have yet.
+func (k *simulatedKubelet) writeLog(p *corev1.Pod) {
+	if p.Spec.NodeName == "" {
+		return
+	}
+	all := append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
+	statuses := map[string]corev1.ContainerStatus{}
+	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		statuses[st.Name] = st
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, c := range all {
+		path := ContainerLogPath(k.dir, p.Namespace, p.Name, c.Name)
+		st, ok := statuses[c.Name]
+		// The steps of a container's life so far, in order; the log gets
+		// those it does not have yet, so a pod first seen Ready still tells
+		// the whole story.
+		steps := []string{fmt.Sprintf("simulated container %s (image %s) scheduled on node %s", c.Name, c.Image, p.Spec.NodeName)}
+		if ok && (st.State.Running != nil || st.State.Terminated != nil) {
+			steps = append(steps, fmt.Sprintf("container %s started", c.Name))
+		}
+		if ok && st.State.Running != nil && st.Ready {
+			steps = append(steps, fmt.Sprintf("container %s is ready", c.Name))
+		}
+		if ok && st.State.Terminated != nil {
+			t := st.State.Terminated
+			steps = append(steps, fmt.Sprintf("container %s terminated: exit code %d (%s)", c.Name, t.ExitCode, t.Reason))
+		}
+		last := steps[len(steps)-1]
+		written, seen := k.written[path]
+		if !seen {
+			// A host that starts again finds the logs it wrote before.
+			written = lastLogText(path)
+		}
+		if written == last {
+			continue
+		}
+		from := 0
+		for i, s := range steps {
+			if s == written {
+				from = i + 1
+			}
+		}
+		if err := appendLog(path, steps[from:]...); err == nil {
+			k.written[path] = last
+		}
+	}
+}
+
+// lastLogText is the text of the last line of a CRI log file ("" for none).
+func lastLogText(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if f := strings.SplitN(lines[len(lines)-1], " ", 4); len(f) == 4 {
+		return f[3]
+	}
+	return ""
+}
+
+// forget removes a deleted pod's logs and scratch folders.
+func (k *simulatedKubelet) forget(p *corev1.Pod) {
+	dir := filepath.Dir(ContainerLogPath(k.dir, p.Namespace, p.Name, "x"))
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for path := range k.written {
+		if filepath.Dir(path) == dir {
+			delete(k.written, path)
+		}
+	}
+	os.RemoveAll(dir)
+}
+
+// appendLog appends lines in the CRI log format: "TIME stdout F TEXT".
+func appendLog(path string, lines ...string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	for _, l := range lines {
+		fmt.Fprintf(&b, "%s stdout F %s\n", time.Now().UTC().Format(time.RFC3339Nano), l)
+	}
+	_, err = f.Write(b.Bytes())
+	return errors.Join(err, f.Close())
+}
+
+func (k *simulatedKubelet) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/healthz" {
+		w.Write([]byte("ok"))
+		return
+	}
+	parts := strings.Split(strings.TrimPrefix(req.URL.Path, "/"), "/")
+	verb := parts[0]
+	if !(len(parts) == 4 && (verb == "containerLogs" || verb == "exec" || verb == "attach") || len(parts) == 3 && verb == "portForward") {
+		http.NotFound(w, req)
+		return
+	}
+	pod, err := k.pod(parts[1], parts[2])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	if verb == "portForward" {
+		opts, err := portforward.NewV4Options(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		portforward.ServePortForward(w, req, localForwarder{}, pod.Name, string(pod.UID), opts, 4*time.Hour, 30*time.Second, portforward.SupportedProtocols)
+		return
+	}
+	container := parts[3]
+	if !hasContainer(pod, container) {
+		http.Error(w, fmt.Sprintf("container %s is not valid for pod %s", container, pod.Name), http.StatusNotFound)
+		return
+	}
+	switch verb {
+	case "containerLogs":
+		k.serveLogs(w, req, pod, container)
+	case "exec", "attach":
+		opts, err := remotecommand.NewOptions(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c := &simulatedContainer{k: k, pod: pod, name: container}
+		if verb == "exec" {
+			remotecommand.ServeExec(w, req, c, pod.Name, string(pod.UID), container, req.URL.Query()["command"], opts, 4*time.Hour, 30*time.Second, remotecommand.SupportedStreamingProtocols)
+		} else {
+			remotecommand.ServeAttach(w, req, c, pod.Name, string(pod.UID), container, opts, 4*time.Hour, 30*time.Second, remotecommand.SupportedStreamingProtocols)
+		}
+	}
+}
+
+func (k *simulatedKubelet) pod(namespace, name string) (*corev1.Pod, error) {
+	if len(validation.IsDNS1123Label(namespace)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, fmt.Errorf("pod %q in namespace %q not found", name, namespace)
+	}
+	obj, ok, err := k.pods.GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("pod %s/%s not found", namespace, name)
+	}
+	return obj.(*corev1.Pod), nil
+}
+
+func hasContainer(p *corev1.Pod, name string) bool {
+	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// serveLogs answers containerLogs with the options of `kubectl logs`.
+func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, pod *corev1.Pod, container string) {
+	q := req.URL.Query()
+	if q.Get("previous") == "true" {
+		http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod.Name), http.StatusBadRequest)
+		return
+	}
+	opts, err := parseLogOptions(q)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	path := ContainerLogPath(k.dir, pod.Namespace, pod.Name, container)
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	out := &limitedWriter{w: w, left: opts.limitBytes}
+	out.Write(opts.render(data, true))
+	if !opts.follow || out.full() {
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	offset := int64(len(data))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-req.Context().Done():
+			return
+		case <-k.stop:
+			return
+		case <-tick.C:
+		}
+		more, err := readFrom(path, offset)
+		if err != nil {
+			return // the pod is gone, and its log with it
+		}
+		// Only whole lines: a writer may be in the middle of one.
+		if i := bytes.LastIndexByte(more, '\n'); i >= 0 {
+			more = more[:i+1]
+			offset += int64(len(more))
+			out.Write(opts.render(more, false))
+			if flusher != nil {
+				flusher.Flush()
+			}
+			if out.full() {
+				return
+			}
+		}
+	}
+}
+
+func readFrom(path string, offset int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(f)
+}
+
+// logOptions are the kubelet's containerLogs query options.
+type logOptions struct {
+	follow, timestamps bool
+	tailLines          int64 // -1: all
+	since              time.Time
+	limitBytes         int64 // 0: no limit
+}
+
+func parseLogOptions(q map[string][]string) (logOptions, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	o := logOptions{follow: get("follow") == "true", timestamps: get("timestamps") == "true", tailLines: -1}
+	var err error
+	if v := get("tailLines"); v != "" {
+		if o.tailLines, err = strconv.ParseInt(v, 10, 64); err != nil || o.tailLines < 0 {
+			return o, fmt.Errorf("tailLines %q: not a count of lines", v)
+		}
+	}
+	if v := get("limitBytes"); v != "" {
+		if o.limitBytes, err = strconv.ParseInt(v, 10, 64); err != nil || o.limitBytes <= 0 {
+			return o, fmt.Errorf("limitBytes %q: not a positive number", v)
+		}
+	}
+	if v := get("sinceSeconds"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("sinceSeconds %q: not a positive number", v)
+		}
+		o.since = time.Now().Add(-time.Duration(n) * time.Second)
+	}
+	if v := get("sinceTime"); v != "" {
+		if o.since, err = time.Parse(time.RFC3339, v); err != nil {
+			return o, fmt.Errorf("sinceTime %q: %w", v, err)
+		}
+	}
+	return o, nil
+}
+
+// render turns CRI log lines into what `kubectl logs` shows; tailLines
+// applies only to the first part of a followed log.
+func (o logOptions) render(data []byte, first bool) []byte {
+	var lines [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// TIME STREAM TAG TEXT
+		f := bytes.SplitN(sc.Bytes(), []byte(" "), 4)
+		if len(f) < 4 {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, string(f[0]))
+		if err != nil || !o.since.IsZero() && ts.Before(o.since) {
+			continue
+		}
+		line := append([]byte{}, f[3]...)
+		if o.timestamps {
+			line = append(append(append([]byte{}, f[0]...), ' '), line...)
+		}
+		lines = append(lines, append(line, '\n'))
+	}
+	if first && o.tailLines >= 0 && int64(len(lines)) > o.tailLines {
+		lines = lines[int64(len(lines))-o.tailLines:]
+	}
+	return bytes.Join(lines, nil)
+}
+
+// limitedWriter stops after limitBytes, as the kubelet does.
+type limitedWriter struct {
+	w    io.Writer
+	left int64 // 0: no limit
+	done bool
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.left > 0 {
+		if int64(len(p)) >= l.left {
+			p, l.done = p[:l.left], true
+		}
+		l.left -= int64(len(p))
+	}
+	return l.w.Write(p)
+}
+
+func (l *limitedWriter) full() bool { return l.done }
+
+// simulatedContainer runs exec and attach for one container.
+type simulatedContainer struct {
+	k    *simulatedKubelet
+	pod  *corev1.Pod
+	name string
+}
+
+var errNoTerminal = errors.New("a simulated container has no terminal: run the command without -t/--tty")
+
+// ExecInContainer runs cmd on this machine in the container's scratch folder
+// and reports its exit code as a container's would be.
+func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader, stdout, stderr io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
+	if tty {
+		return errNoTerminal
+	}
+	if len(cmd) == 0 {
+		return errors.New("no command given")
+	}
+	dir := ContainerScratchDir(c.k.dir, c.pod.Namespace, c.pod.Name, c.name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path, err := exec.LookPath(cmd[0])
+	if err != nil {
+		return utilexec.CodeExitError{Err: fmt.Errorf("%s: executable file not found", cmd[0]), Code: 127}
+	}
+	x := exec.CommandContext(ctx, path, cmd[1:]...)
+	x.Args[0] = cmd[0]
+	x.Dir = dir
+	x.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HOSTNAME=" + c.pod.Name}, c.env()...)
+	if in != nil {
+		x.Stdin = in
+	}
+	if stdout != nil {
+		x.Stdout = stdout
+	}
+	if stderr != nil {
+		x.Stderr = stderr
+	}
+	// A client that goes away takes the command along; a command left
+	// running after the host stops dies with it.
+	x.WaitDelay = time.Second
+	waited, err := proc.Started(x)
+	if err != nil {
+		return err
+	}
+	err = <-waited
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() >= 0 {
+		return utilexec.CodeExitError{Err: err, Code: exit.ExitCode()}
+	}
+	return err
+}
+
+// env is the container's environment as far as it is literal values.
+func (c *simulatedContainer) env() []string {
+	var env []string
+	for _, ct := range append(append([]corev1.Container{}, c.pod.Spec.InitContainers...), c.pod.Spec.Containers...) {
+		if ct.Name != c.name {
+			continue
+		}
+		for _, e := range ct.Env {
+			if e.ValueFrom == nil {
+				env = append(env, e.Name+"="+e.Value)
+			}
+		}
+	}
+	return env
+}
+
+// AttachContainer shows the container's output from now on: its log.
+func (c *simulatedContainer) AttachContainer(ctx context.Context, _, _, _ string, _ io.Reader, stdout, _ io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize) error {
+	if tty {
+		return errNoTerminal
+	}
+	if stdout == nil {
+		return nil
+	}
+	path := ContainerLogPath(c.k.dir, c.pod.Namespace, c.pod.Name, c.name)
+	offset := int64(0)
+	if fi, err := os.Stat(path); err == nil {
+		offset = fi.Size()
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.k.stop:
+			return nil
+		case <-tick.C:
+		}
+		more, err := readFrom(path, offset)
+		if err != nil {
+			return nil
+		}
+		if i := bytes.LastIndexByte(more, '\n'); i >= 0 {
+			more = more[:i+1]
+			offset += int64(len(more))
+			if _, err := stdout.Write(logOptions{tailLines: -1}.render(more, false)); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// localForwarder connects a forwarded pod port to the same port on this
+// machine's loopback address.
+type localForwarder struct{}
+
+func (localForwarder) PortForward(ctx context.Context, _, _ string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil {
+		return fmt.Errorf("simulated pod port %d forwards to 127.0.0.1:%d: %w", port, port, err)
+	}
+	defer conn.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(conn, stream); conn.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(stream, conn); done <- struct{}{} }()
+	select {
+	case <-done:
+		<-done
+	case <-ctx.Done():
+	}
+	return nil
+}
