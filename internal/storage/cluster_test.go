@@ -65,7 +65,7 @@ func TestVirtualCluster(t *testing.T) {
 			if err := cp.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			cfg.APIServerArgs = []string{"--watch-cache=false"}
+			cfg.Flags.APIServer = []string{"--watch-cache=false"}
 			cp, err = controlplane.Start(ctx, cfg)
 			if err != nil {
 				t.Fatalf("restart: %v", err)
