@@ -55,9 +55,16 @@ func newCLI(t *testing.T) *cli {
 // run runs vmatrix and returns stdout, stderr and the exit code.
 func (c *cli) run(args ...string) (string, string, int) {
 	c.t.Helper()
+	return c.runIn("", args...)
+}
+
+// runIn is run in folder dir ("" for the test's own).
+func (c *cli) runIn(dir string, args ...string) (string, string, int) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vmatrixBin, args...)
+	cmd.Dir = dir
 	cmd.Env = c.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -97,6 +97,34 @@ func TestRunGoTestAcrossThreeVersions(t *testing.T) {
 	}
 }
 
+// TestRunOperatorExample: the operator example passes both ways under
+// vmatrix run: its envtest suite, unchanged, on the run's clusters (with no
+// variable set by the user), and its framework suite.
+func TestRunOperatorExample(t *testing.T) {
+	c := newCLI(t)
+	reports := t.TempDir()
+	_, stderr, code := c.runIn("../..", "run", "--versions", "1.35,1.36,1.37", "--report-dir", reports, "--",
+		"go", "test", "-p", "1", "-count=1", "./examples/operator/...")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	for _, v := range readReport(t, reports).Versions {
+		passed := map[string]bool{}
+		for _, tc := range v.Tests {
+			passed[tc.Package+" "+tc.Name] = tc.Status == "passed"
+		}
+		for _, name := range []string{
+			"github.com/vmatrix/vmatrix/examples/operator/envtest TestRunsOnTheRunsCluster",
+			"github.com/vmatrix/vmatrix/examples/operator/envtest TestOperator",
+			"github.com/vmatrix/vmatrix/examples/operator TestOperator",
+		} {
+			if !passed[name] {
+				t.Errorf("%s: %s did not pass", v.Version, name)
+			}
+		}
+	}
+}
+
 func TestRunBadSpecsExit2(t *testing.T) {
 	c := newCLI(t)
 	for _, spec := range []string{"1.99", "1.37-1.33", "latest-0", ""} {
