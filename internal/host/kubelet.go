@@ -316,12 +316,24 @@ func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, p
 	if flusher != nil {
 		flusher.Flush()
 	}
-	offset := int64(len(data))
+	k.follow(req.Context(), path, int64(len(data)), func(more []byte) bool {
+		out.Write(opts.render(more, false))
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return !out.full()
+	})
+}
+
+// follow hands write each whole line appended to a log file past offset,
+// until ctx ends, the kubelet stops, the file goes (its pod is gone) or write
+// says it wants no more.
+func (k *simulatedKubelet) follow(ctx context.Context, path string, offset int64, write func([]byte) bool) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case <-req.Context().Done():
+		case <-ctx.Done():
 			return
 		case <-k.stop:
 			return
@@ -329,17 +341,13 @@ func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, p
 		}
 		more, err := readFrom(path, offset)
 		if err != nil {
-			return // the pod is gone, and its log with it
+			return
 		}
 		// Only whole lines: a writer may be in the middle of one.
 		if i := bytes.LastIndexByte(more, '\n'); i >= 0 {
 			more = more[:i+1]
 			offset += int64(len(more))
-			out.Write(opts.render(more, false))
-			if flusher != nil {
-				flusher.Flush()
-			}
-			if out.full() {
+			if !write(more) {
 				return
 			}
 		}
@@ -530,28 +538,11 @@ func (c *simulatedContainer) AttachContainer(ctx context.Context, _, _, _ string
 	if fi, err := os.Stat(path); err == nil {
 		offset = fi.Size()
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.k.stop:
-			return nil
-		case <-tick.C:
-		}
-		more, err := readFrom(path, offset)
-		if err != nil {
-			return nil
-		}
-		if i := bytes.LastIndexByte(more, '\n'); i >= 0 {
-			more = more[:i+1]
-			offset += int64(len(more))
-			if _, err := stdout.Write(logOptions{tailLines: -1}.render(more, false)); err != nil {
-				return nil
-			}
-		}
-	}
+	c.k.follow(ctx, path, offset, func(more []byte) bool {
+		_, err := stdout.Write(logOptions{tailLines: -1}.render(more, false))
+		return err == nil
+	})
+	return nil
 }
 
 // localForwarder connects a forwarded pod port to the same port on this

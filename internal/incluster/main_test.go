@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,9 +96,12 @@ func kubectl(t *testing.T, kubeconfig, stdin string, args ...string) string {
 	if stdin != "" {
 		cmd.Stdin = stringsReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
+	// Standard output only: kubectl's own warnings go to standard error.
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		t.Fatalf("kubectl %v: %v\n%s%s", args, err, out, stderr.String())
 	}
 	return string(out)
 }
