@@ -113,8 +113,6 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 		"--kubeconfig=" + cp.KubeconfigPath(),
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + NodeAnnotation + "=fake",
-		"--cidr=10.244.0.1/16",
-		"--node-ip=10.240.0.1",
 		"--node-lease-duration-seconds=40",
 		"--v=WARN",
 	}, os.Environ(), filepath.Join(cfg.Dir, "logs", "kwok.log"))
@@ -125,7 +123,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if err != nil {
 		return nil, err
 	}
-	if h.kubelet, err = startSimulatedKubelet(ctx, cfg.Dir, cp.PKI(), client); err != nil {
+	nodes := map[string]string{}
+	for i := 0; i < cfg.Nodes; i++ {
+		nodes[fmt.Sprintf("vmatrix-node-%d", i)] = "127.0.0.1"
+	}
+	if h.kubelet, err = startSimulatedKubelet(ctx, cfg.Dir, cp.PKI(), client, nodes); err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.Nodes; i++ {
@@ -142,11 +144,10 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	return h, nil
 }
 
-// kwokConfiguration gives the KWOK controller KWOK's own "fast" pod stages
-// (ready at once, deleted at once) and makes Job pods complete by the
-// job-name label the Job controller puts on its pods, not by their owner as
-// KWOK does: a pod a syncer copied from a virtual Job has no owner on the
-// host. Node stages are left out, so KWOK keeps its defaults for them.
+// kwokConfiguration leaves the KWOK controller the nodes (its default node
+// stages keep them Ready) and the end of a deleted pod (deleted at once);
+// the life of a pod is the simulated kubelet's (pods.go), which reads it
+// from the pod's spec.
 //
 //go:embed kwok.yaml
 var kwokConfiguration string

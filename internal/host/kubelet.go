@@ -23,7 +23,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
@@ -47,43 +49,49 @@ import (
 // A terminal (-t) is refused with a clear error: there is no process to give
 // it to.
 type simulatedKubelet struct {
-	dir     string // where container logs and scratch folders live
-	client  kubernetes.Interface
-	srv     *http.Server
-	port    int
-	factory informers.SharedInformerFactory
-	pods    cache.Indexer
-	stop    chan struct{}
-	mu      sync.Mutex
-	written map[string]string // container log path -> last state written
+	dir      string // where container logs and scratch folders live
+	client   kubernetes.Interface
+	nodes    map[string]string // simulated node name -> its IP
+	srv      *http.Server
+	port     int
+	factory  informers.SharedInformerFactory
+	podCache cache.Indexer
+	stop     chan struct{}
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
+
+	mu   sync.Mutex
+	pods map[types.UID]*podRun // the pods it runs
+	ips  *ipPool
+	runs sync.WaitGroup
 }
 
-// startSimulatedKubelet listens on 127.0.0.1 and keeps the container logs of
-// every pod on a simulated node.
-func startSimulatedKubelet(ctx context.Context, dir string, files pki.Files, client kubernetes.Interface) (*simulatedKubelet, error) {
+// startSimulatedKubelet runs the pods bound to the simulated nodes (a node
+// name and its IP) and serves their kubelet API on 127.0.0.1.
+func startSimulatedKubelet(ctx context.Context, dir string, files pki.Files, client kubernetes.Interface, nodes map[string]string) (*simulatedKubelet, error) {
 	tlsConfig, err := pki.ServerTLS(files.KubeletServingCert(), files.KubeletServingKey(), files.CACert(), pki.KubeletClientName)
 	if err != nil {
 		return nil, err
 	}
-	k := &simulatedKubelet{dir: dir, client: client, stop: make(chan struct{}), written: map[string]string{}}
+	k := &simulatedKubelet{dir: dir, client: client, nodes: nodes, stop: make(chan struct{}), pods: map[types.UID]*podRun{}, ips: newIPPool(podCIDR)}
 	k.factory = informers.NewSharedInformerFactory(client, 0)
 	inf := k.factory.Core().V1().Pods().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { k.writeLog(obj.(*corev1.Pod)) },
-		UpdateFunc: func(_, obj any) { k.writeLog(obj.(*corev1.Pod)) },
+		AddFunc:    func(obj any) { k.track(obj.(*corev1.Pod)) },
+		UpdateFunc: func(_, obj any) { k.track(obj.(*corev1.Pod)) },
 		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
 			if p, ok := obj.(*corev1.Pod); ok {
 				k.forget(p)
-			} else if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				if p, ok := t.Obj.(*corev1.Pod); ok {
-					k.forget(p)
-				}
 			}
 		},
 	}); err != nil {
 		return nil, err
 	}
-	k.pods = inf.GetIndexer()
+	k.startEvents()
+	k.podCache = inf.GetIndexer()
 	k.factory.Start(k.stop)
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		k.Stop()
@@ -112,6 +120,10 @@ func (k *simulatedKubelet) Stop() {
 		k.srv.Close()
 	}
 	k.factory.Shutdown()
+	k.runs.Wait()
+	if k.events != nil {
+		k.events.Shutdown()
+	}
 }
 
 // ContainerLogPath is the log file of a container of a pod of the embedded
@@ -120,87 +132,15 @@ func ContainerLogPath(dir, namespace, pod, container string) string {
 	return filepath.Join(dir, "pods", namespace+"_"+pod, container+".log")
 }
 
+// previousLogPath is the log of a container's run before its restart.
+func previousLogPath(current string) string {
+	return strings.TrimSuffix(current, ".log") + ".previous.log"
+}
+
 // ContainerScratchDir is the folder that commands exec'd in a simulated
 // container run in.
 func ContainerScratchDir(dir, namespace, pod, container string) string {
 	return filepath.Join(dir, "pods", namespace+"_"+pod, container+".scratch")
-}
-
-// writeLog appends a line to a container's log for each step of its life the
-// pod status shows that the log does not have yet.
-func (k *simulatedKubelet) writeLog(p *corev1.Pod) {
-	if p.Spec.NodeName == "" {
-		return
-	}
-	all := append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...)
-	statuses := map[string]corev1.ContainerStatus{}
-	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		statuses[st.Name] = st
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, c := range all {
-		path := ContainerLogPath(k.dir, p.Namespace, p.Name, c.Name)
-		st, ok := statuses[c.Name]
-		// The steps of a container's life so far, in order; the log gets
-		// those it does not have yet, so a pod first seen Ready still tells
-		// the whole story.
-		steps := []string{fmt.Sprintf("simulated container %s (image %s) scheduled on node %s", c.Name, c.Image, p.Spec.NodeName)}
-		if ok && (st.State.Running != nil || st.State.Terminated != nil) {
-			steps = append(steps, fmt.Sprintf("container %s started", c.Name))
-		}
-		if ok && st.State.Running != nil && st.Ready {
-			steps = append(steps, fmt.Sprintf("container %s is ready", c.Name))
-		}
-		if ok && st.State.Terminated != nil {
-			t := st.State.Terminated
-			steps = append(steps, fmt.Sprintf("container %s terminated: exit code %d (%s)", c.Name, t.ExitCode, t.Reason))
-		}
-		last := steps[len(steps)-1]
-		written, seen := k.written[path]
-		if !seen {
-			// A host that starts again finds the logs it wrote before.
-			written = lastLogText(path)
-		}
-		if written == last {
-			continue
-		}
-		from := 0
-		for i, s := range steps {
-			if s == written {
-				from = i + 1
-			}
-		}
-		if err := appendLog(path, steps[from:]...); err == nil {
-			k.written[path] = last
-		}
-	}
-}
-
-// lastLogText is the text of the last line of a CRI log file ("" for none).
-func lastLogText(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if f := strings.SplitN(lines[len(lines)-1], " ", 4); len(f) == 4 {
-		return f[3]
-	}
-	return ""
-}
-
-// forget removes a deleted pod's logs and scratch folders.
-func (k *simulatedKubelet) forget(p *corev1.Pod) {
-	dir := filepath.Dir(ContainerLogPath(k.dir, p.Namespace, p.Name, "x"))
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for path := range k.written {
-		if filepath.Dir(path) == dir {
-			delete(k.written, path)
-		}
-	}
-	os.RemoveAll(dir)
 }
 
 // appendLog appends lines in the CRI log format: "TIME stdout F TEXT".
@@ -272,7 +212,7 @@ func (k *simulatedKubelet) pod(namespace, name string) (*corev1.Pod, error) {
 	if len(validation.IsDNS1123Label(namespace)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
 		return nil, fmt.Errorf("pod %q in namespace %q not found", name, namespace)
 	}
-	obj, ok, err := k.pods.GetByKey(namespace + "/" + name)
+	obj, ok, err := k.podCache.GetByKey(namespace + "/" + name)
 	if err != nil || !ok {
 		return nil, fmt.Errorf("pod %s/%s not found", namespace, name)
 	}
@@ -291,16 +231,19 @@ func hasContainer(p *corev1.Pod, name string) bool {
 // serveLogs answers containerLogs with the options of `kubectl logs`.
 func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, pod *corev1.Pod, container string) {
 	q := req.URL.Query()
-	if q.Get("previous") == "true" {
-		http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod.Name), http.StatusBadRequest)
-		return
-	}
 	opts, err := parseLogOptions(q)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	path := ContainerLogPath(k.dir, pod.Namespace, pod.Name, container)
+	if q.Get("previous") == "true" {
+		path = previousLogPath(path)
+		if _, err := os.Stat(path); err != nil {
+			http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod.Name), http.StatusBadRequest)
+			return
+		}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

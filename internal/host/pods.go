@@ -1,0 +1,625 @@
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+)
+
+// How a simulated pod lives. The simulated kubelet is the one place these
+// rules are: KWOK keeps the nodes Ready and finishes deleting pods; every
+// step of a pod's life on a simulated node is decided here, from its spec.
+//
+//   - A container whose command the simulation can read (readCommand: sleep,
+//     true, false, exit, echo and sh -c scripts of those) runs for as long as
+//     it sleeps, prints what it echoes into its log, and exits with its code.
+//   - Any other container runs until its pod is deleted; in a pod of a Job it
+//     runs for JobRunTime and succeeds instead, so a Job completes, visibly.
+//   - Init containers run one after another before the others; those with
+//     restartPolicy Always (sidecars) start and keep running.
+//   - An exited container is started again as restartPolicy says, after the
+//     kubelet's back-off (10 s, doubling, at most 5 min), waiting in
+//     CrashLoopBackOff meanwhile; the pod ends Succeeded or Failed when none
+//     will run again.
+//   - A container is Ready once running, after its readiness and startup
+//     probes' initial delays.
+//   - Annotations on the pod (or its template) choose an outcome instead, for
+//     tests of failure handling; see the Annotation* constants.
+//   - Events tell the story as a kubelet's do: Pulled, Created, Started,
+//     BackOff, Killing, Evicted.
+const (
+	// AnnotationExitCode makes every container exit with this code after its
+	// run (AnnotationRunFor, else at once).
+	AnnotationExitCode = "vmatrix.io/simulate-exit-code"
+	// AnnotationRunFor makes every container run this long ("30s") and exit.
+	AnnotationRunFor = "vmatrix.io/simulate-run-for"
+	// AnnotationCrashTimes makes every container exit 1 this many times (after
+	// AnnotationRunFor, else 1 s) before it runs as it otherwise would.
+	AnnotationCrashTimes = "vmatrix.io/simulate-crash-times"
+	// AnnotationNeverReady keeps the containers from ever becoming Ready.
+	AnnotationNeverReady = "vmatrix.io/simulate-never-ready"
+	// AnnotationEvictAfter evicts the pod after this long ("10s").
+	AnnotationEvictAfter = "vmatrix.io/simulate-evict-after"
+	// JobRunTime is how long a container of a Job's pod runs when its command
+	// cannot be read.
+	JobRunTime = 2 * time.Second
+)
+
+// podCIDR is the range simulated pods get their IPs from.
+const podCIDR = "10.244.0.0/16"
+
+// simContainer is one container of a simulated pod and where it stands.
+type simContainer struct {
+	spec          corev1.Container
+	init, sidecar bool
+	next          run // what its runs do
+	crashes       int // runs left that crash before next applies
+	readyDelay    time.Duration
+	neverReady    bool
+
+	runs      int32     // starts so far
+	code      int32     // the exit code of the current run
+	started   time.Time // of the current run; zero before the first
+	readyAt   time.Time // zero: never
+	exitAt    time.Time // zero: runs until the pod goes
+	waitUntil time.Time // in back-off until then
+	term      *corev1.ContainerStateTerminated
+	last      *corev1.ContainerStateTerminated
+}
+
+// podRun is one pod the simulated kubelet runs.
+type podRun struct {
+	cancel     context.CancelCauseFunc
+	uid        types.UID
+	namespace  string
+	name       string
+	containers []*simContainer
+	policy     corev1.RestartPolicy
+	evictAt    time.Time
+	evicted    bool
+	startTime  time.Time
+	ip, hostIP string
+}
+
+// track starts running a pod that has come to a simulated node, and notices
+// when one it runs is being deleted.
+func (k *simulatedKubelet) track(p *corev1.Pod) {
+	hostIP, simulated := k.nodes[p.Spec.NodeName]
+	if !simulated {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.pods[p.UID]; ok {
+		if p.DeletionTimestamp != nil {
+			r.cancel(errDeleted)
+		}
+		return
+	}
+	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return
+	}
+	select {
+	case <-k.stop:
+		return
+	default:
+	}
+	r := newPodRun(p, hostIP)
+	if p.Status.PodIP != "" {
+		r.ip = p.Status.PodIP // a host that starts again keeps its pods' IPs
+		k.ips.take(r.ip)
+	} else if p.Spec.HostNetwork {
+		r.ip = hostIP
+	} else {
+		r.ip = k.ips.next()
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r.cancel = cancel
+	k.pods[p.UID] = r
+	k.runs.Add(1)
+	go func() {
+		defer k.runs.Done()
+		k.live(ctx, r, p.DeepCopy())
+	}()
+}
+
+var (
+	errDeleted = errors.New("pod being deleted")
+	errGone    = errors.New("pod gone")
+)
+
+// forget drops a deleted pod: its run, its IP, its logs and scratch folders.
+func (k *simulatedKubelet) forget(p *corev1.Pod) {
+	k.mu.Lock()
+	if r, ok := k.pods[p.UID]; ok {
+		r.cancel(errGone)
+		if !p.Spec.HostNetwork {
+			k.ips.release(r.ip)
+		}
+		delete(k.pods, p.UID)
+	}
+	k.mu.Unlock()
+	os.RemoveAll(filepath.Dir(ContainerLogPath(k.dir, p.Namespace, p.Name, "x")))
+}
+
+func newPodRun(p *corev1.Pod, hostIP string) *podRun {
+	r := &podRun{uid: p.UID, namespace: p.Namespace, name: p.Name, policy: p.Spec.RestartPolicy, hostIP: hostIP}
+	if r.policy == "" {
+		r.policy = corev1.RestartPolicyAlways
+	}
+	_, job := p.Labels["batch.kubernetes.io/job-name"]
+	if _, old := p.Labels["job-name"]; old {
+		job = true
+	}
+	add := func(c corev1.Container, init bool) {
+		sc := &simContainer{spec: c, init: init, sidecar: init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways}
+		argv := append(append([]string{}, c.Command...), c.Args...)
+		if len(c.Command) == 0 {
+			argv = nil // the image's entrypoint: unknown
+		}
+		plan, err := readCommand(argv, containerEnv(p, &c))
+		switch {
+		case err == nil:
+			sc.next = plan
+		case job && !sc.sidecar:
+			sc.next = run{duration: JobRunTime}
+		default:
+			sc.next = run{forever: true}
+		}
+		if sc.sidecar {
+			sc.next.forever = true
+		}
+		applyAnnotations(p.Annotations, sc)
+		for _, probe := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe} {
+			if probe != nil {
+				sc.readyDelay += time.Duration(probe.InitialDelaySeconds) * time.Second
+			}
+		}
+		r.containers = append(r.containers, sc)
+	}
+	for _, c := range p.Spec.InitContainers {
+		add(c, true)
+	}
+	for _, c := range p.Spec.Containers {
+		add(c, false)
+	}
+	if d, err := time.ParseDuration(p.Annotations[AnnotationEvictAfter]); err == nil {
+		r.evictAt = time.Now().Add(d)
+	}
+	return r
+}
+
+// applyAnnotations lets the failure-on-demand annotations override what a
+// container's command would do.
+func applyAnnotations(a map[string]string, c *simContainer) {
+	if c.sidecar {
+		return
+	}
+	runFor, _ := time.ParseDuration(a[AnnotationRunFor])
+	if runFor > 0 {
+		c.next = run{duration: runFor}
+	}
+	if code, err := strconv.Atoi(a[AnnotationExitCode]); err == nil {
+		c.next = run{duration: runFor, exitCode: int32(code)}
+	}
+	if n, err := strconv.Atoi(a[AnnotationCrashTimes]); err == nil && n > 0 {
+		c.crashes = n
+	}
+	c.neverReady = a[AnnotationNeverReady] == "true"
+}
+
+// crashRun is the run of a container made to crash.
+func crashRun(a map[string]string) run {
+	d, err := time.ParseDuration(a[AnnotationRunFor])
+	if err != nil {
+		d = time.Second
+	}
+	return run{duration: d, exitCode: 1}
+}
+
+// live steps a pod through its life until it ends or is deleted, writing
+// its status whenever it changes.
+func (k *simulatedKubelet) live(ctx context.Context, r *podRun, p *corev1.Pod) {
+	k.logLine(r, nil, "")
+	var written []byte
+	for {
+		now := time.Now()
+		next := k.step(r, p, now)
+		st := r.status(p, now)
+		data, _ := json.Marshal(map[string]any{"status": st})
+		if string(data) != string(written) {
+			if _, err := k.client.CoreV1().Pods(r.namespace).Patch(ctx, r.name, types.MergePatchType, data, metav1.PatchOptions{}, "status"); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				next = now.Add(200 * time.Millisecond) // try again soon
+			} else {
+				written = data
+			}
+		}
+		if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+			return
+		}
+		wait := time.Until(next)
+		if next.IsZero() {
+			wait = time.Hour
+		}
+		select {
+		case <-ctx.Done():
+			if context.Cause(ctx) == errDeleted {
+				for _, c := range r.containers {
+					if c.term == nil && c.waitUntil.IsZero() && !c.started.IsZero() {
+						k.recorder.Eventf(p, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.spec.Name)
+					}
+				}
+			}
+			return
+		case <-k.stop:
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// step moves every container to where it stands at now and returns when the
+// next change is due (zero: none is).
+func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Time {
+	var next time.Time
+	due := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if !r.evictAt.IsZero() && !r.evicted {
+		if !now.Before(r.evictAt) {
+			r.evicted = true
+			k.recorder.Event(p, corev1.EventTypeWarning, "Evicted", "The node was low on resource: memory (simulated).")
+			for _, c := range r.containers {
+				if c.term == nil && !c.started.IsZero() {
+					c.term = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(now)}
+				}
+			}
+			return time.Time{}
+		}
+		due(r.evictAt)
+	}
+	if r.startTime.IsZero() {
+		r.startTime = now
+	}
+	initsDone := true
+	for _, c := range r.containers {
+		if c.init && !c.sidecar && !initsDone {
+			break
+		}
+		if !c.init && !initsDone {
+			break
+		}
+		due(k.stepContainer(r, p, c, now))
+		if c.init && !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) {
+			initsDone = false
+		}
+	}
+	return next
+}
+
+// stepContainer starts, readies, ends and restarts one container as its time
+// comes, and returns when it next changes.
+func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContainer, now time.Time) time.Time {
+	for {
+		switch {
+		case c.started.IsZero() || (c.term == nil && !c.waitUntil.IsZero() && !now.Before(c.waitUntil)):
+			k.start(r, p, c, now)
+		case c.term == nil && !c.waitUntil.IsZero():
+			return c.waitUntil // in back-off
+		case c.term == nil && !c.exitAt.IsZero() && !now.Before(c.exitAt):
+			k.exit(r, p, c)
+		case c.term == nil:
+			if !c.readyAt.IsZero() && now.Before(c.readyAt) {
+				return earliest(c.readyAt, c.exitAt)
+			}
+			return c.exitAt
+		default: // terminated, and not to run again
+			return time.Time{}
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.IsZero() || (!a.IsZero() && a.Before(b)) {
+		return a
+	}
+	return b
+}
+
+// start begins a run of a container.
+func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now time.Time) {
+	plan := c.next
+	if c.crashes > 0 {
+		plan = crashRun(p.Annotations)
+		c.crashes--
+	}
+	if c.runs > 0 {
+		path := ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name)
+		os.Rename(path, previousLogPath(path))
+	}
+	if c.runs == 0 {
+		k.recorder.Eventf(p, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
+	}
+	k.recorder.Eventf(p, corev1.EventTypeNormal, "Created", "Created container: %s", c.spec.Name)
+	k.recorder.Eventf(p, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
+	c.runs++
+	c.started, c.waitUntil, c.term, c.code = now, time.Time{}, nil, plan.exitCode
+	c.exitAt = time.Time{}
+	if !plan.forever {
+		c.exitAt = now.Add(plan.duration)
+	}
+	c.readyAt = time.Time{}
+	if !c.neverReady && !c.init {
+		c.readyAt = now.Add(c.readyDelay)
+	}
+	k.logLine(r, c, fmt.Sprintf("container %s started", c.spec.Name))
+	for _, l := range plan.output {
+		k.logLine(r, c, l)
+	}
+}
+
+// exit ends a container's run and decides whether it runs again.
+func (k *simulatedKubelet) exit(r *podRun, p *corev1.Pod, c *simContainer) {
+	code := c.code
+	reason := "Completed"
+	if code != 0 {
+		reason = "Error"
+	}
+	term := &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(c.exitAt)}
+	k.logLine(r, c, fmt.Sprintf("container %s terminated: exit code %d (%s)", c.spec.Name, code, reason))
+	again := c.sidecar || r.policy == corev1.RestartPolicyAlways || (r.policy == corev1.RestartPolicyOnFailure && code != 0)
+	if c.init && !c.sidecar && code == 0 {
+		again = false
+	}
+	if c.init && !c.sidecar && code != 0 && r.policy == corev1.RestartPolicyNever {
+		again = false
+	}
+	if !again {
+		c.term = term
+		return
+	}
+	c.last = term
+	backoff := 10 * time.Second << min(c.runs-1, 5)
+	if backoff > 5*time.Minute {
+		backoff = 5 * time.Minute
+	}
+	c.waitUntil = c.exitAt.Add(backoff)
+	c.exitAt, c.readyAt = time.Time{}, time.Time{}
+	k.recorder.Eventf(p, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.spec.Name, p.Name)
+}
+
+// logLine appends a line to a container's log; with no container, the
+// first line of each container's log.
+func (k *simulatedKubelet) logLine(r *podRun, c *simContainer, line string) {
+	if c == nil {
+		for _, c := range r.containers {
+			appendLog(ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name),
+				fmt.Sprintf("simulated container %s (image %s) created", c.spec.Name, c.spec.Image))
+		}
+		return
+	}
+	appendLog(ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name), line)
+}
+
+// status is the pod status at now.
+func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
+	st := corev1.PodStatus{
+		HostIP: r.hostIP, HostIPs: []corev1.HostIP{{IP: r.hostIP}},
+		PodIP: r.ip, PodIPs: []corev1.PodIP{{IP: r.ip}},
+		StartTime: &metav1.Time{Time: r.startTime},
+		QOSClass:  p.Status.QOSClass,
+	}
+	initsDone, allReady := true, true
+	running, restarting, failed, finished := 0, 0, 0, 0
+	apps := 0
+	for _, c := range r.containers {
+		cs := corev1.ContainerStatus{Name: c.spec.Name, Image: c.spec.Image, ImageID: c.spec.Image, RestartCount: max(c.runs-1, 0)}
+		if c.last != nil {
+			cs.LastTerminationState.Terminated = c.last
+		}
+		started := false
+		switch {
+		case c.started.IsZero():
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
+			if c.init {
+				cs.State.Waiting.Reason = "ContainerCreating"
+			}
+		case c.term != nil:
+			cs.State.Terminated = c.term
+			cs.ContainerID = containerID(r, c)
+		case !c.waitUntil.IsZero():
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
+				Message: fmt.Sprintf("back-off restarting failed container=%s pod=%s", c.spec.Name, p.Name)}
+			cs.ContainerID = containerID(r, c)
+		default:
+			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
+			cs.ContainerID = containerID(r, c)
+			started = true
+			cs.Ready = !c.readyAt.IsZero() && !now.Before(c.readyAt)
+		}
+		if r.evicted {
+			cs.Ready = false
+		}
+		cs.Started = &started
+		if c.init {
+			if c.sidecar {
+				cs.Ready = started && !r.evicted
+			}
+			if !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) {
+				initsDone = false
+			}
+			st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+			continue
+		}
+		apps++
+		allReady = allReady && cs.Ready
+		switch {
+		case cs.State.Running != nil:
+			running++
+		case cs.State.Waiting != nil && c.runs > 0:
+			restarting++
+		case cs.State.Terminated != nil:
+			finished++
+			if cs.State.Terminated.ExitCode != 0 {
+				failed++
+			}
+		}
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	initFailed := false
+	for _, c := range r.containers {
+		if c.init && !c.sidecar && c.term != nil && c.term.ExitCode != 0 {
+			initFailed = true
+		}
+	}
+	switch {
+	case r.evicted:
+		st.Phase, st.Reason, st.Message = corev1.PodFailed, "Evicted", "The node was low on resource: memory (simulated)."
+	case initFailed:
+		st.Phase = corev1.PodFailed
+	case finished == apps && failed > 0:
+		st.Phase = corev1.PodFailed
+	case finished == apps:
+		st.Phase = corev1.PodSucceeded
+	case running > 0 || restarting > 0 || finished > 0:
+		st.Phase = corev1.PodRunning
+	default:
+		st.Phase = corev1.PodPending
+	}
+	ready := initsDone && allReady && running == apps && !r.evicted
+	for _, gate := range p.Spec.ReadinessGates {
+		ready = ready && conditionTrue(p, gate.ConditionType)
+	}
+	cond := func(t corev1.PodConditionType, ok bool, reason string) {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(now)}
+		if ok {
+			c.Status, reason = corev1.ConditionTrue, ""
+		}
+		c.Reason = reason
+		for _, old := range p.Status.Conditions {
+			if old.Type == t && old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime // unchanged
+			}
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
+	done := st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed
+	notReady := "ContainersNotReady"
+	if done {
+		notReady = "PodCompleted"
+	}
+	cond("PodReadyToStartContainers", !done, "")
+	cond(corev1.PodInitialized, initsDone, "ContainersNotInitialized")
+	cond(corev1.ContainersReady, ready, notReady)
+	cond(corev1.PodReady, ready, notReady)
+	for _, c := range p.Status.Conditions {
+		switch c.Type {
+		case "PodReadyToStartContainers", corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady:
+		default:
+			st.Conditions = append(st.Conditions, c) // PodScheduled, readiness gates, DisruptionTarget...
+		}
+	}
+	return st
+}
+
+func conditionTrue(p *corev1.Pod, t corev1.PodConditionType) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func containerID(r *podRun, c *simContainer) string {
+	return fmt.Sprintf("vmatrix://%s-%s-%d", r.uid, c.spec.Name, c.runs)
+}
+
+// startEvents sends the simulated kubelet's events to the host.
+func (k *simulatedKubelet) startEvents() {
+	k.events = record.NewBroadcaster()
+	k.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	k.recorder = k.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet"})
+}
+
+// ipPool hands out pod IPs of a range.
+type ipPool struct {
+	mu   sync.Mutex
+	base uint32
+	size uint32
+	used map[uint32]bool
+	last uint32
+}
+
+func newIPPool(cidr string) *ipPool {
+	_, n, err := net.ParseCIDR(cidr)
+	if err != nil {
+		panic(err)
+	}
+	ones, bits := n.Mask.Size()
+	return &ipPool{base: binary.BigEndian.Uint32(n.IP.To4()), size: 1 << (bits - ones), used: map[uint32]bool{}, last: 1}
+}
+
+func (p *ipPool) next() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := uint32(0); i < p.size; i++ {
+		p.last = p.last%(p.size-2) + 2 // skip the network address and .1
+		if !p.used[p.last] {
+			p.used[p.last] = true
+			return p.ip(p.last)
+		}
+	}
+	return ""
+}
+
+func (p *ipPool) ip(offset uint32) string {
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, p.base+offset)
+	return net.IP(b).String()
+}
+
+func (p *ipPool) offset(ip string) (uint32, bool) {
+	v4 := net.ParseIP(ip).To4()
+	if v4 == nil {
+		return 0, false
+	}
+	o := binary.BigEndian.Uint32(v4) - p.base
+	return o, o < p.size
+}
+
+func (p *ipPool) take(ip string) {
+	if o, ok := p.offset(ip); ok {
+		p.mu.Lock()
+		p.used[o] = true
+		p.mu.Unlock()
+	}
+}
+
+func (p *ipPool) release(ip string) {
+	if o, ok := p.offset(ip); ok {
+		p.mu.Lock()
+		delete(p.used, o)
+		p.mu.Unlock()
+	}
+}

@@ -1,0 +1,232 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/interp"
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// A run is what one start of a simulated container does: how long it runs
+// (forever, for a server), how it exits, and what it prints.
+type run struct {
+	forever  bool
+	duration time.Duration
+	exitCode int32
+	output   []string
+}
+
+// longest is the run past which a container counts as running forever.
+const longest = 24 * time.Hour
+
+// errUnreadable is a container command the simulation cannot follow.
+var errUnreadable = errors.New("a command the simulation cannot follow")
+
+// readCommand works out what a container's command does, for the forms tests
+// use: sleep N (and sleep infinity), true, false, and sh -c (or bash -c)
+// scripts of those with exit, echo, tests and arithmetic on the
+// environment. The script runs in a shell interpreter in this process on a
+// clock of its own: sleep advances the clock, and any other program makes
+// the command unreadable. env is the container's environment.
+func readCommand(argv []string, env map[string]string) (run, error) {
+	if len(argv) == 0 {
+		return run{}, errUnreadable
+	}
+	script := ""
+	switch name := path.Base(argv[0]); {
+	case (name == "sh" || name == "bash" || name == "ash" || name == "dash") && len(argv) >= 3 && argv[1] == "-c":
+		script = argv[2]
+	case name == "sh" || name == "bash":
+		return run{}, errUnreadable // a script file in the image
+	default:
+		script = shellQuote(argv)
+	}
+	file, err := syntax.NewParser().Parse(strings.NewReader(script), "")
+	if err != nil {
+		return run{}, errUnreadable
+	}
+	var clock time.Duration
+	var out bytes.Buffer
+	pairs := []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	for k, v := range env {
+		pairs = append(pairs, k+"="+v)
+	}
+	// A busy loop without sleep never advances the clock: real time bounds it.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	runner, err := interp.New(
+		interp.Env(expand.ListEnviron(pairs...)),
+		interp.StdIO(strings.NewReader(""), &out, io.Discard),
+		interp.ExecHandlers(func(next interp.ExecHandlerFunc) interp.ExecHandlerFunc {
+			return func(ctx context.Context, args []string) error {
+				if path.Base(args[0]) != "sleep" {
+					return errUnreadable
+				}
+				d, err := sleepDuration(args[1:])
+				if err != nil {
+					return errUnreadable
+				}
+				if clock += d; clock > longest {
+					return errForever
+				}
+				return nil
+			}
+		}),
+		interp.OpenHandler(func(ctx context.Context, p string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
+			if p == "/dev/null" {
+				return nopFile{}, nil
+			}
+			return nil, errUnreadable
+		}),
+	)
+	if err != nil {
+		return run{}, err
+	}
+	err = runner.Run(ctx, file)
+	r := run{duration: clock, output: lines(out.String())}
+	var status interp.ExitStatus
+	switch {
+	case errors.Is(err, errForever) || ctx.Err() != nil:
+		return run{forever: true, output: r.output}, nil
+	case errors.As(err, &status):
+		r.exitCode = int32(status)
+	case err != nil:
+		return run{}, errUnreadable
+	}
+	return r, nil
+}
+
+var errForever = errors.New("runs forever")
+
+// sleepDuration reads sleep's operands: seconds (fractions too), with an
+// s, m, h or d suffix, or infinity; several add up.
+func sleepDuration(args []string) (time.Duration, error) {
+	if len(args) == 0 {
+		return 0, errUnreadable
+	}
+	var total time.Duration
+	for _, a := range args {
+		if a == "infinity" || a == "inf" {
+			return longest + time.Second, nil
+		}
+		unit := time.Second
+		switch a[len(a)-1] {
+		case 's':
+			a = a[:len(a)-1]
+		case 'm':
+			a, unit = a[:len(a)-1], time.Minute
+		case 'h':
+			a, unit = a[:len(a)-1], time.Hour
+		case 'd':
+			a, unit = a[:len(a)-1], 24*time.Hour
+		}
+		n, err := strconv.ParseFloat(a, 64)
+		if err != nil || n < 0 {
+			return 0, errUnreadable
+		}
+		total += time.Duration(n * float64(unit))
+	}
+	return total, nil
+}
+
+var safeWord = regexp.MustCompile(`^[A-Za-z0-9_./=:,+-]+$`)
+
+// shellQuote turns an argv into a shell command line that runs it.
+func shellQuote(argv []string) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if safeWord.MatchString(a) {
+			b.WriteString(a)
+		} else {
+			b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+		}
+	}
+	return b.String()
+}
+
+func lines(s string) []string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// containerEnv is a container's environment as far as the simulation can
+// know it: literal values, and downward-API fields of the pod.
+func containerEnv(p *corev1.Pod, c *corev1.Container) map[string]string {
+	env := map[string]string{"HOSTNAME": p.Name}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = expandRefs(e.Value, env)
+		case e.ValueFrom.FieldRef != nil:
+			if v, ok := podField(p, e.ValueFrom.FieldRef.FieldPath); ok {
+				env[e.Name] = v
+			}
+		}
+	}
+	return env
+}
+
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// expandRefs expands $(VAR) references to earlier variables, as the kubelet does.
+func expandRefs(s string, env map[string]string) string {
+	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := env[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+var fieldKey = regexp.MustCompile(`^metadata\.(annotations|labels)\['(.*)'\]$`)
+
+func podField(p *corev1.Pod, fieldPath string) (string, bool) {
+	if m := fieldKey.FindStringSubmatch(fieldPath); m != nil {
+		if m[1] == "annotations" {
+			v, ok := p.Annotations[m[2]]
+			return v, ok
+		}
+		v, ok := p.Labels[m[2]]
+		return v, ok
+	}
+	switch fieldPath {
+	case "metadata.name":
+		return p.Name, true
+	case "metadata.namespace":
+		return p.Namespace, true
+	case "metadata.uid":
+		return string(p.UID), true
+	case "spec.nodeName":
+		return p.Spec.NodeName, true
+	case "spec.serviceAccountName":
+		return p.Spec.ServiceAccountName, true
+	case "status.podIP":
+		return p.Status.PodIP, true
+	case "status.hostIP":
+		return p.Status.HostIP, true
+	}
+	return "", false
+}
+
+type nopFile struct{}
+
+func (nopFile) Read([]byte) (int, error)    { return 0, io.EOF }
+func (nopFile) Write(p []byte) (int, error) { return len(p), nil }
+func (nopFile) Close() error                { return nil }

@@ -1,0 +1,46 @@
+package host
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestReadCommand(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		env  map[string]string
+		want run
+		err  error
+	}{
+		{argv: []string{"sleep", "5"}, want: run{duration: 5 * time.Second}},
+		{argv: []string{"/bin/sleep", "1m", "30"}, want: run{duration: 90 * time.Second}},
+		{argv: []string{"sleep", "infinity"}, want: run{forever: true}},
+		{argv: []string{"sleep", "3600000"}, want: run{forever: true}},
+		{argv: []string{"true"}, want: run{}},
+		{argv: []string{"false"}, want: run{exitCode: 1}},
+		{argv: []string{"sh", "-c", "sleep 2; exit $((JOB_COMPLETION_INDEX % 2))"}, env: map[string]string{"JOB_COMPLETION_INDEX": "3"}, want: run{duration: 2 * time.Second, exitCode: 1}},
+		{argv: []string{"sh", "-c", "sleep 2; exit $((JOB_COMPLETION_INDEX % 2))"}, env: map[string]string{"JOB_COMPLETION_INDEX": "2"}, want: run{duration: 2 * time.Second}},
+		{argv: []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"}, want: run{exitCode: 3, output: []string{"hello"}}},
+		{argv: []string{"sh", "-c", `if [ "$MODE" = fail ]; then exit 7; fi; sleep 1`}, env: map[string]string{"MODE": "fail"}, want: run{exitCode: 7}},
+		{argv: []string{"sh", "-c", `if [ "$MODE" = fail ]; then exit 7; fi; sleep 1`}, want: run{duration: time.Second}},
+		{argv: []string{"/bin/sh", "-c", "sleep 0.5 && echo done > /dev/null && echo out"}, want: run{duration: 500 * time.Millisecond, output: []string{"out"}}},
+		{argv: []string{"bash", "-c", "while true; do sleep 10; done"}, want: run{forever: true}},
+		{argv: []string{"sh", "-c", "while :; do :; done"}, want: run{forever: true}},
+		{argv: []string{"nginx", "-g", "daemon off;"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "curl http://example"}, err: errUnreadable},
+		{argv: []string{"sh", "/entrypoint.sh"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "echo x > /tmp/file"}, err: errUnreadable},
+		{argv: nil, err: errUnreadable},
+	} {
+		got, err := readCommand(tc.argv, tc.env)
+		if !errors.Is(err, tc.err) {
+			t.Errorf("%q: error %v, want %v", tc.argv, err, tc.err)
+			continue
+		}
+		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
+			t.Errorf("%q: %+v, want %+v", tc.argv, got, tc.want)
+		}
+	}
+}
