@@ -34,6 +34,7 @@ type Config struct {
 	DensityMax     int           // clusters to try in the density figure; 0 skips it
 	SyncReplicas   int           // replicas of the sync figure's Deployment; 0 skips it
 	Rerun          bool          // measure a cold create against a reuse attach
+	Inspect        int           // samples of the logs and exec figure; 0 skips it
 	Dir            string        // scratch space
 	Log            io.Writer
 }
@@ -95,6 +96,7 @@ type Results struct {
 	Density *Density `json:"density,omitempty"`
 	Sync    *Sync    `json:"sync,omitempty"`
 	Rerun   *Rerun   `json:"rerun,omitempty"`
+	Inspect *Inspect `json:"inspect,omitempty"`
 	// Failed lists the figures that could not be measured in this run.
 	Failed []Failure `json:"failed,omitempty"`
 }
@@ -171,6 +173,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		{"sync", func() (err error) { res.Sync, err = e.sync(ctx, v, cfg.SyncReplicas); return err }, cfg.SyncReplicas > 0},
 		{"rerun", func() (err error) { res.Rerun, err = e.rerun(ctx, cfg.Version); return err }, cfg.Rerun},
 		{"density", func() (err error) { res.Density, err = e.density(ctx, v); return err }, cfg.DensityMax > 0},
+		{"inspect", func() (err error) { res.Inspect, err = e.inspect(ctx, v, cfg.Inspect); return err }, cfg.Inspect > 0},
 	}
 	for _, f := range figures {
 		if !f.on {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 func TestSmoke(t *testing.T) {
 	res, err := Run(context.Background(), Config{
 		Runs: 1, Version: "1.37", MatrixVersions: []string{"1.36", "1.37"},
-		Idle: time.Second, DensityMax: 2, SyncReplicas: 10, Rerun: true, Dir: t.TempDir(), Log: testWriter{t},
+		Idle: time.Second, DensityMax: 2, SyncReplicas: 10, Rerun: true, Inspect: 3, Dir: t.TempDir(), Log: testWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +33,12 @@ func TestSmoke(t *testing.T) {
 	if res.Density == nil || res.Density.Clusters < 1 {
 		t.Errorf("density: %+v", res.Density)
 	}
+	if in := res.Inspect; in == nil || in.FirstLogLine.Median <= 0 || in.ExecRoundTrip.Median <= 0 || in.HostRequestsLogs < 1 || in.HostRequestsExec < 1 {
+		t.Errorf("inspect: %+v", res.Inspect)
+	}
+	if len(res.Failed) > 0 {
+		t.Errorf("figures failed: %+v", res.Failed)
+	}
 	if _, err := json.Marshal(res); err != nil {
 		t.Fatal(err)
 	}
@@ -41,3 +48,12 @@ func TestSmoke(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// TestTableNamesFailedFigures: a figure that could not be measured is in the
+// table with its reason, not lost.
+func TestTableNamesFailedFigures(t *testing.T) {
+	table := Table(&Results{Failed: []Failure{{Figure: "matrix", Reason: "kube-controller-manager exited"}}})
+	if want := "FAILED matrix: kube-controller-manager exited"; !strings.Contains(table, want) {
+		t.Errorf("the table lacks %q:\n%s", want, table)
+	}
+}

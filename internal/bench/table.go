@@ -38,6 +38,10 @@ func Table(r *Results) string {
 		row("rerun: cold first cluster (host included)", rr.ColdSeconds, 0)
 		row(fmt.Sprintf("rerun: attach in reuse mode (%.0fx faster)", rr.Speedup), rr.AttachSeconds, 0)
 	}
+	if in := r.Inspect; in != nil {
+		row(fmt.Sprintf("logs: first line through the kubelet API (%.1f host requests each)", in.HostRequestsLogs), in.FirstLogLine, 0)
+		row(fmt.Sprintf("exec: round trip of `true` (%.1f host requests each)", in.HostRequestsExec), in.ExecRoundTrip, 0)
+	}
 	if d := r.Density; d != nil {
 		fmt.Fprintf(&b, "\ndensity: %d idle clusters (%s)\n", d.Clusters, d.StoppedBecause)
 	}

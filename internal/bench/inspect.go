@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/podexec"
+)
+
+// Inspect is what looking into a pod costs: `kubectl logs` to its first line
+// and an exec's round trip through the virtual apiserver, the syncer's
+// kubelet API and the host, and the host requests each one makes.
+type Inspect struct {
+	Samples          int     `json:"samples"`
+	FirstLogLine     Stat    `json:"first_log_line_seconds"`
+	ExecRoundTrip    Stat    `json:"exec_round_trip_seconds"`
+	HostRequestsLogs float64 `json:"host_requests_per_logs"`
+	HostRequestsExec float64 `json:"host_requests_per_exec"`
+}
+
+// inspect measures samples logs and execs on one pod of a fresh cluster.
+func (e *env) inspect(ctx context.Context, v k8sdist.Version, samples int) (*Inspect, error) {
+	host, err := kubernetes.NewForConfig(e.host.RESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	vc, _, err := e.start(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	defer teardown(vc, e.dir(vc.Name()))
+	client, err := kubernetes.NewForConfig(vc.RESTConfig())
+	if err != nil {
+		return nil, err
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "inspect"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/bench:1"}}}}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods("default").Get(ctx, "inspect", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodRunning, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the pod: %w", err)
+	}
+	res := &Inspect{Samples: samples}
+	var logs, execs []float64
+	before, err := hostRequests(ctx, host, "log")
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < samples; i++ {
+		start := time.Now()
+		s, err := client.CoreV1().Pods("default").GetLogs("inspect", &corev1.PodLogOptions{Follow: true}).Stream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		_, err = bufio.NewReader(s).ReadString('\n')
+		logs = append(logs, time.Since(start).Seconds())
+		s.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading the first log line: %w", err)
+		}
+	}
+	after, err := hostRequests(ctx, host, "log")
+	if err != nil {
+		return nil, err
+	}
+	res.HostRequestsLogs = (after - before) / float64(samples)
+	if before, err = hostRequests(ctx, host, "exec"); err != nil {
+		return nil, err
+	}
+	for i := 0; i < samples; i++ {
+		start := time.Now()
+		r, err := podexec.Run(ctx, vc.RESTConfig(), "default", "inspect", "", "true")
+		if err != nil || r.ExitCode != 0 {
+			return nil, fmt.Errorf("exec: %v (exit %d)", err, r.ExitCode)
+		}
+		execs = append(execs, time.Since(start).Seconds())
+	}
+	if after, err = hostRequests(ctx, host, "exec"); err != nil {
+		return nil, err
+	}
+	res.HostRequestsExec = (after - before) / float64(samples)
+	res.FirstLogLine, res.ExecRoundTrip = newStat("s", logs), newStat("s", execs)
+	e.logf("inspect: first log line %.3fs, exec round trip %.3fs (medians of %d); host requests %.1f per logs, %.1f per exec",
+		res.FirstLogLine.Median, res.ExecRoundTrip.Median, samples, res.HostRequestsLogs, res.HostRequestsExec)
+	return res, nil
+}
+
+// hostRequests sums the host apiserver's requests to a pod subresource so far.
+func hostRequests(ctx context.Context, host kubernetes.Interface, subresource string) (float64, error) {
+	raw, err := host.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the host's metrics: %w", err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "apiserver_request_total{") && strings.Contains(line, `resource="pods"`) && strings.Contains(line, `subresource="`+subresource+`"`) {
+			if n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				total += n
+			}
+		}
+	}
+	return total, nil
+}
