@@ -72,14 +72,15 @@ type simContainer struct {
 	readyDelay    time.Duration
 	neverReady    bool
 
-	runs      int32     // starts so far
-	code      int32     // the exit code of the current run
-	started   time.Time // of the current run; zero before the first
-	readyAt   time.Time // zero: never
-	exitAt    time.Time // zero: runs until the pod goes
-	waitUntil time.Time // in back-off until then
-	term      *corev1.ContainerStateTerminated
-	last      *corev1.ContainerStateTerminated
+	runs        int32     // starts so far
+	code        int32     // the exit code of the current run
+	started     time.Time // of the current run; zero before the first
+	readyAt     time.Time // zero: never
+	readyLogged bool      // the log says it became ready
+	exitAt      time.Time // zero: runs until the pod goes
+	waitUntil   time.Time // in back-off until then
+	term        *corev1.ContainerStateTerminated
+	last        *corev1.ContainerStateTerminated
 }
 
 // podRun is one pod the simulated kubelet runs.
@@ -332,6 +333,10 @@ func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContain
 			if !c.readyAt.IsZero() && now.Before(c.readyAt) {
 				return earliest(c.readyAt, c.exitAt)
 			}
+			if !c.readyAt.IsZero() && !c.readyLogged {
+				c.readyLogged = true
+				k.logLine(r, c, fmt.Sprintf("container %s is ready", c.spec.Name))
+			}
 			return c.exitAt
 		default: // terminated, and not to run again
 			return time.Time{}
@@ -368,7 +373,7 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 	if !plan.forever {
 		c.exitAt = now.Add(plan.duration)
 	}
-	c.readyAt = time.Time{}
+	c.readyAt, c.readyLogged = time.Time{}, false
 	if !c.neverReady && !c.init {
 		c.readyAt = now.Add(c.readyDelay)
 	}
