@@ -152,5 +152,40 @@ func (vc *VirtualCluster) connect(path string) error {
 	return nil
 }
 
+// Err is nil while the cluster's components are up or being started again
+// after an exit; once one of them could not be kept up it says which, with
+// its last log lines. A cluster this process did not create reports nil.
+func (vc *VirtualCluster) Err() error {
+	if inner := vc.own(); inner != nil {
+		return inner.Health().Err
+	}
+	return nil
+}
+
+// Restarts counts, per component, how often it was started again after it
+// exited while the cluster ran.
+func (vc *VirtualCluster) Restarts() map[string]int {
+	if inner := vc.own(); inner != nil {
+		return inner.Health().Restarts
+	}
+	return map[string]int{}
+}
+
+// PIDs lists the cluster's component processes by name (none for a cluster
+// this process did not create).
+func (vc *VirtualCluster) PIDs() map[string]int {
+	if inner := vc.own(); inner != nil {
+		return inner.PIDs()
+	}
+	return map[string]int{}
+}
+
+// own is the running cluster, if this process created it.
+func (vc *VirtualCluster) own() *vcluster.VCluster {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	return vc.inner
+}
+
 // ArtifactsDir is the artifacts folder of the cluster's Environment.
 func (vc *VirtualCluster) ArtifactsDir() (string, error) { return vc.env.ArtifactsDir() }

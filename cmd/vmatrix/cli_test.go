@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,9 +180,26 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 		t.Errorf("host pod not on a simulated node with an IP: %q", pod)
 	}
 
-	// Deleting a leaves none of its processes, its port, or its folder.
+	// kill -9 of a's apiserver: its supervisor starts it again, list says so,
+	// and kubectl works on.
 	rec, err := state.Read(filepath.Join(c.stateDir, "clusters", "a"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(rec.PIDs["kube-apiserver"], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if list := c.mustRun("list"); strings.Contains(list, "running (kube-apiserver restarted 1 times)") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("list after kill -9 of a's apiserver:\n%s", list)
+		}
+	}
+	kubectl(t, strings.TrimSpace(c.mustRun("kubeconfig", "a")), "get", "ns", "default")
+
+	// Deleting a leaves none of its processes, its port, or its folder.
+	if rec, err = state.Read(filepath.Join(c.stateDir, "clusters", "a")); err != nil {
 		t.Fatal(err)
 	}
 	c.mustRun("delete", "a")

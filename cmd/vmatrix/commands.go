@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -138,11 +141,28 @@ func stateOf(r state.Record) string {
 	switch {
 	case !r.Running():
 		return "dead"
+	case r.Health == controlplane.StateFailed:
+		return "failed: " + strings.SplitN(r.Failure, "\n", 2)[0]
 	case r.Ready:
-		return "running"
+		return cmp.Or(r.Health, controlplane.StateRunning) + restarts(r.Restarts)
 	default:
 		return "creating"
 	}
+}
+
+// restarts says how often components were restarted: " (kube-apiserver
+// restarted 2 times)", or nothing.
+func restarts(n map[string]int) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(n)) {
+		if n[name] > 0 {
+			parts = append(parts, fmt.Sprintf("%s restarted %d times", name, n[name]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 func kubeconfigCommand(manager func() *local.Manager) *cobra.Command {

@@ -116,6 +116,11 @@ func ForEachVersion(t *testing.T, versions []string, f func(t *testing.T, vc *fr
 			t.Parallel()
 			t.Cleanup(func() { exportOnFailure(t, env, vc) })
 			f(t, vc)
+			// A cluster whose component could not be kept up fails the test
+			// that ran on it, whatever the test saw.
+			if err := vc.Err(); err != nil {
+				t.Errorf("%s failed during the test: %v", vc, err)
+			}
 		})
 	}
 }

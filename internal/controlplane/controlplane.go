@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -75,9 +76,12 @@ type ControlPlane struct {
 	cfg        Config
 	socketDir  string
 	store      storage.Store
-	procs      []*proc.Process // in start order; stopped in reverse
 	port       int
 	restConfig *rest.Config
+
+	mu    sync.Mutex
+	procs []*proc.Process // in start order; stopped in reverse
+	sup   *supervision    // from ready on
 }
 
 // Start brings a control plane up and returns once it is ready: the apiserver
@@ -147,6 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if err := cp.waitReady(ctx); err != nil {
 		return nil, err
 	}
+	cp.supervise()
 	return cp, nil
 }
 
@@ -178,6 +183,8 @@ func (cp *ControlPlane) Version() k8sdist.Version { return cp.cfg.Version }
 
 // PIDs lists the child processes, by component name.
 func (cp *ControlPlane) PIDs() map[string]int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
 	pids := map[string]int{}
 	for _, p := range cp.procs {
 		pids[p.Name] = p.Pid()
@@ -409,6 +416,7 @@ func (cp *ControlPlane) exitError(p *proc.Process, err error, restarts int) erro
 // the socket directory. The state directory stays (its logs are the caller's).
 // It is idempotent.
 func (cp *ControlPlane) Stop() error {
+	cp.stopSupervising()
 	errs := []error{cp.stopProcesses()}
 	if cp.store != nil {
 		errs = append(errs, cp.store.Stop())
@@ -420,6 +428,8 @@ func (cp *ControlPlane) Stop() error {
 }
 
 func (cp *ControlPlane) stopProcesses() error {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
 	var errs []error
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		grace := 2 * time.Second

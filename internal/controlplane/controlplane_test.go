@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -134,4 +136,107 @@ func TestComponentThatKeepsExiting(t *testing.T) {
 	if pids := proc.WithArg(dir); len(pids) > 0 {
 		t.Errorf("processes left: %v", pids)
 	}
+}
+
+// waitHealth waits until the control plane's health satisfies ok.
+func waitHealth(t *testing.T, cp *ControlPlane, what string, ok func(Health) bool) Health {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for {
+		h := cp.Health()
+		if ok(h) {
+			return h
+		}
+		select {
+		case <-cp.Changed():
+		case <-time.After(time.Second):
+		case <-deadline:
+			t.Fatalf("waiting for %s: health %+v", what, h)
+		}
+	}
+}
+
+// TestKilledComponentsAreRestarted: kill -9 of the apiserver or of the
+// controller manager of a running control plane is followed by a restart,
+// counted, and the control plane serves again.
+func TestKilledComponentsAreRestarted(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	cp, err := Start(context.Background(), Config{Name: "t", Dir: t.TempDir(), Version: v, Binaries: bins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	client := kubernetes.NewForConfigOrDie(cp.RESTConfig())
+	for i, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-apiserver"} {
+		old := cp.PIDs()[name]
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{"kube-apiserver": 1, "kube-controller-manager": 1}
+		if i == 2 {
+			want["kube-apiserver"] = 2
+		}
+		h := waitHealth(t, cp, name+" restarted", func(h Health) bool {
+			return h.State == StateRunning && h.Restarts[name] == want[name]
+		})
+		if pid := cp.PIDs()[name]; pid == old || !proc.Alive(pid) {
+			t.Errorf("%s: pid %d after the restart (was %d)", name, pid, old)
+		}
+		t.Logf("%s killed and restarted: %+v", name, h)
+		err := waitFor(func() bool {
+			_, err := client.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{})
+			return err == nil
+		})
+		if err != nil {
+			t.Fatalf("the apiserver does not serve after %s was restarted", name)
+		}
+	}
+	// The controller manager works again: a new namespace gets its default
+	// ServiceAccount.
+	if _, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "after"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(func() bool {
+		_, err := client.CoreV1().ServiceAccounts("after").Get(context.Background(), "default", metav1.GetOptions{})
+		return err == nil
+	}); err != nil {
+		t.Error("the restarted controller manager made no ServiceAccount")
+	}
+}
+
+func waitFor(ok func() bool) error {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ok() {
+			return nil
+		}
+	}
+	return fmt.Errorf("timed out")
+}
+
+// TestComponentThatKeepsDyingFailsTheControlPlane: a component that exits
+// again at each restart makes the control plane Failed, naming it with its
+// last words, and nothing more is started.
+func TestComponentThatKeepsDyingFailsTheControlPlane(t *testing.T) {
+	defer func(b time.Duration, n int) { restartBackoff, maxRestarts = b, n }(restartBackoff, maxRestarts)
+	restartBackoff, maxRestarts = 10*time.Millisecond, 2
+	v, bins := binaries(t, "1.37")
+	marker := filepath.Join(t.TempDir(), "ran-once")
+	bins.ControllerManager = wrapControllerManager(t, bins.ControllerManager,
+		`if [ -e `+marker+` ]; then echo "broken after its first run" >&2; exit 1; fi
+: > `+marker+`
+exec "$REAL" "$@"`)
+	cp, err := Start(context.Background(), Config{Name: "t", Dir: t.TempDir(), Version: v, Binaries: bins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	syscall.Kill(cp.PIDs()["kube-controller-manager"], syscall.SIGKILL)
+	h := waitHealth(t, cp, "the control plane failed", func(h Health) bool { return h.State == StateFailed })
+	if h.Err == nil || !strings.Contains(h.Err.Error(), "kube-controller-manager") || !strings.Contains(h.Err.Error(), "broken after its first run") {
+		t.Errorf("failure: %v", h.Err)
+	}
+	if h.Restarts["kube-controller-manager"] != 2 {
+		t.Errorf("restarts: %v, want 2 of the controller manager", h.Restarts)
+	}
+	t.Logf("failed: %v", strings.SplitN(h.Err.Error(), "\n", 2)[0])
 }

@@ -59,8 +59,23 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
 	}
 	report(ready, nil)
-	<-ctx.Done()
-	return vc.Stop()
+	// The record follows the components: restarted ones have new PIDs, and
+	// list shows what is restarting or failed.
+	for {
+		select {
+		case <-ctx.Done():
+			return vc.Stop()
+		case <-vc.Changed():
+		}
+		h := vc.Health()
+		rec.PIDs, rec.Health, rec.Restarts, rec.Failure = vc.PIDs(), h.State, h.Restarts, ""
+		if h.Err != nil {
+			rec.Failure = h.Err.Error()
+		}
+		if err := state.Write(dir, rec); err != nil {
+			fmt.Fprintln(os.Stderr, "writing the cluster's record:", err)
+		}
+	}
 }
 
 // ServeHost runs the embedded host recorded in dir until ctx ends.

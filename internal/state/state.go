@@ -63,6 +63,12 @@ type Record struct {
 	Owner int `json:"owner,omitempty"`
 	// Up marks the clusters of `vmatrix up`, which `run` attaches to.
 	Up bool `json:"up,omitempty"`
+	// Health is the supervisor's word on its components once ready:
+	// running, restarting or failed; Restarts counts their restarts, and
+	// Failure says what could not be kept up.
+	Health   string         `json:"health,omitempty"`
+	Restarts map[string]int `json:"restarts,omitempty"`
+	Failure  string         `json:"failure,omitempty"`
 	// Flags are the extra component flags the cluster was created with.
 	Flags controlplane.Flags `json:"flags,omitempty"`
 	// Backend is the storage backend's kind, and BackendDSN how to reach it:

@@ -94,6 +94,11 @@ func (v *VCluster) RESTConfig() *rest.Config { return v.cp.RESTConfig() }
 func (v *VCluster) Port() int                { return v.cp.Port() }
 func (v *VCluster) PIDs() map[string]int     { return v.cp.PIDs() }
 
+// Health says whether the control plane's components are up; Changed is
+// closed when that changes.
+func (v *VCluster) Health() controlplane.Health { return v.cp.Health() }
+func (v *VCluster) Changed() <-chan struct{}    { return v.cp.Changed() }
+
 // HostNamespace is the host namespace that holds the cluster's workloads.
 func (v *VCluster) HostNamespace() string { return v.syncer.HostNamespace() }
 

@@ -1,0 +1,165 @@
+package controlplane
+
+import (
+	"context"
+	"maps"
+	"time"
+)
+
+// How a running control plane keeps its components up. A component that
+// exits (killed, crashed) is started again with the same flags after a
+// back-off that doubles from restartBackoff up to maxBackoff; when one has
+// exited more than maxRestarts times within restartWindow the control plane
+// is Failed, with that component's last words, and nothing more is started.
+var (
+	restartBackoff = time.Second
+	maxBackoff     = 30 * time.Second
+	maxRestarts    = 5
+	restartWindow  = 10 * time.Minute
+	superviseEvery = 200 * time.Millisecond
+)
+
+// The states of a running control plane.
+const (
+	StateRunning    = "running"
+	StateRestarting = "restarting" // a component is down and will be started again
+	StateFailed     = "failed"
+)
+
+// Health is where a running control plane stands.
+type Health struct {
+	State string
+	// Restarts counts, per component, the starts since the control plane
+	// was ready.
+	Restarts map[string]int
+	// Err says, for a failed control plane, which component could not be
+	// kept up and why, with its last log lines.
+	Err error
+}
+
+// supervision is the state supervise keeps, guarded by cp.mu.
+type supervision struct {
+	cancel   context.CancelFunc
+	done     chan struct{}
+	restarts map[string]int
+	recent   map[string][]time.Time // exits within restartWindow
+	due      map[string]time.Time   // when an exited component starts again
+	err      error
+	changed  chan struct{} // closed and replaced on every change
+}
+
+// supervise watches the components from now on, until Stop.
+func (cp *ControlPlane) supervise() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cp.mu.Lock()
+	cp.sup = &supervision{cancel: cancel, done: make(chan struct{}), restarts: map[string]int{},
+		recent: map[string][]time.Time{}, due: map[string]time.Time{}, changed: make(chan struct{})}
+	sup := cp.sup
+	cp.mu.Unlock()
+	go func() {
+		defer close(sup.done)
+		tick := time.NewTicker(superviseEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			cp.mu.Lock()
+			if cp.checkComponents(time.Now()) {
+				close(sup.changed)
+				sup.changed = make(chan struct{})
+			}
+			cp.mu.Unlock()
+		}
+	}()
+}
+
+// checkComponents restarts what is due and reports whether anything
+// changed. cp.mu is held.
+func (cp *ControlPlane) checkComponents(now time.Time) bool {
+	sup := cp.sup
+	if sup.err != nil {
+		return false
+	}
+	changed := false
+	for i, p := range cp.procs {
+		done, exitErr := p.Exited()
+		if !done {
+			continue
+		}
+		due, waiting := sup.due[p.Name]
+		if !waiting {
+			var recent []time.Time
+			for _, t := range sup.recent[p.Name] {
+				if now.Sub(t) < restartWindow {
+					recent = append(recent, t)
+				}
+			}
+			sup.recent[p.Name] = append(recent, now)
+			if len(sup.recent[p.Name]) > maxRestarts {
+				sup.err = cp.exitError(p, exitErr, len(recent))
+				return true
+			}
+			backoff := restartBackoff << (len(recent))
+			if backoff > maxBackoff {
+				backoff = maxBackoff
+			}
+			sup.due[p.Name] = now.Add(backoff)
+			changed = true
+			continue
+		}
+		if now.Before(due) {
+			continue
+		}
+		np, err := p.Restart()
+		if err != nil {
+			sup.err = err
+			return true
+		}
+		cp.procs[i] = np
+		sup.restarts[p.Name]++
+		delete(sup.due, p.Name)
+		changed = true
+	}
+	return changed
+}
+
+// Health says where the control plane stands.
+func (cp *ControlPlane) Health() Health {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.sup == nil {
+		return Health{State: StateRunning, Restarts: map[string]int{}}
+	}
+	h := Health{State: StateRunning, Restarts: maps.Clone(cp.sup.restarts), Err: cp.sup.err}
+	switch {
+	case cp.sup.err != nil:
+		h.State = StateFailed
+	case len(cp.sup.due) > 0:
+		h.State = StateRestarting
+	}
+	return h
+}
+
+// Changed is closed at the next change of Health.
+func (cp *ControlPlane) Changed() <-chan struct{} {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.sup == nil {
+		return make(chan struct{})
+	}
+	return cp.sup.changed
+}
+
+// stopSupervising ends supervise and waits for it.
+func (cp *ControlPlane) stopSupervising() {
+	cp.mu.Lock()
+	sup := cp.sup
+	cp.mu.Unlock()
+	if sup != nil {
+		sup.cancel()
+		<-sup.done
+	}
+}
