@@ -4,6 +4,13 @@ import (
 	"context"
 	"syscall"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
@@ -54,4 +61,72 @@ spec:
 			t.Errorf("the cluster reports a failure: %v", err)
 		}
 	}
+}
+
+// TestHostNamespaceDeletedUnderTheCluster: the syncer makes its host
+// namespace again and syncs everything into it anew; a pod created
+// afterwards runs too.
+func TestHostNamespaceDeletedUnderTheCluster(t *testing.T) {
+	ctx := context.Background()
+	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx)
+	vc, err := e.Create(ctx, "1.37", framework.WithName("reaped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := vc.NewNamespace(ctx, "reaped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.Apply(ctx, vc, ns, fixtures.DeploymentWithService); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "web"), fixtures.DeploymentAvailable()); err != nil {
+		t.Fatal(err)
+	}
+	host := hostClientset(t)
+	hostNS := framework.HostNamespace(vc.Name())
+	if err := host.CoreV1().Namespaces().Delete(ctx, hostNS, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Made again, with the Deployment's pods and the Service in it.
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := host.CoreV1().Namespaces().Get(ctx, hostNS, metav1.GetOptions{})
+		if err != nil || n.DeletionTimestamp != nil {
+			return false, nil
+		}
+		pods, err := host.CoreV1().Pods(hostNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		svcs, err := host.CoreV1().Services(hostNS).List(ctx, metav1.ListOptions{})
+		return running == 2 && err == nil && len(svcs.Items) == 1, nil
+	})
+	if err != nil {
+		t.Fatalf("the host namespace and its objects were not made again: %v", err)
+	}
+	if err := vc.ApplyIn(ctx, ns, "apiVersion: v1\nkind: Pod\nmetadata: {name: later}\nspec: {containers: [{name: app, image: registry.example/app:1}]}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Pod(ns, "later"), fixtures.PodRunning()); err != nil {
+		t.Fatalf("a pod created after the namespace came back: %v", err)
+	}
+}
+
+func hostClientset(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.HostKubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -153,6 +155,7 @@ func (e *clashError) Error() string {
 // yet is merged, anything else is a clash.
 func ensureHost[T object](ctx context.Context, s *Syncer, api hostAPI[T], kind string, current T, desired T, merge func(cur, desired T) bool) (T, error) {
 	var zero T
+	recordWritten(desired)
 	if isNil(current) {
 		created, err := api.Create(ctx, desired, metav1.CreateOptions{})
 		if err == nil || !apierrors.IsAlreadyExists(err) {
@@ -176,13 +179,46 @@ func ensureHost[T object](ctx context.Context, s *Syncer, api hostAPI[T], kind s
 	return api.Update(ctx, cur, metav1.UpdateOptions{})
 }
 
-// mergeMeta sets desired's labels and annotations on cur. Keys the host side
-// added itself stay: removing them would make the two sides fight.
+// Annotations on a host object that list the label and annotation keys the
+// syncer wrote last time, so that a key removed from the virtual object is
+// removed from the host copy too, while keys the host side added stay: a
+// three-way merge of what the virtual side wants, what the host has and
+// what the syncer wrote.
+const (
+	annotationWrittenLabels      = "vmatrix.io/written-labels"
+	annotationWrittenAnnotations = "vmatrix.io/written-annotations"
+)
+
+// recordWritten notes desired's own label and annotation keys on it.
+func recordWritten(desired metav1.Object) {
+	a := desired.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	delete(a, annotationWrittenLabels)
+	delete(a, annotationWrittenAnnotations)
+	a[annotationWrittenLabels] = strings.Join(slices.Sorted(maps.Keys(desired.GetLabels())), ",")
+	a[annotationWrittenAnnotations] = strings.Join(slices.Sorted(maps.Keys(a)), ",")
+	desired.SetAnnotations(a)
+}
+
+// mergeMeta makes cur's labels and annotations what desired says: keys the
+// syncer wrote before and desired no longer has are removed, desired's are
+// set, and keys the host side added itself stay (removing them would make
+// the two sides fight). desired carries recordWritten's notes.
 func mergeMeta(cur, desired metav1.Object) bool {
 	changed := false
-	merge := func(have, want map[string]string) map[string]string {
+	merge := func(have, want map[string]string, written string) map[string]string {
 		if have == nil {
 			have = map[string]string{}
+		}
+		for _, k := range strings.Split(written, ",") {
+			if _, keep := want[k]; !keep && k != "" {
+				if _, ok := have[k]; ok {
+					delete(have, k)
+					changed = true
+				}
+			}
 		}
 		for k, v := range want {
 			if old, ok := have[k]; !ok || old != v {
@@ -192,8 +228,9 @@ func mergeMeta(cur, desired metav1.Object) bool {
 		}
 		return have
 	}
-	cur.SetLabels(merge(cur.GetLabels(), desired.GetLabels()))
-	cur.SetAnnotations(merge(cur.GetAnnotations(), desired.GetAnnotations()))
+	before := cur.GetAnnotations()
+	cur.SetLabels(merge(cur.GetLabels(), desired.GetLabels(), before[annotationWrittenLabels]))
+	cur.SetAnnotations(merge(cur.GetAnnotations(), desired.GetAnnotations(), before[annotationWrittenAnnotations]))
 	return changed
 }
 

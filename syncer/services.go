@@ -68,9 +68,24 @@ func (s *Syncer) syncService(ctx context.Context, key string) error {
 	return s.followHostService(ctx, v, h)
 }
 
+// isAllocated reports whether the host refused a Service for its cluster
+// IPs or node ports, by the structured causes of its error: the host then
+// picks its own. (The one reason in practice is that they are taken; one out
+// of the host's range is handled the same way.)
 func isAllocated(err error) bool {
 	var status apierrors.APIStatus
-	return err != nil && errors.As(err, &status) && strings.Contains(status.Status().Message, "already allocated")
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		f := c.Field
+		if c.Type == metav1.CauseTypeFieldValueInvalid &&
+			(f == "spec.clusterIP" || f == "spec.clusterIPs" || strings.HasPrefix(f, "spec.clusterIPs[") ||
+				strings.HasPrefix(f, "spec.ports[") && strings.HasSuffix(f, "].nodePort")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Syncer) translateService(v *corev1.Service) *corev1.Service {

@@ -69,6 +69,9 @@ type Syncer struct {
 	hInf informers.SharedInformerFactory // host namespace, this syncer's objects
 	hEvt informers.SharedInformerFactory // host namespace, all events
 	hNod informers.SharedInformerFactory // host nodes
+	hNs  informers.SharedInformerFactory // the host namespace, when the syncer made it
+
+	ownsNamespace bool // the host namespace is the syncer's own (it made it)
 
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder
@@ -164,6 +167,20 @@ func (s *Syncer) Start(ctx context.Context) (err error) {
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = s.ownedSelector() }))
 	s.hEvt = informers.NewSharedInformerFactoryWithOptions(s.host, s.opts.Resync, informers.WithNamespace(s.opts.HostNamespace))
 	s.hNod = informers.NewSharedInformerFactory(s.host, s.opts.Resync)
+	factories := []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod}
+	if s.ownsNamespace {
+		// Deleted under the cluster (a colleague's cleanup, a reaper in a
+		// shared CI cluster), the namespace is made again and everything is
+		// synced into it anew.
+		s.hNs = informers.NewSharedInformerFactoryWithOptions(s.host, s.opts.Resync,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + s.opts.HostNamespace }))
+		if _, err := s.hNs.Core().V1().Namespaces().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(any) { s.namespaceGone() },
+		}); err != nil {
+			return err
+		}
+		factories = append(factories, s.hNs)
+	}
 
 	for _, setup := range []func() error{s.setupPods, s.setupNodes, s.setupServices, s.setupEndpoints, s.setupConfigMaps, s.setupPVCs, s.setupEvents} {
 		if err := setup(); err != nil {
@@ -174,10 +191,10 @@ func (s *Syncer) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
 	s.cancel = cancel
 	s.mu.Unlock()
-	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
+	for _, f := range factories {
 		f.Start(runCtx.Done())
 	}
-	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
+	for _, f := range factories {
 		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 			if !ok {
 				return fmt.Errorf("syncer %s: filling the cache of %v: %w", s.opts.Name, typ, context.Cause(ctx))
@@ -201,6 +218,7 @@ func (s *Syncer) ensureNamespace(ctx context.Context) error {
 		// as in the Helm chart) may read that namespace but not create namespaces.
 		ns, err := api.Get(ctx, s.opts.HostNamespace, metav1.GetOptions{})
 		if err == nil {
+			s.ownsNamespace = ns.Labels[LabelManagedBy] == s.opts.Name
 			return ns.DeletionTimestamp == nil, nil
 		}
 		_, err = api.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -215,6 +233,36 @@ func (s *Syncer) ensureNamespace(ctx context.Context) error {
 		return fmt.Errorf("syncer %s: creating host namespace %s: %w", s.opts.Name, s.opts.HostNamespace, err)
 	}
 	return nil
+}
+
+// namespaceGone makes the host namespace again once it is gone, and queues
+// every virtual object, so that its host copy is made again.
+func (s *Syncer) namespaceGone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.log.Warn("the host namespace was deleted: making it again", "namespace", s.opts.HostNamespace)
+	s.workers.Add(1) // under mu: Stop waits for it, or it does not start
+	go func() {
+		defer s.workers.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := s.ensureNamespace(ctx); err != nil {
+			s.log.Warn("making the host namespace again", "err", err)
+			return
+		}
+		core := s.vInf.Core().V1()
+		for c, inf := range map[*controller]cache.SharedIndexInformer{
+			s.pods: core.Pods().Informer(), s.services: core.Services().Informer(), s.endpoints: core.Endpoints().Informer(),
+			s.configMaps: core.ConfigMaps().Informer(), s.secrets: core.Secrets().Informer(), s.pvcs: core.PersistentVolumeClaims().Informer(),
+		} {
+			for _, key := range inf.GetStore().ListKeys() {
+				c.add(key)
+			}
+		}
+	}()
 }
 
 // Stop stops the controllers and informers and waits for them. Host objects
@@ -236,7 +284,7 @@ func (s *Syncer) Stop() {
 		c.queue.ShutDown()
 	}
 	s.workers.Wait()
-	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod} {
+	for _, f := range []informers.SharedInformerFactory{s.vInf, s.hInf, s.hEvt, s.hNod, s.hNs} {
 		if f != nil {
 			f.Shutdown()
 		}
