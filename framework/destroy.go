@@ -129,6 +129,7 @@ func (e *Environment) destroyCluster(vc *VirtualCluster) error {
 func (e *Environment) teardownCluster(vc *VirtualCluster) error {
 	vc.mu.Lock()
 	vc.destroyed = true
+	inner := vc.inner // set by now, or never (Create checks destroyed)
 	vc.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -143,20 +144,20 @@ func (e *Environment) teardownCluster(vc *VirtualCluster) error {
 	var errs []error
 	var pids map[string]int
 	port := 0
-	if vc.inner != nil {
-		pids, port = vc.inner.PIDs(), vc.inner.Port()
-		errs = append(errs, e.bounded(vc.name, pids, vc.inner.Stop))
+	if inner != nil {
+		pids, port = inner.PIDs(), inner.Port()
+		errs = append(errs, e.bounded(vc.name, pids, inner.Stop))
 	}
 	e.mu.Lock()
 	h := e.host
 	e.mu.Unlock()
-	if vc.inner != nil && h != nil {
+	if inner != nil && h != nil {
 		errs = append(errs, removeHostObjects(h, vc.name, e.opts.destroyTimeout))
 	}
 	if err := os.RemoveAll(vc.dir); err != nil {
 		errs = append(errs, fmt.Errorf("removing %s: %w", vc.dir, err))
 	}
-	if vc.inner == nil {
+	if inner == nil {
 		h = nil // it never reached the host; what is there is not its
 	}
 	if err := verifyGone(vc.String(), vc.dir, pids, port, h, vc.name); err != nil {

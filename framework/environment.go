@@ -244,7 +244,17 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	if err != nil {
 		return fail(err)
 	}
-	vc.inner = inner
+	// A Destroy that gave up waiting for this create has torn the cluster
+	// down already, before it ran: what started since must not outlive it.
+	vc.mu.Lock()
+	torn := vc.destroyed
+	if !torn {
+		vc.inner = inner
+	}
+	vc.mu.Unlock()
+	if torn {
+		return nil, errors.Join(&StepError{Name: co.name, Version: version, Step: step, Err: errors.New("the environment was destroyed while the cluster was being created")}, inner.Stop())
+	}
 	if err := vc.connect(inner.KubeconfigPath()); err != nil {
 		return fail(err)
 	}

@@ -66,3 +66,60 @@ func TestIsAllocated(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalCoversTheBaseline: every field the baseline Pod Security
+// Standard forbids keeps a pod off the host, unless AllowPrivileged.
+func TestRefusalCoversTheBaseline(t *testing.T) {
+	yes := true
+	ctr := func(mutate func(*corev1.Container)) func(*corev1.PodSpec) {
+		return func(s *corev1.PodSpec) { mutate(&s.Containers[0]) }
+	}
+	sc := func(mutate func(*corev1.SecurityContext)) func(*corev1.PodSpec) {
+		return ctr(func(c *corev1.Container) { c.SecurityContext = &corev1.SecurityContext{}; mutate(c.SecurityContext) })
+	}
+	for name, mutate := range map[string]func(*corev1.PodSpec){
+		"hostNetwork": func(s *corev1.PodSpec) { s.HostNetwork = true },
+		"hostPID":     func(s *corev1.PodSpec) { s.HostPID = true },
+		"hostIPC":     func(s *corev1.PodSpec) { s.HostIPC = true },
+		"privileged":  sc(func(c *corev1.SecurityContext) { c.Privileged = &yes }),
+		"capabilities": sc(func(c *corev1.SecurityContext) {
+			c.Capabilities = &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}
+		}),
+		"hostPath": func(s *corev1.PodSpec) {
+			s.Volumes = []corev1.Volume{{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+		},
+		"hostPort":  ctr(func(c *corev1.Container) { c.Ports = []corev1.ContainerPort{{ContainerPort: 80, HostPort: 80}} }),
+		"procMount": sc(func(c *corev1.SecurityContext) { m := corev1.UnmaskedProcMount; c.ProcMount = &m }),
+		"seccomp": sc(func(c *corev1.SecurityContext) {
+			c.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+		}),
+		"seLinux": sc(func(c *corev1.SecurityContext) { c.SELinuxOptions = &corev1.SELinuxOptions{Type: "spc_t"} }),
+		"appArmor": sc(func(c *corev1.SecurityContext) {
+			c.AppArmorProfile = &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}
+		}),
+		"sysctls": func(s *corev1.PodSpec) {
+			s.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "kernel.msgmax", Value: "1"}}}
+		},
+		"windowsHostProcess": sc(func(c *corev1.SecurityContext) {
+			c.WindowsOptions = &corev1.WindowsSecurityContextOptions{HostProcess: &yes}
+		}),
+		"initContainer": func(s *corev1.PodSpec) {
+			s.InitContainers = []corev1.Container{{Name: "init", Image: "x", SecurityContext: &corev1.SecurityContext{Privileged: &yes}}}
+		},
+	} {
+		p := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "x"}}}}
+		mutate(&p.Spec)
+		if why := (&Syncer{}).refusal(p); why == "" {
+			t.Errorf("%s: the pod would run on the host", name)
+		} else {
+			t.Logf("%s: refused for %s", name, why)
+		}
+		if why := (&Syncer{opts: Options{AllowPrivileged: true}}).refusal(p); why != "" {
+			t.Errorf("%s with AllowPrivileged: refused for %s", name, why)
+		}
+	}
+	plain := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "x", Ports: []corev1.ContainerPort{{ContainerPort: 80}}}}}}
+	if why := (&Syncer{}).refusal(plain); why != "" {
+		t.Errorf("a plain pod is refused for %s", why)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -15,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/cache"
+	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
 )
 
 const (
@@ -267,32 +268,29 @@ func mergePod(cur, desired *corev1.Pod) bool {
 	return changed
 }
 
-// refusal says why a pod may not run on the host ("" if it may).
+// baseline checks pods against the Pod Security Standards' baseline level,
+// with the checks of the upstream admission plugin.
+var baseline = func() policy.Evaluator {
+	e, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}()
+
+// refusal says why a pod may not run on the host ("" if it may): what the
+// baseline Pod Security Standard forbids (privileged containers, host
+// namespaces, hostPath volumes, host ports, added capabilities, unsafe
+// sysctls, ...), unless AllowPrivileged.
 func (s *Syncer) refusal(p *corev1.Pod) string {
 	if s.opts.AllowPrivileged {
 		return ""
 	}
-	var why []string
-	if p.Spec.HostNetwork {
-		why = append(why, "hostNetwork")
+	res := policy.AggregateCheckResults(baseline.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelBaseline, Version: psapi.LatestVersion()}, &p.ObjectMeta, &p.Spec))
+	if res.Allowed {
+		return ""
 	}
-	if p.Spec.HostPID {
-		why = append(why, "hostPID")
-	}
-	if p.Spec.HostIPC {
-		why = append(why, "hostIPC")
-	}
-	for _, vol := range p.Spec.Volumes {
-		if vol.HostPath != nil {
-			why = append(why, fmt.Sprintf("a hostPath volume (%s)", vol.Name))
-		}
-	}
-	visitContainers(&p.Spec, func(c *corev1.Container) {
-		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
-			why = append(why, fmt.Sprintf("a privileged container (%s)", c.Name))
-		}
-	})
-	return strings.Join(why, ", ")
+	return res.ForbiddenDetail()
 }
 
 // visitContainers calls fn for every container of a pod spec, init and
@@ -491,6 +489,7 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 	}
 	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
 		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && time.Now().Before(at) {
+			s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, time.Until(at))
 			return nil
 		}
 	}
@@ -529,5 +528,10 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 		cur.Data, cur.OwnerReferences = d.Data, d.OwnerReferences
 		return true
 	})
+	if err == nil {
+		// Renewed when 80% of the shortest life has passed, whatever the
+		// resync period.
+		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, time.Until(refresh))
+	}
 	return s.reportClash(err, v)
 }

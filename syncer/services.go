@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,6 +44,9 @@ func (s *Syncer) syncService(ctx context.Context, key string) error {
 		return err
 	}
 	api := s.host.CoreV1().Services(s.opts.HostNamespace)
+	if _, pending := s.recreating.Load(key); v == nil && pending {
+		return s.recreate(ctx, key)
+	}
 	if v == nil || v.DeletionTimestamp != nil {
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	}
@@ -72,6 +76,22 @@ func (s *Syncer) syncService(ctx context.Context, key string) error {
 // IPs or node ports, by the structured causes of its error: the host then
 // picks its own. (The one reason in practice is that they are taken; one out
 // of the host's range is handled the same way.)
+// recreate makes a virtual Service again that followHostService deleted to
+// give it the host's cluster IP; a failure is retried by the queue.
+func (s *Syncer) recreate(ctx context.Context, key string) error {
+	re, ok := s.recreating.Load(key)
+	if !ok {
+		return nil
+	}
+	svc := re.(*corev1.Service)
+	_, err := s.virtual.CoreV1().Services(svc.Namespace).Create(ctx, svc.DeepCopy(), metav1.CreateOptions{})
+	if err == nil || apierrors.IsAlreadyExists(err) {
+		s.recreating.Delete(key)
+		return nil
+	}
+	return fmt.Errorf("making virtual Service %s again with the host's cluster IP: %w", key, err)
+}
+
 func isAllocated(err error) bool {
 	var status apierrors.APIStatus
 	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
@@ -138,16 +158,23 @@ func mergeService(cur, desired *corev1.Service) bool {
 func (s *Syncer) followHostService(ctx context.Context, v, h *corev1.Service) error {
 	api := s.virtual.CoreV1().Services(v.Namespace)
 	if h.Spec.ClusterIP != "" && v.Spec.ClusterIP != h.Spec.ClusterIP && v.Spec.Type != corev1.ServiceTypeExternalName {
-		re := &corev1.Service{ObjectMeta: metav1.ObjectMeta{
-			Name: v.Name, Namespace: v.Namespace, Labels: v.Labels, Annotations: v.Annotations,
-		}, Spec: *v.Spec.DeepCopy()}
+		// The whole object again (labels, annotations, owners, finalizers),
+		// as a new object with the host's IPs.
+		re := v.DeepCopy()
+		re.ObjectMeta = metav1.ObjectMeta{Name: v.Name, Namespace: v.Namespace, Labels: v.Labels, Annotations: v.Annotations,
+			OwnerReferences: v.OwnerReferences, Finalizers: v.Finalizers}
+		re.Status = corev1.ServiceStatus{}
 		re.Spec.ClusterIP, re.Spec.ClusterIPs = h.Spec.ClusterIP, h.Spec.ClusterIPs
+		key := v.Namespace + "/" + v.Name
+		// Until it exists again, a sync that finds it missing makes it
+		// rather than deleting the host copy.
+		s.recreating.Store(key, re)
 		uid := v.UID
 		if err := api.Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+			s.recreating.Delete(key)
 			return ignoreGone(err)
 		}
-		_, err := api.Create(ctx, re, metav1.CreateOptions{})
-		return err
+		return s.recreate(ctx, key)
 	}
 	cp := v.DeepCopy()
 	changed := false

@@ -71,7 +71,8 @@ type Syncer struct {
 	hNod informers.SharedInformerFactory // host nodes
 	hNs  informers.SharedInformerFactory // the host namespace, when the syncer made it
 
-	ownsNamespace bool // the host namespace is the syncer's own (it made it)
+	ownsNamespace bool     // the host namespace is the syncer's own (it made it)
+	recreating    sync.Map // virtual Services being made again with the host's IP, by key
 
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder

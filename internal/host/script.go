@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -70,6 +71,17 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 		interp.StdIO(strings.NewReader(""), &out, io.Discard),
 		interp.ExecHandlers(func(next interp.ExecHandlerFunc) interp.ExecHandlerFunc {
 			return func(ctx context.Context, args []string) error {
+				if path.Base(args[0]) == "expr" {
+					out, err := expr(args[1:])
+					if err != nil {
+						return errUnreadable
+					}
+					fmt.Fprintln(interp.HandlerCtx(ctx).Stdout, out)
+					if out == "0" || out == "" {
+						return interp.ExitStatus(1) // expr's way of saying null or zero
+					}
+					return nil
+				}
 				if path.Base(args[0]) != "sleep" {
 					return errUnreadable
 				}
@@ -108,6 +120,62 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 }
 
 var errForever = errors.New("runs forever")
+
+// expr evaluates the binary forms of expr(1) that scripts use: arithmetic
+// (+ - * / %) and comparisons (= != < <= > >=) of integers, left to right.
+func expr(args []string) (string, error) {
+	if len(args) == 0 || len(args)%2 == 0 {
+		return "", errUnreadable
+	}
+	acc, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
+		return "", errUnreadable
+	}
+	for i := 1; i < len(args); i += 2 {
+		b, err := strconv.ParseInt(args[i+1], 10, 64)
+		if err != nil {
+			return "", errUnreadable
+		}
+		truth := func(ok bool) int64 {
+			if ok {
+				return 1
+			}
+			return 0
+		}
+		switch args[i] {
+		case "+":
+			acc += b
+		case "-":
+			acc -= b
+		case "*":
+			acc *= b
+		case "/", "%":
+			if b == 0 {
+				return "", errUnreadable
+			}
+			if args[i] == "/" {
+				acc /= b
+			} else {
+				acc %= b
+			}
+		case "=":
+			acc = truth(acc == b)
+		case "!=":
+			acc = truth(acc != b)
+		case "<":
+			acc = truth(acc < b)
+		case "<=":
+			acc = truth(acc <= b)
+		case ">":
+			acc = truth(acc > b)
+		case ">=":
+			acc = truth(acc >= b)
+		default:
+			return "", errUnreadable
+		}
+	}
+	return strconv.FormatInt(acc, 10), nil
+}
 
 // sleepDuration reads sleep's operands: seconds (fractions too), with an
 // s, m, h or d suffix, or infinity; several add up.
