@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -96,6 +97,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 		cfg.Store = storage.StartSQLite
 	}
 	if err := cfg.Flags.Validate(); err != nil {
+		return nil, err
+	}
+	if err := enoughSpace(cfg.Dir); err != nil {
 		return nil, err
 	}
 	cp := &ControlPlane{cfg: cfg}
@@ -443,6 +447,27 @@ func (cp *ControlPlane) stopProcesses() error {
 	}
 	cp.procs = nil
 	return errors.Join(errs...)
+}
+
+// minFreeSpace is what a control plane's folder needs free at its start:
+// its store, certificates and logs, with room to grow during a test run.
+const minFreeSpace = 100 << 20
+
+// enoughSpace refuses to start a control plane on a file system that is
+// (nearly) full: its store would fail half-way, in words that do not say why.
+func enoughSpace(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(d, &st); err == nil {
+			if free := st.Bavail * uint64(st.Bsize); free < minFreeSpace {
+				return fmt.Errorf("%s: only %d MB free on its file system, a control plane needs %d MB", dir, free>>20, minFreeSpace>>20)
+			}
+			return nil
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 func freePort() (int, error) {

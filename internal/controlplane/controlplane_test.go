@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -239,4 +240,23 @@ exec "$REAL" "$@"`)
 		t.Errorf("restarts: %v, want 2 of the controller manager", h.Restarts)
 	}
 	t.Logf("failed: %v", strings.SplitN(h.Err.Error(), "\n", 2)[0])
+}
+
+// TestFullDiskIsNamed: a control plane on a (nearly) full file system is
+// refused at once, saying so, and nothing is left there.
+func TestFullDiskIsNamed(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("no tmpfs to fill here (%v: %s)", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	_, err := Start(context.Background(), Config{Name: "t", Dir: filepath.Join(dir, "cluster"), Version: v, Binaries: bins})
+	if err == nil || !strings.Contains(err.Error(), "MB free on its file system") {
+		t.Fatalf("start on a full file system: %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Errorf("left on the full file system: %v", entries)
+	}
 }
