@@ -74,11 +74,16 @@ func New(opts ...Option) (*Environment, error) {
 		}
 		env.root = abs
 	} else {
-		dir, err := os.MkdirTemp("", "vmatrix-")
+		dir, err := os.MkdirTemp("", state.TestRootPattern)
 		if err != nil {
 			return nil, fmt.Errorf("creating the state dir: %w", err)
 		}
 		env.root, env.ownRoot = dir, true
+		// A test process killed before its teardown leaves this folder;
+		// `vmatrix cleanup` finds it by its owner.
+		if err := state.MarkOwner(dir); err != nil {
+			return nil, err
+		}
 	}
 	env.ctx, env.cancel = context.WithCancel(context.Background())
 	if o.signals {

@@ -2,6 +2,11 @@ package framework_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +19,8 @@ import (
 
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // TestComponentKilledMidRollout: kill -9 of the virtual apiserver, then of
@@ -129,4 +136,68 @@ func hostClientset(t *testing.T) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// TestHostAPIServerKilledUnderRunningSyncers: the embedded host's apiserver
+// is killed during a rollout; its supervisor starts it again, the syncers
+// catch up, and the host ends with exactly the virtual cluster's pods, no
+// duplicate and no orphan.
+func TestHostAPIServerKilledUnderRunningSyncers(t *testing.T) {
+	ctx := context.Background()
+	vc := clusters[len(clusters)-1]
+	ns, err := vc.NewNamespace(ctx, "host-restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.DeleteNamespace(ctx, ns)
+	if err := vc.ApplyIn(ctx, ns, `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big}
+spec:
+  replicas: 30
+  selector: {matchLabels: {app: big}}
+  template:
+    metadata: {labels: {app: big}}
+    spec: {containers: [{name: app, image: registry.example/app:1}]}
+`); err != nil {
+		t.Fatal(err)
+	}
+	apiserver := 0
+	for _, pid := range proc.WithArg(filepath.Dir(env.HostKubeconfigPath())) {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasSuffix(strings.SplitN(string(cmd), "\x00", 2)[0], "/kube-apiserver") {
+			apiserver = pid
+		}
+	}
+	if apiserver == 0 {
+		t.Fatal("no host apiserver process found")
+	}
+	if err := syscall.Kill(apiserver, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "big"), fixtures.DeploymentAvailable()); err != nil {
+		t.Fatalf("rollout after kill -9 of the host apiserver: %v", err)
+	}
+	virtual, err := vc.Client().CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, p := range virtual.Items {
+		want[syncer.HostName(p.Name, ns, vc.Name())] = true
+	}
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		hostPods, err := hostClientset(t).CoreV1().Pods(framework.HostNamespace(vc.Name())).List(ctx, metav1.ListOptions{LabelSelector: "app=big"})
+		if err != nil {
+			return false, nil
+		}
+		got := map[string]bool{}
+		for _, p := range hostPods.Items {
+			got[p.Name] = true
+		}
+		return len(hostPods.Items) == 30 && maps.Equal(got, want), nil
+	})
+	if err != nil {
+		t.Errorf("the host does not hold exactly the 30 pods of the virtual cluster: %v", err)
+	}
 }

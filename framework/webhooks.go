@@ -51,7 +51,8 @@ func (e *Environment) WebhookServer() (*WebhookServer, error) {
 	if e.webhooks != nil {
 		return e.webhooks, nil
 	}
-	dir, err := os.MkdirTemp("", "vmatrix-webhook-")
+	// In the state folder: a killed test leaves it where cleanup looks.
+	dir, err := os.MkdirTemp(e.root, "webhook-")
 	if err != nil {
 		return nil, err
 	}

@@ -42,13 +42,17 @@ func TestMain(m *testing.M) {
 type cli struct {
 	t        *testing.T
 	stateDir string
+	tmp      string // the TMPDIR of the commands
 	env      []string
 }
 
+// tempDir is the temporary directory the CLI's commands get.
+func (c *cli) tempDir() string { return c.tmp }
+
 func newCLI(t *testing.T) *cli {
-	c := &cli{t: t, stateDir: t.TempDir()}
+	c := &cli{t: t, stateDir: t.TempDir(), tmp: t.TempDir()}
 	// TMPDIR too: what vmatrix keeps in temp folders (run logs) goes with the test.
-	c.env = append(os.Environ(), "VMATRIX_STATE_DIR="+c.stateDir, "TMPDIR="+t.TempDir())
+	c.env = append(os.Environ(), "VMATRIX_STATE_DIR="+c.stateDir, "TMPDIR="+c.tmp)
 	t.Cleanup(func() { c.assertNothingLeft() })
 	return c
 }

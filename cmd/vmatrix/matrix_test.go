@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"github.com/joshdk/go-junit"
 
 	"github.com/vmatrix/vmatrix/internal/load"
+	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -215,6 +217,90 @@ func TestUpOnABusyMachine(t *testing.T) {
 		t.Errorf("list after up on a busy machine:\n%s", list)
 	}
 	c.mustRun("down")
+}
+
+// TestCleanupAfterKilledGoTest: a go test process killed with its cluster
+// up leaves its state folder; vmatrix cleanup removes it, and nothing of it
+// is left.
+func TestCleanupAfterKilledGoTest(t *testing.T) {
+	c := newCLI(t)
+	tmp := c.tempDir()
+	cmd := exec.Command("go", "test", "-count=1", "-v", "-run", "TestHoldsAClusterUntilKilled", "./testdata/killed")
+	cmd.Env = append(c.env, "VMATRIX_KILLED_TEST=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	root := ""
+	lines := bufio.NewScanner(out)
+	for root == "" && lines.Scan() {
+		if f := strings.Fields(lines.Text()); len(f) == 2 && f[0] == "READY" {
+			root = f[1]
+		}
+	}
+	// As a CI job's timeout does: the whole process group, at once.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	if root == "" {
+		t.Fatal("the test process never had its cluster up")
+	}
+	if !strings.HasPrefix(root, tmp) {
+		t.Fatalf("the test's state folder %s is not in its temporary directory %s", root, tmp)
+	}
+	cleaned := c.mustRun("cleanup")
+	if !strings.Contains(cleaned, "test state folder "+root) {
+		t.Errorf("cleanup said:\n%s", cleaned)
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("%s left: %v", root, err)
+	}
+	if pids := proc.WithArg(root); len(pids) > 0 {
+		t.Errorf("processes of the killed test left: %v", pids)
+	}
+	if again := c.mustRun("cleanup"); !strings.Contains(again, "nothing to clean up") {
+		t.Errorf("a second cleanup found more:\n%s", again)
+	}
+}
+
+// TestCleanupAfterRunKilledMidCreate: vmatrix run killed while its cluster
+// is being created; cleanup removes what it left.
+func TestCleanupAfterRunKilledMidCreate(t *testing.T) {
+	c := newCLI(t)
+	run := exec.Command(vmatrixBin, "run", "--versions", "1.37", "--", "true")
+	run.Env = c.env
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The cluster's folder appears as its create begins.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if entries, _ := os.ReadDir(filepath.Join(c.stateDir, "clusters")); len(entries) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("vmatrix run never began a cluster")
+		}
+	}
+	run.Process.Kill()
+	run.Wait()
+	// Whatever the create had got to, cleanup removes it (the supervisor
+	// may still be starting: cleanup waits for it).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		if out, errOut, code := c.run("cleanup"); code != 0 {
+			t.Errorf("cleanup: exit %d\n%s%s", code, out, errOut)
+		}
+		entries, _ := os.ReadDir(filepath.Join(c.stateDir, "clusters"))
+		_, hostErr := os.Stat(filepath.Join(c.stateDir, "host"))
+		if len(entries) == 0 && os.IsNotExist(hostErr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left after cleanup: %v (host: %v)", entries, hostErr)
+		}
+	}
 }
 
 func TestCleanupAfterKilledRun(t *testing.T) {

@@ -177,8 +177,9 @@ func (m *Manager) removeHostObjects(ctx context.Context, rec state.Record) error
 	path, context := rec.Host, rec.HostContext
 	if rec.Host == state.EmbeddedHost {
 		path, context = filepath.Join(m.Root.HostDir(), "kubeconfig"), ""
-		if host, err := state.Read(m.Root.HostDir()); err != nil || !host.Running() {
-			return nil // its objects went with it
+		if host, err := state.Read(m.Root.HostDir()); err != nil || !host.Running() || !host.Ready {
+			// Its objects went with it, or it never came up to hold any.
+			return nil
 		}
 	}
 	cfg, err := kubeconfig.Load(path, context)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -150,6 +151,18 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) ([]string, error) {
 			if !dryRun {
 				errs = append(errs, m.stopHostIfUnused(ctx, true))
 			}
+		}
+	}
+	// The state folders of test processes killed before their teardown:
+	// their clusters died with them; the folders and any process left stay.
+	for _, root := range state.OrphanTestRoots(os.TempDir()) {
+		removed = append(removed, "test state folder "+root+": the test process that owned it is gone")
+		if !dryRun {
+			for _, pid := range proc.WithArg(root) {
+				syscall.Kill(-pid, syscall.SIGKILL)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			errs = append(errs, os.RemoveAll(root))
 		}
 	}
 	return removed, errors.Join(errs...)

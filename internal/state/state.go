@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -159,4 +161,35 @@ func (r Root) Lock(ctx context.Context) (unlock func(), err error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// TestRootPattern is the name pattern of the state folders that test
+// processes make in the temporary directory (framework Environments without
+// WithStateDir).
+const TestRootPattern = "vmatrix-*"
+
+// ownerFile names, in such a folder, the PID of the process it belongs to.
+const ownerFile = "owner"
+
+// MarkOwner records this process as the owner of a test state folder, so
+// that `vmatrix cleanup` knows it for an orphan once the process is gone.
+func MarkOwner(root string) error {
+	return os.WriteFile(filepath.Join(root, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600)
+}
+
+// OrphanTestRoots lists the test state folders in tmp whose owning process
+// is gone (a test binary killed before it could tear down).
+func OrphanTestRoots(tmp string) []string {
+	matches, _ := filepath.Glob(filepath.Join(tmp, TestRootPattern))
+	var orphans []string
+	for _, m := range matches {
+		data, err := os.ReadFile(filepath.Join(m, ownerFile))
+		if err != nil {
+			continue // not a test state folder, or not one that says whose
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && !proc.Alive(pid) {
+			orphans = append(orphans, m)
+		}
+	}
+	return orphans
 }
