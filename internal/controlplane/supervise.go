@@ -4,9 +4,13 @@ import (
 	"context"
 	"maps"
 	"time"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
-// How a running control plane keeps its components up. A component that
+// How a running control plane keeps its components (and an etcd of its own)
+// up. A component that
 // exits (killed, crashed) is started again with the same flags after a
 // back-off that doubles from restartBackoff up to maxBackoff; when one has
 // exited more than maxRestarts times within restartWindow the control plane
@@ -76,6 +80,25 @@ func (cp *ControlPlane) supervise() {
 	}()
 }
 
+// supervised is a process the control plane keeps up: a component, or the
+// store's own process.
+type supervised struct {
+	get func() *proc.Process
+	set func(*proc.Process)
+}
+
+// watched lists what supervise keeps up. cp.mu is held.
+func (cp *ControlPlane) watched() []supervised {
+	var w []supervised
+	if ps, ok := cp.store.(storage.ProcessStore); ok && ps.Process() != nil {
+		w = append(w, supervised{ps.Process, ps.Restarted})
+	}
+	for i := range cp.procs {
+		w = append(w, supervised{func() *proc.Process { return cp.procs[i] }, func(p *proc.Process) { cp.procs[i] = p }})
+	}
+	return w
+}
+
 // checkComponents restarts what is due and reports whether anything
 // changed. cp.mu is held.
 func (cp *ControlPlane) checkComponents(now time.Time) bool {
@@ -84,7 +107,8 @@ func (cp *ControlPlane) checkComponents(now time.Time) bool {
 		return false
 	}
 	changed := false
-	for i, p := range cp.procs {
+	for _, w := range cp.watched() {
+		p := w.get()
 		done, exitErr := p.Exited()
 		if !done {
 			continue
@@ -118,7 +142,7 @@ func (cp *ControlPlane) checkComponents(now time.Time) bool {
 			sup.err = err
 			return true
 		}
-		cp.procs[i] = np
+		w.set(np)
 		sup.restarts[p.Name]++
 		delete(sup.due, p.Name)
 		changed = true

@@ -35,6 +35,12 @@ type etcdStore struct {
 func (e *etcdStore) Endpoint() string { return strings.Join(e.endpoints, ",") }
 func (e *etcdStore) Prefix() string   { return e.prefix }
 
+// Process is the etcd vmatrix runs for the cluster (nil for an external
+// one); the control plane keeps it up as it does its components, and tells
+// the store of a restart through Restarted.
+func (e *etcdStore) Process() *proc.Process    { return e.process }
+func (e *etcdStore) Restarted(p *proc.Process) { e.process = p }
+
 func (e *etcdStore) Stop() error {
 	if e.process == nil {
 		return nil

@@ -8,6 +8,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"github.com/vmatrix/vmatrix/internal/proc"
 	"io"
 	"net/url"
 	"path/filepath"
@@ -30,6 +31,15 @@ type Store interface {
 	Prefix() string
 	// Stop shuts the store down and waits until it has released its files.
 	Stop() error
+}
+
+// ProcessStore is a store that runs as a child process of vmatrix (an etcd
+// of the cluster's own). Process is nil when it does not (an external
+// server).
+type ProcessStore interface {
+	Store
+	Process() *proc.Process
+	Restarted(*proc.Process)
 }
 
 func init() {

@@ -1,0 +1,81 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/storage"
+)
+
+// TestEtcdProcessKilled: the etcd vmatrix runs for a cluster is killed; the
+// control plane starts it again on the same data, counts the restart, and
+// serves every object it had.
+func TestEtcdProcessKilled(t *testing.T) {
+	if _, skip := lookBinary("etcd-server", "etcd"); skip != "" {
+		t.Skip(skip)
+	}
+	ctx := context.Background()
+	v, err := k8sdist.Resolve(ctx, "1.37")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cp, err := controlplane.Start(ctx, controlplane.Config{Name: "etcd-kill", Dir: dir, Version: v, Binaries: bins,
+		Store: mustParse(t, storage.Etcd, "").Starter("etcd-kill")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	client := unlimitedClient(cp)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before"}, Data: map[string]string{"k": "v"}}
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	etcd := 0
+	for _, pid := range proc.WithArg(dir) {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); filepath.Base(strings.SplitN(string(cmd), "\x00", 2)[0]) == "etcd" {
+			etcd = pid
+		}
+	}
+	if etcd == 0 {
+		t.Fatal("no etcd process of the cluster found")
+	}
+	if err := syscall.Kill(etcd, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for h := cp.Health(); h.Restarts["etcd"] != 1 || h.State != controlplane.StateRunning; h = cp.Health() {
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd was not started again: %+v", h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for {
+		_, errGet := client.CoreV1().ConfigMaps("default").Get(ctx, "before", metav1.GetOptions{})
+		cm.Name = "after"
+		_, errCreate := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+		if errGet == nil && errCreate == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster does not serve after etcd's restart: %v, %v", errGet, errCreate)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
