@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -199,5 +201,59 @@ spec:
 	})
 	if err != nil {
 		t.Errorf("the host does not hold exactly the 30 pods of the virtual cluster: %v", err)
+	}
+}
+
+// TestSoak creates and destroys ten clusters of two versions at once, five
+// rounds, on the package's host: every round's teardown is verified (no
+// process, port, folder or host object left) and the host keeps no
+// namespace of a soak cluster. Each round's create time is logged against
+// the first's; the 1.5x bound is a benchmark's to hold, not a test's.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("minutes of creating and destroying clusters")
+	}
+	ctx := context.Background()
+	versions := []string{clusters[1].SemVer(), clusters[2].SemVer()}
+	var first time.Duration
+	for round := 1; round <= 5; round++ {
+		state := t.TempDir()
+		e, err := framework.New(sharedHost(t), framework.WithStateDir(state), framework.WithLog(io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		g, gctx := errgroup.WithContext(ctx)
+		for i := 0; i < 10; i++ {
+			g.Go(func() error {
+				_, err := e.Create(gctx, versions[i%2], framework.WithName(fmt.Sprintf("soak-%d", i)))
+				return err
+			})
+		}
+		err = g.Wait()
+		took := time.Since(start)
+		if derr := e.Destroy(ctx); derr != nil {
+			t.Fatalf("round %d: teardown: %v", round, derr)
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		entries, _ := os.ReadDir(filepath.Join(state, "clusters"))
+		if pids := proc.WithArg(state); len(entries) > 0 || len(pids) > 0 {
+			t.Fatalf("round %d left folders %v and processes %v", round, entries, pids)
+		}
+		if round == 1 {
+			first = took
+		}
+		t.Logf("round %d: 10 clusters created in %s (%.2fx the first round), destroyed, nothing left", round, took.Round(10*time.Millisecond), took.Seconds()/first.Seconds())
+	}
+	namespaces, err := hostClientset(t).CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range namespaces.Items {
+		if strings.HasPrefix(ns.Name, "vmatrix-soak-") && ns.DeletionTimestamp == nil {
+			t.Errorf("host namespace %s left by the soak", ns.Name)
+		}
 	}
 }
