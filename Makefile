@@ -3,7 +3,7 @@
 VERSIONS ?= 1.35 1.36 1.37
 GO ?= go
 
-.PHONY: build pull test demo vet bench deps
+.PHONY: build pull test demo vet bench deps skew
 
 build:
 	$(GO) build -o bin/vmatrix ./cmd/vmatrix
@@ -40,6 +40,13 @@ test: deps pull vet
 demo: pull
 	bin/vmatrix run --versions $(shell echo $(VERSIONS) | tr ' ' ,) --report-dir demo-report -- $(GO) test -count=1 ./examples/gotest/...
 	cat demo-report/report.md
+
+# Every supported virtual minor older than the host, on the newest host.
+# Slow and optional: it builds the binaries of 1.31-1.34 besides make test's.
+SKEW_VERSIONS ?= 1.31 1.32 1.33 1.34
+skew: pull
+	bin/vmatrix versions pull $(SKEW_VERSIONS)
+	VMATRIX_SKEW=1 $(GO) test -count=1 -timeout 30m -run TestVersionSkew -v ./framework/
 
 bench: pull
 	$(GO) run ./cmd/vmatrix-bench -out bench/results.json

@@ -18,6 +18,7 @@ func TestCreateOnABusyMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("minutes on a saturated machine")
 	}
+	fault(t, "twice as many busy loops as cores during 5 rounds of 3 creates in parallel")
 	stop, err := load.Spin(2*runtime.NumCPU(), 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)

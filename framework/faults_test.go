@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ import (
 // the controller manager, in the middle of a 30-replica rollout; each is
 // restarted, the cluster reports it, and the rollout completes.
 func TestComponentKilledMidRollout(t *testing.T) {
+	fault(t, "kill -9 of the virtual kube-apiserver, then of the controller manager, during a 30-replica rollout")
 	ctx := context.Background()
 	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
 	if err != nil {
@@ -76,6 +78,7 @@ spec:
 // namespace again and syncs everything into it anew; a pod created
 // afterwards runs too.
 func TestHostNamespaceDeletedUnderTheCluster(t *testing.T) {
+	fault(t, "the cluster's host namespace deleted under it")
 	ctx := context.Background()
 	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
 	if err != nil {
@@ -145,6 +148,7 @@ func hostClientset(t *testing.T) kubernetes.Interface {
 // catch up, and the host ends with exactly the virtual cluster's pods, no
 // duplicate and no orphan.
 func TestHostAPIServerKilledUnderRunningSyncers(t *testing.T) {
+	fault(t, "kill -9 of the host kube-apiserver during a 30-replica rollout")
 	ctx := context.Background()
 	vc := clusters[len(clusters)-1]
 	ns, err := vc.NewNamespace(ctx, "host-restart")
@@ -213,6 +217,7 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("minutes of creating and destroying clusters")
 	}
+	fault(t, "soak: 10 clusters of 2 versions created and destroyed at once, 5 rounds")
 	ctx := context.Background()
 	versions := []string{clusters[1].SemVer(), clusters[2].SemVer()}
 	var first time.Duration
@@ -256,4 +261,37 @@ func TestSoak(t *testing.T) {
 			t.Errorf("host namespace %s left by the soak", ns.Name)
 		}
 	}
+}
+
+// faults is the table of fault tests that TestMain prints after the run.
+var faults struct {
+	mu   sync.Mutex
+	rows []string
+	ok   int
+}
+
+// fault records that t tries a fault; its outcome goes into the table.
+func fault(t *testing.T, what string) {
+	t.Cleanup(func() {
+		faults.mu.Lock()
+		defer faults.mu.Unlock()
+		outcome := "survived, nothing left"
+		if t.Failed() {
+			outcome = "FAILED"
+		} else {
+			faults.ok++
+		}
+		faults.rows = append(faults.rows, fmt.Sprintf("| %s | %s |", what, outcome))
+	})
+}
+
+// faultTable is the summary of the fault tests run, "" if none ran.
+func faultTable() string {
+	faults.mu.Lock()
+	defer faults.mu.Unlock()
+	if len(faults.rows) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("faults tried: %d, survived: %d\n| fault | outcome |\n|---|---|\n%s\n",
+		len(faults.rows), faults.ok, strings.Join(faults.rows, "\n"))
 }

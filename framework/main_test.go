@@ -52,6 +52,9 @@ func run(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "created %v in parallel, host included, in %s\n", versions, createTime.Round(10*time.Millisecond))
 	code := m.Run()
+	if table := faultTable(); table != "" {
+		fmt.Fprint(os.Stderr, table)
+	}
 
 	// The package's last test: the teardown of everything, checked here by
 	// looking at processes, ports and folders independently of Destroy's own
