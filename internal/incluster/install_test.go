@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,6 +140,14 @@ func TestInstall(t *testing.T) {
 	})
 
 	t.Run("Entrypoint", func(t *testing.T) {
+		// The syncer's rights end at its namespace; it must not even try
+		// beyond them: the host refuses nothing while it works.
+		forbiddenBefore := forbiddenRequests(t)
+		defer func() {
+			if n := forbiddenRequests(t) - forbiddenBefore; n > 0 {
+				t.Errorf("the host refused %v requests while the pod's control plane ran", n)
+			}
+		}()
 		data := runEntrypoint(t, ns, name, saDir)
 		local := filepath.Join(data, "kubeconfig")
 		kubectl(t, local, "", "create", "namespace", "shop")
@@ -372,4 +381,22 @@ func namesOf(list runtime.Object, err error) ([]string, error) {
 		names = append(names, m.GetName())
 	}
 	return names, nil
+}
+
+// forbiddenRequests is the host apiserver's count of requests it answered 403.
+func forbiddenRequests(t *testing.T) float64 {
+	t.Helper()
+	raw, err := hostClient.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "apiserver_request_total{") && strings.Contains(line, `code="403"`) {
+			if n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				total += n
+			}
+		}
+	}
+	return total
 }
