@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
@@ -77,5 +78,61 @@ func TestEtcdProcessKilled(t *testing.T) {
 			t.Fatalf("the cluster does not serve after etcd's restart: %v, %v", errGet, errCreate)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDatabaseServerKilled: the PostgreSQL or MariaDB server under a
+// cluster dies and is started again (as its own supervisor would); kine
+// reconnects, and the cluster serves every object it had.
+func TestDatabaseServerKilled(t *testing.T) {
+	ctx := context.Background()
+	v, err := k8sdist.Resolve(ctx, "1.37")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bc := range backends(t) {
+		if bc.name != "postgres" && bc.name != "mysql" {
+			continue
+		}
+		bc.run(t, func(t *testing.T) {
+			if bc.srv.Crash == nil {
+				t.Skip("a server of the environment's, not this test's to kill")
+			}
+			cp, err := controlplane.Start(ctx, controlplane.Config{Name: "db-kill-" + bc.name, Dir: t.TempDir(), Version: v, Binaries: bins,
+				Store: bc.backend.Starter("db-kill-" + bc.name)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cp.Stop()
+			client := unlimitedClient(cp)
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before"}, Data: map[string]string{"k": "v"}}
+			if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// The test servers trade durability for speed (no synchronous
+			// commit): what was committed in the last second dies with them.
+			time.Sleep(2 * time.Second)
+			bc.srv.Crash()
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				_, errGet := client.CoreV1().ConfigMaps("default").Get(ctx, "before", metav1.GetOptions{})
+				cm.Name = "after"
+				_, errCreate := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+				if errGet == nil && (errCreate == nil || apierrors.IsAlreadyExists(errCreate)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the cluster does not serve after its database server came back: %v, %v", errGet, errCreate)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if h := cp.Health(); h.State != controlplane.StateRunning {
+				t.Errorf("health after the database came back: %+v", h)
+			}
+		})
 	}
 }

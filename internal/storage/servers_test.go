@@ -41,6 +41,9 @@ type server struct {
 	// Limited connects as a user that may use the database "given" only, and
 	// names no database. Empty for a server from an env DSN.
 	Limited string
+	// Crash kills the server and starts it again (nil for a server from an
+	// env DSN).
+	Crash func()
 }
 
 // lookBinary finds a server's binaries; when one is missing it returns why, in
@@ -104,19 +107,25 @@ func command(as *user.User, path string, args ...string) *exec.Cmd {
 }
 
 // serve runs a server process until the test ends, then stops it (SIGTERM,
-// then SIGKILL of its group) and waits for it.
-func serve(t *testing.T, cmd *exec.Cmd, logPath string) {
+// then SIGKILL of its group) and waits for it. The returned crash kills it
+// with SIGKILL and starts it again with the same command, as a server
+// that dies and is restarted by its supervisor.
+func serve(t *testing.T, cmd *exec.Cmd, logPath string) (crash func()) {
 	t.Helper()
-	log, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
+	start := func(cmd *exec.Cmd) *proc.Process {
+		log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = log, log
+		p, err := proc.StartCmd(filepath.Base(cmd.Path), cmd)
+		log.Close() // the server has its own copy
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	cmd.Stdout, cmd.Stderr = log, log
-	p, err := proc.StartCmd(filepath.Base(cmd.Path), cmd)
-	log.Close() // the server has its own copy
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := start(cmd)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("end of %s:\n%s", logPath, proc.TailFile(logPath, 20))
@@ -125,6 +134,25 @@ func serve(t *testing.T, cmd *exec.Cmd, logPath string) {
 			t.Error(err)
 		}
 	})
+	return func() {
+		p.Stop(0)
+		// A server's own children may outlive it for a moment (PostgreSQL's
+		// backends leave its process group and notice its death by
+		// themselves), holding what a new server needs: try again until one
+		// stays up.
+		for try := 0; try < 20; try++ {
+			again := exec.Command(cmd.Path, cmd.Args[1:]...)
+			again.SysProcAttr = &syscall.SysProcAttr{Credential: cmd.SysProcAttr.Credential}
+			p = start(again)
+			select {
+			case <-p.Done():
+				time.Sleep(500 * time.Millisecond)
+			case <-time.After(time.Second):
+				return
+			}
+		}
+		t.Fatalf("the server did not start again; end of %s:\n%s", logPath, proc.TailFile(logPath, 10))
+	}
 }
 
 func freePort(t *testing.T) int {
@@ -200,7 +228,7 @@ func startPostgres(t *testing.T) (server, string) {
 		"--auth=scram-sha-256", "-E", "UTF8", "--no-sync"))
 	port := freePort(t)
 	logPath := filepath.Join(dir, "postgres.log")
-	serve(t, command(as, bins[1], "-D", filepath.Join(dir, "data"), "-p", strconv.Itoa(port), "-k", dir,
+	crash := serve(t, command(as, bins[1], "-D", filepath.Join(dir, "data"), "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=300"), logPath)
 
@@ -215,7 +243,7 @@ func startPostgres(t *testing.T) (server, string) {
 	execSQL(t, db,
 		`CREATE ROLE limited LOGIN PASSWORD '`+testPassword+`'`,
 		`CREATE DATABASE given OWNER limited`)
-	return server{DSN: dsn, Limited: fmt.Sprintf("postgres://limited:%s@127.0.0.1:%d/?sslmode=disable", testPassword, port)}, ""
+	return server{DSN: dsn, Limited: fmt.Sprintf("postgres://limited:%s@127.0.0.1:%d/?sslmode=disable", testPassword, port), Crash: crash}, ""
 }
 
 // startMariaDB starts a MariaDB server as the current user.
@@ -239,7 +267,7 @@ func startMariaDB(t *testing.T) (server, string) {
 	port := freePort(t)
 	sock := filepath.Join(dir, "mysqld.sock")
 	logPath := filepath.Join(dir, "mariadb.log")
-	serve(t, command(nil, bins[1], "--no-defaults", "--datadir="+data, "--user="+me.Username,
+	crash := serve(t, command(nil, bins[1], "--no-defaults", "--datadir="+data, "--user="+me.Username,
 		"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--socket="+sock,
 		"--pid-file="+filepath.Join(dir, "mariadb.pid"), "--skip-log-bin", "--skip-name-resolve",
 		"--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=64M", "--max-connections=300"), logPath)
@@ -263,6 +291,7 @@ func startMariaDB(t *testing.T) (server, string) {
 	return server{
 		DSN:     fmt.Sprintf("vmatrix:%s@tcp(127.0.0.1:%d)/", testPassword, port),
 		Limited: fmt.Sprintf("limited:%s@tcp(127.0.0.1:%d)/", testPassword, port),
+		Crash:   crash,
 	}, ""
 }
 
