@@ -269,6 +269,9 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"sqlite with a DSN", []string{"create", "x", "--version", "1.37", "--backend-dsn", "/tmp/x.db"}, nil, "sqlite"},
 		{"unreachable database", []string{"create", "x", "--version", "1.37", "--backend", "postgres"},
 			[]string{"VMATRIX_BACKEND_DSN=postgres://vm:s3cret-pw@127.0.0.1:1/"}, "postgres"},
+		{"unwritable cache", []string{"versions", "pull", "1.37"}, []string{"VMATRIX_CACHE_DIR=/proc/vmatrix-cache"}, "/proc/vmatrix-cache"},
+		{"unknown apiserver flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=--no-such-flag=1"}, nil, "unknown flag: --no-such-flag"},
+		{"not a flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=no-dashes"}, nil, `"no-dashes"`},
 		{"delete unknown", []string{"delete", "nope"}, nil, `no virtual cluster named "nope"`},
 		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`},
 	} {
