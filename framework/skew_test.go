@@ -2,8 +2,8 @@ package framework_test
 
 import (
 	"context"
-	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/vmatrix/vmatrix/fixtures"
@@ -25,9 +25,28 @@ func TestVersionSkew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var minors []string
+	// VMATRIX_SKEW names the releases of the older minors ("1.31.13,1.32.12,
+	// 1.33,1.34"); the package's own clusters are the newer ones.
+	minors := strings.Split(os.Getenv("VMATRIX_SKEW"), ",")
+	have := map[int]bool{}
+	for _, m := range minors {
+		v, err := k8sdist.Resolve(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have[v.Minor] = true
+	}
+	for _, vc := range clusters {
+		v, _, _ := k8sdist.ParseVersion(vc.Version())
+		if v.Minor < host.Minor {
+			have[v.Minor] = true
+			minors = append(minors, vc.SemVer())
+		}
+	}
 	for m := k8sdist.OldestSupported.Minor; m < host.Minor; m++ {
-		minors = append(minors, fmt.Sprintf("1.%d", m))
+		if !have[m] {
+			t.Errorf("minor 1.%d is supported and older than the host, and VMATRIX_SKEW does not name it", m)
+		}
 	}
 	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
 	if err != nil {
@@ -36,7 +55,7 @@ func TestVersionSkew(t *testing.T) {
 	defer e.Destroy(ctx)
 	for _, minor := range minors {
 		t.Run(minor, func(t *testing.T) {
-			vc, err := e.Create(ctx, minor, framework.WithName("skew-"+minor[2:]))
+			vc, err := e.Create(ctx, minor, framework.WithName("skew-"+strings.ReplaceAll(minor, ".", "-")))
 			if err != nil {
 				t.Fatal(err)
 			}
