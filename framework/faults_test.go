@@ -26,6 +26,19 @@ import (
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
+// bigDeployment is the rollout the fault tests break into: 30 replicas.
+const bigDeployment = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big}
+spec:
+  replicas: 30
+  selector: {matchLabels: {app: big}}
+  template:
+    metadata: {labels: {app: big}}
+    spec: {containers: [{name: app, image: registry.example/app:1}]}
+`
+
 // TestComponentKilledMidRollout: kill -9 of the virtual apiserver, then of
 // the controller manager, in the middle of a 30-replica rollout; each is
 // restarted, the cluster reports it, and the rollout completes.
@@ -46,17 +59,7 @@ func TestComponentKilledMidRollout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := vc.ApplyIn(ctx, ns, `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: big}
-spec:
-  replicas: 30
-  selector: {matchLabels: {app: big}}
-  template:
-    metadata: {labels: {app: big}}
-    spec: {containers: [{name: app, image: registry.example/app:1}]}
-`); err != nil {
+		if err := vc.ApplyIn(ctx, ns, bigDeployment); err != nil {
 			t.Fatal(err)
 		}
 		if err := syscall.Kill(vc.PIDs()[component], syscall.SIGKILL); err != nil {
@@ -156,17 +159,7 @@ func TestHostAPIServerKilledUnderRunningSyncers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer vc.DeleteNamespace(ctx, ns)
-	if err := vc.ApplyIn(ctx, ns, `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: big}
-spec:
-  replicas: 30
-  selector: {matchLabels: {app: big}}
-  template:
-    metadata: {labels: {app: big}}
-    spec: {containers: [{name: app, image: registry.example/app:1}]}
-`); err != nil {
+	if err := vc.ApplyIn(ctx, ns, bigDeployment); err != nil {
 		t.Fatal(err)
 	}
 	apiserver := 0

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
-	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
@@ -31,14 +29,7 @@ import (
 // (the lines starting BENCH).
 func TestVirtualCluster(t *testing.T) {
 	ctx := context.Background()
-	v, err := k8sdist.Resolve(ctx, "1.36")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, bins := release(t, "1.36")
 	for _, bc := range backends(t) {
 		bc.run(t, func(t *testing.T) {
 			dir := t.TempDir()

@@ -28,14 +28,7 @@ func TestEtcdProcessKilled(t *testing.T) {
 		t.Skip(skip)
 	}
 	ctx := context.Background()
-	v, err := k8sdist.Resolve(ctx, "1.37")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, bins := release(t, "1.37")
 	dir := t.TempDir()
 	cp, err := controlplane.Start(ctx, controlplane.Config{Name: "etcd-kill", Dir: dir, Version: v, Binaries: bins,
 		Store: mustParse(t, storage.Etcd, "").Starter("etcd-kill")})
@@ -86,14 +79,7 @@ func TestEtcdProcessKilled(t *testing.T) {
 // reconnects, and the cluster serves every object it had.
 func TestDatabaseServerKilled(t *testing.T) {
 	ctx := context.Background()
-	v, err := k8sdist.Resolve(ctx, "1.37")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, bins := release(t, "1.37")
 	for _, bc := range backends(t) {
 		if bc.name != "postgres" && bc.name != "mysql" {
 			continue
@@ -135,4 +121,19 @@ func TestDatabaseServerKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// release resolves a version and obtains its binaries.
+func release(t *testing.T, version string) (k8sdist.Version, k8sdist.Binaries) {
+	t.Helper()
+	ctx := context.Background()
+	v, err := k8sdist.Resolve(ctx, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := k8sdist.Source{Log: os.Stderr}.Kubernetes(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, bins
 }
