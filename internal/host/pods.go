@@ -304,10 +304,9 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 	}
 	initsDone := true
 	for _, c := range r.containers {
-		if c.init && !c.sidecar && !initsDone {
-			break
-		}
-		if !c.init && !initsDone {
+		// In order: nothing after an init container that has not completed
+		// starts (a sidecar counts as done once started).
+		if !initsDone {
 			break
 		}
 		due(k.stepContainer(r, p, c, now))
