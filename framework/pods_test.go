@@ -168,19 +168,7 @@ func TestLookInsidePods(t *testing.T) {
 // followLogs checks that `kubectl logs -f` streams a line written later.
 func followLogs(t *testing.T, kubeconfig, ns, pod, logFile string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", kubeconfig, "logs", "-f", "-n", ns, pod, "-c", "app", "--tail=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cancel()
-	lines := bufio.NewScanner(out)
+	lines := kubectlStream(t, kubeconfig, "logs", "-f", "-n", ns, pod, "-c", "app", "--tail=1")
 	if !lines.Scan() {
 		t.Fatal("kubectl logs -f printed nothing")
 	}
@@ -214,23 +202,11 @@ func portForward(t *testing.T, kubeconfig, ns, pod string) {
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); io.Copy(c, io.TeeReader(c, io.Discard)) }()
+			go func() { defer c.Close(); io.Copy(c, c) }()
 		}
 	}()
 	podPort := echo.Addr().(*net.TCPAddr).Port
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", kubeconfig, "port-forward", "-n", ns, "pod/"+pod, ":"+strconv.Itoa(podPort))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer cancel()
-	lines := bufio.NewScanner(out)
+	lines := kubectlStream(t, kubeconfig, "port-forward", "-n", ns, "pod/"+pod, ":"+strconv.Itoa(podPort))
 	local := ""
 	for local == "" && lines.Scan() {
 		if m := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`).FindStringSubmatch(lines.Text()); m != nil {
@@ -240,7 +216,10 @@ func portForward(t *testing.T, kubeconfig, ns, pod string) {
 	if local == "" {
 		t.Fatal("kubectl port-forward never said where it listens")
 	}
-	go io.Copy(io.Discard, out)
+	go func() {
+		for lines.Scan() {
+		}
+	}()
 	c, err := net.DialTimeout("tcp", "127.0.0.1:"+local, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -255,6 +234,25 @@ func portForward(t *testing.T, kubeconfig, ns, pod string) {
 	if _, err := io.ReadFull(c, back); err != nil || !bytes.Equal(back, msg) {
 		t.Fatalf("port-forward echoed %q, %v", back, err)
 	}
+}
+
+// kubectlStream runs a kubectl that keeps running (logs -f, port-forward)
+// and returns its output line by line; the test's end stops it.
+func kubectlStream(t *testing.T, kubeconfig string, args ...string) *bufio.Scanner {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	return bufio.NewScanner(out)
 }
 
 // TestKubeletIsolation: a cluster's kubelet API answers for its own pods

@@ -229,12 +229,3 @@ func (s *Syncer) hostPodOf(namespace, name string) (*corev1.Pod, error) {
 	}
 	return h, nil
 }
-
-// KubeletPort is the port of the kubelet API listener (0 without one): the
-// virtual Nodes' kubelet endpoint.
-func (s *Syncer) KubeletPort() int {
-	if s.kubelet == nil {
-		return 0
-	}
-	return s.kubelet.port
-}

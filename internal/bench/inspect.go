@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -101,17 +100,7 @@ func (e *env) inspect(ctx context.Context, v k8sdist.Version, samples int) (*Ins
 
 // hostRequests sums the host apiserver's requests to a pod subresource so far.
 func hostRequests(ctx context.Context, host kubernetes.Interface, subresource string) (float64, error) {
-	raw, err := host.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("reading the host's metrics: %w", err)
-	}
-	total := 0.0
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "apiserver_request_total{") && strings.Contains(line, `resource="pods"`) && strings.Contains(line, `subresource="`+subresource+`"`) {
-			if n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-				total += n
-			}
-		}
-	}
-	return total, nil
+	return hostRequestTotal(ctx, host, func(labels string) bool {
+		return strings.Contains(labels, `resource="pods"`) && strings.Contains(labels, `subresource="`+subresource+`"`)
+	})
 }

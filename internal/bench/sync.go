@@ -112,6 +112,19 @@ func deployment(replicas int32) *appsv1.Deployment {
 
 // hostWrites sums the host apiserver's write requests so far.
 func hostWrites(ctx context.Context, host kubernetes.Interface) (float64, error) {
+	return hostRequestTotal(ctx, host, func(labels string) bool {
+		for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="DELETE"`, `verb="APPLY"`} {
+			if strings.Contains(labels, verb) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// hostRequestTotal sums the host apiserver's apiserver_request_total series
+// whose labels match.
+func hostRequestTotal(ctx context.Context, host kubernetes.Interface, match func(labels string) bool) (float64, error) {
 	raw, err := host.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reading the host's metrics: %w", err)
@@ -121,18 +134,10 @@ func hostWrites(ctx context.Context, host kubernetes.Interface) (float64, error)
 	scanner.Buffer(make([]byte, 1024*1024), 16*1024*1024)
 	for scanner.Scan() {
 		line := scanner.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !match(line) {
 			continue
 		}
-		write := false
-		for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="DELETE"`, `verb="APPLY"`} {
-			write = write || strings.Contains(line, verb)
-		}
-		if !write {
-			continue
-		}
-		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err == nil {
+		if n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
 			total += n
 		}
 	}

@@ -62,7 +62,6 @@ type EmbeddedConfig struct {
 // scheduler and reach Running with pod IPs without any container runtime.
 type Embedded struct {
 	cp          *controlplane.ControlPlane
-	dir         string
 	kwok        *proc.Process
 	kubelet     *simulatedKubelet
 	provisioner *localProvisioner
@@ -97,7 +96,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded host: %w", err)
 	}
-	h := &Embedded{cp: cp, dir: cfg.Dir}
+	h := &Embedded{cp: cp}
 	defer func() {
 		if err != nil {
 			h.Stop()
@@ -206,10 +205,6 @@ func countReady(nodes []corev1.Node) int {
 func (h *Embedded) RESTConfig() *rest.Config { return h.cp.RESTConfig() }
 func (h *Embedded) KubeconfigPath() string   { return h.cp.KubeconfigPath() }
 func (h *Embedded) ServiceCIDR() string      { return controlplane.DefaultServiceCIDR }
-
-// Dir is the host's state folder; ContainerLogPath and ContainerScratchDir
-// find a simulated container's files there.
-func (h *Embedded) Dir() string { return h.dir }
 
 // ControlPlane is the host's control plane.
 func (h *Embedded) ControlPlane() *controlplane.ControlPlane { return h.cp }

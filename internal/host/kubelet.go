@@ -427,7 +427,14 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 	x := exec.CommandContext(ctx, path, cmd[1:]...)
 	x.Args[0] = cmd[0]
 	x.Dir = dir
-	x.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "HOSTNAME=" + c.pod.Name}, c.env()...)
+	x.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	for _, ct := range append(append([]corev1.Container{}, c.pod.Spec.InitContainers...), c.pod.Spec.Containers...) {
+		if ct.Name == c.name {
+			for k, v := range containerEnv(c.pod, &ct) {
+				x.Env = append(x.Env, k+"="+v)
+			}
+		}
+	}
 	if in != nil {
 		x.Stdin = in
 	}
@@ -450,22 +457,6 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 		return utilexec.CodeExitError{Err: err, Code: exit.ExitCode()}
 	}
 	return err
-}
-
-// env is the container's environment as far as it is literal values.
-func (c *simulatedContainer) env() []string {
-	var env []string
-	for _, ct := range append(append([]corev1.Container{}, c.pod.Spec.InitContainers...), c.pod.Spec.Containers...) {
-		if ct.Name != c.name {
-			continue
-		}
-		for _, e := range ct.Env {
-			if e.ValueFrom == nil {
-				env = append(env, e.Name+"="+e.Value)
-			}
-		}
-	}
-	return env
 }
 
 // AttachContainer shows the container's output from now on: its log.

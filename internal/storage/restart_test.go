@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
@@ -60,18 +61,7 @@ func TestEtcdProcessKilled(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for {
-		_, errGet := client.CoreV1().ConfigMaps("default").Get(ctx, "before", metav1.GetOptions{})
-		cm.Name = "after"
-		_, errCreate := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
-		if errGet == nil && errCreate == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster does not serve after etcd's restart: %v, %v", errGet, errCreate)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	servesAgain(t, client, deadline, "etcd's restart")
 }
 
 // TestDatabaseServerKilled: the PostgreSQL or MariaDB server under a
@@ -104,22 +94,30 @@ func TestDatabaseServerKilled(t *testing.T) {
 			time.Sleep(2 * time.Second)
 			bc.srv.Crash()
 			deadline := time.Now().Add(2 * time.Minute)
-			for {
-				_, errGet := client.CoreV1().ConfigMaps("default").Get(ctx, "before", metav1.GetOptions{})
-				cm.Name = "after"
-				_, errCreate := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
-				if errGet == nil && (errCreate == nil || apierrors.IsAlreadyExists(errCreate)) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the cluster does not serve after its database server came back: %v, %v", errGet, errCreate)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			servesAgain(t, client, deadline, "its database server came back")
 			if h := cp.Health(); h.State != controlplane.StateRunning {
 				t.Errorf("health after the database came back: %+v", h)
 			}
 		})
+	}
+}
+
+// servesAgain waits until the cluster serves ConfigMap "before", made
+// before the fault, and takes a new one, "after".
+func servesAgain(t *testing.T, client kubernetes.Interface, deadline time.Time, after string) {
+	t.Helper()
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after"}}
+	for {
+		_, errGet := client.CoreV1().ConfigMaps("default").Get(ctx, "before", metav1.GetOptions{})
+		_, errCreate := client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{})
+		if errGet == nil && (errCreate == nil || apierrors.IsAlreadyExists(errCreate)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster does not serve after %s: %v, %v", after, errGet, errCreate)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
