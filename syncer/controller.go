@@ -36,7 +36,7 @@ func (s *Syncer) newController(name string, workers int, sync func(context.Conte
 		// Per-key exponential back-off only: the clients' QPS bounds the total.
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, 30*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: s.opts.Name + "-" + name},
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: s.opts.Name + "-" + name, Clock: s.opts.Clock},
 		),
 	}
 	s.controllers = append(s.controllers, c)

@@ -488,8 +488,8 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 		return err
 	}
 	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
-		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && time.Now().Before(at) {
-			s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, time.Until(at))
+		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && s.opts.Clock.Now().Before(at) {
+			s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, at.Sub(s.opts.Clock.Now()))
 			return nil
 		}
 	}
@@ -512,7 +512,7 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 			return fmt.Errorf("requesting a token of service account %s/%s: %w", v.Namespace, sa, err)
 		}
 		data[tokenKey(audience)] = []byte(tr.Status.Token)
-		at := time.Now().Add(time.Duration(exp) * time.Second * 8 / 10)
+		at := s.opts.Clock.Now().Add(time.Duration(exp) * time.Second * 8 / 10)
 		if refresh.IsZero() || at.Before(refresh) {
 			refresh = at
 		}
@@ -531,7 +531,7 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 	if err == nil {
 		// Renewed when 80% of the shortest life has passed, whatever the
 		// resync period.
-		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, time.Until(refresh))
+		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, refresh.Sub(s.opts.Clock.Now()))
 	}
 	return s.reportClash(err, v)
 }

@@ -36,7 +36,12 @@ func startControlPlane(t testing.TB, name, version string) *controlplane.Control
 
 func startSyncer(t testing.TB, name string, virtual, host *rest.Config) *syncer.Syncer {
 	t.Helper()
-	s, err := syncer.New(syncer.Options{Name: name, Virtual: virtual, Host: host, MirrorAllNodes: true})
+	return startSyncerWith(t, syncer.Options{Name: name, Virtual: virtual, Host: host, MirrorAllNodes: true})
+}
+
+func startSyncerWith(t testing.TB, opts syncer.Options) *syncer.Syncer {
+	t.Helper()
+	s, err := syncer.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +51,15 @@ func startSyncer(t testing.TB, name string, virtual, host *rest.Config) *syncer.
 		t.Fatal(err)
 	}
 	return s
+}
+
+// teardown removes what a syncer made on the host.
+func teardown(t testing.TB, s *syncer.Syncer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := s.Teardown(ctx); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestRestartMidRollout stops the syncer while a Deployment rolls out and
@@ -58,13 +72,7 @@ func TestRestartMidRollout(t *testing.T) {
 			name := "r" + strings.ReplaceAll(version, ".", "")
 			cp := startControlPlane(t, name, version)
 			first := startSyncer(t, name, cp.RESTConfig(), testHost.RESTConfig())
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				defer cancel()
-				if err := first.Teardown(ctx); err != nil {
-					t.Error(err)
-				}
-			})
+			t.Cleanup(func() { teardown(t, first) })
 			hostNS := first.HostNamespace()
 			kc := cp.KubeconfigPath()
 			kubectl(t, kc, strings.NewReplacer("replicas: 3", fmt.Sprintf("replicas: %d", replicas), "namespace: shop", "namespace: default").Replace(deployment), "apply", "-f", "-")
@@ -98,13 +106,7 @@ func TestRestartMidRollout(t *testing.T) {
 			t.Logf("stopped with %d of %d virtual pods bound", running, len(mid.Items))
 
 			second := startSyncer(t, name, cp.RESTConfig(), testHost.RESTConfig())
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				defer cancel()
-				if err := second.Teardown(ctx); err != nil {
-					t.Error(err)
-				}
-			})
+			t.Cleanup(func() { teardown(t, second) })
 			kubectl(t, kc, "", "wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
 
 			// Exactly the right objects, once things settle.

@@ -72,10 +72,6 @@ func (s *Syncer) syncService(ctx context.Context, key string) error {
 	return s.followHostService(ctx, v, h)
 }
 
-// isAllocated reports whether the host refused a Service for its cluster
-// IPs or node ports, by the structured causes of its error: the host then
-// picks its own. (The one reason in practice is that they are taken; one out
-// of the host's range is handled the same way.)
 // recreate makes a virtual Service again that followHostService deleted to
 // give it the host's cluster IP; a failure is retried by the queue.
 func (s *Syncer) recreate(ctx context.Context, key string) error {
@@ -92,6 +88,10 @@ func (s *Syncer) recreate(ctx context.Context, key string) error {
 	return fmt.Errorf("making virtual Service %s again with the host's cluster IP: %w", key, err)
 }
 
+// isAllocated reports whether the host refused a Service for its cluster
+// IPs or node ports, by the structured causes of its error: the host then
+// picks its own. (The one reason in practice is that they are taken; one out
+// of the host's range is handled the same way.)
 func isAllocated(err error) bool {
 	var status apierrors.APIStatus
 	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
@@ -170,6 +170,16 @@ func (s *Syncer) followHostService(ctx context.Context, v, h *corev1.Service) er
 		// rather than deleting the host copy.
 		s.recreating.Store(key, re)
 		uid := v.UID
+		if len(v.Finalizers) > 0 {
+			// They would hold the old object, and its IP, for ever: the new
+			// object carries them on.
+			cp := v.DeepCopy()
+			cp.Finalizers = nil
+			if _, err := api.Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
+				s.recreating.Delete(key)
+				return ignoreGone(err)
+			}
+		}
 		if err := api.Delete(ctx, v.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
 			s.recreating.Delete(key)
 			return ignoreGone(err)

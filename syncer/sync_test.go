@@ -30,6 +30,7 @@ func TestSync(t *testing.T) {
 			t.Run("Nodes", env.testNodes)
 			t.Run("Deployment", env.testDeployment)
 			t.Run("Service", env.testService)
+			t.Run("ServiceIPTaken", env.testServiceIPTaken)
 			t.Run("ConfigMapSecret", env.testConfigMapSecret)
 			t.Run("Job", env.testJob)
 			t.Run("PVC", env.testPVC)

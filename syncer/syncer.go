@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 )
 
 // Options configure a Syncer.
@@ -54,6 +55,9 @@ type Options struct {
 	Kubelet *KubeletOptions
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
+	// Clock times the queues' delayed work (back-offs, token renewals); nil
+	// is the real clock. A test steps a fake one to bring a renewal due.
+	Clock clock.WithTicker
 }
 
 // Syncer keeps the workloads of one virtual cluster running on the host: it
@@ -97,6 +101,9 @@ func New(opts Options) (*Syncer, error) {
 	}
 	if opts.HostNamespace == "" {
 		opts.HostNamespace = DefaultHostNamespace(opts.Name)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.Resync <= 0 {
 		opts.Resync = 10 * time.Minute
