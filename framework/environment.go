@@ -237,7 +237,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	if err := os.MkdirAll(vc.dir, 0o700); err != nil {
 		return fail(err)
 	}
-	inner, err := vcluster.Start(ctx, vcluster.Config{
+	inner, err := startCluster(ctx, vcluster.Config{
 		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h, Backend: e.opts.storage, Flags: e.opts.flagsFor(v).Merge(co.flags),
 		Syncer: func(o *syncer.Options) {
 			o.AllowPrivileged = e.opts.syncer.AllowPrivileged
@@ -267,6 +267,10 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	e.logf("%s (%s) ready in %s", vc.name, v, time.Since(start).Round(10*time.Millisecond))
 	return vc, nil
 }
+
+// startCluster is vcluster.Start, held in a variable so that a test can make
+// a start outlast a Destroy that gave up waiting for it.
+var startCluster = vcluster.Start
 
 // reserve claims a name for a cluster being created, so that Destroy knows of
 // it from the first moment (a create cut short still has a folder to remove).

@@ -23,6 +23,7 @@ import (
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/vcluster"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -287,4 +288,50 @@ func faultTable() string {
 	}
 	return fmt.Sprintf("faults tried: %d, survived: %d\n| fault | outcome |\n|---|---|\n%s\n",
 		len(faults.rows), faults.ok, strings.Join(faults.rows, "\n"))
+}
+
+// TestCreateFinishingAfterDestroy: a create whose start outlasts a Destroy
+// that gave up waiting for it (a start that does not heed cancellation) must
+// not hand back a live cluster nobody tears down: it stops what it started.
+func TestCreateFinishingAfterDestroy(t *testing.T) {
+	fault(t, "a create that finishes after Destroy gave up waiting for it")
+	started, release := make(chan struct{}), make(chan struct{})
+	real := *framework.StartCluster
+	*framework.StartCluster = func(ctx context.Context, cfg vcluster.Config) (*vcluster.VCluster, error) {
+		vc, err := real(ctx, cfg)
+		close(started)
+		<-release // past the Destroy, as a start that ignores its context would be
+		return vc, err
+	}
+	defer func() { *framework.StartCluster = real }()
+
+	dir := t.TempDir()
+	e, err := framework.New(sharedHost(t), framework.WithStateDir(dir), framework.WithLog(testLog{t}), framework.WithTimeouts(0, 2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, err := e.Create(context.Background(), "1.37", framework.WithName("late"))
+		created <- err
+	}()
+	select {
+	case <-started:
+	case err := <-created:
+		t.Fatalf("the create ended before its start did: %v", err)
+	}
+	if err := e.Destroy(context.Background()); err == nil || !strings.Contains(err.Error(), "creates still running") {
+		t.Errorf("Destroy did not say it gave up waiting: %v", err)
+	}
+	close(release)
+	if err := <-created; err == nil || !strings.Contains(err.Error(), "destroyed while the cluster was being created") {
+		t.Errorf("the late create returned %v", err)
+	}
+	if left := leftovers(filepath.Join(dir, "clusters", "late"), nil); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	ns, err := hostClientset(t).CoreV1().Namespaces().Get(context.Background(), framework.HostNamespace("late"), metav1.GetOptions{})
+	if err == nil && ns.DeletionTimestamp == nil {
+		t.Errorf("host namespace %s left behind", ns.Name)
+	}
 }
