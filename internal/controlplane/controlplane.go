@@ -141,18 +141,19 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	}
 
 	// A free port can be taken by another process between our probe and the
-	// apiserver's bind; that shows as an early exit, and we try another port.
+	// apiserver's bind, seconds later; that shows as an exit before it is
+	// ready, and we try another port. A port the caller chose is kept.
 	for attempt := 1; ; attempt++ {
 		err = cp.startProcesses(ctx, files, controllers)
-		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 {
+		if err == nil {
+			err = cp.waitReady(ctx)
+		}
+		if err == nil || !errors.Is(err, errPortTaken) || attempt == 3 || cfg.Port != 0 {
 			break
 		}
 		cp.stopProcesses()
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := cp.waitReady(ctx); err != nil {
 		return nil, err
 	}
 	cp.supervise()
@@ -407,7 +408,7 @@ func (cp *ControlPlane) restartExited(restarts map[string]int) error {
 func (cp *ControlPlane) exitError(p *proc.Process, err error, restarts int) error {
 	tail := p.Tail(15)
 	if strings.Contains(tail, "address already in use") {
-		return errPortTaken
+		return fmt.Errorf("%s: %w: %s", p.Name, errPortTaken, lastWords(tail))
 	}
 	again := ""
 	if restarts > 0 {
@@ -470,7 +471,8 @@ func enoughSpace(dir string) error {
 	}
 }
 
-func freePort() (int, error) {
+// freePort is a variable so that a test can hand out a port that is taken.
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)

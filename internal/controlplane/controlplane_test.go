@@ -260,3 +260,42 @@ func TestFullDiskIsNamed(t *testing.T) {
 		t.Errorf("left on the full file system: %v", entries)
 	}
 }
+
+// TestPortTakenBeforeTheBind: another process takes the port vmatrix chose
+// before the apiserver binds it; the start tries another port and succeeds.
+// A port the caller asked for that is taken gives an error naming it.
+func TestPortTakenBeforeTheBind(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	thief, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	taken := thief.Addr().(*net.TCPAddr).Port
+	real, handed := freePort, 0
+	freePort = func() (int, error) {
+		if handed++; handed == 1 {
+			return taken, nil
+		}
+		return real()
+	}
+	defer func() { freePort = real }()
+	cp, err := Start(context.Background(), Config{Name: "t", Dir: t.TempDir(), Version: v, Binaries: bins})
+	if err != nil {
+		t.Fatalf("start with its first port taken: %v", err)
+	}
+	defer cp.Stop()
+	if cp.Port() == taken || handed != 2 {
+		t.Errorf("port %d after %d choices; the taken one was %d", cp.Port(), handed, taken)
+	}
+
+	dir := t.TempDir()
+	_, err = Start(context.Background(), Config{Name: "t", Dir: dir, Version: v, Binaries: bins, Port: taken})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(taken)) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken port it was given: %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if pids := proc.WithArg(dir); len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
+	}
+}
