@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,25 +57,65 @@ func TestComponentKilledMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, component := range []string{"kube-apiserver", "kube-controller-manager"} {
-		ns, err := vc.NewNamespace(ctx, "rollout")
-		if err != nil {
-			t.Fatal(err)
+		killMidRollout(t, vc, component, vc.PIDs()[component])
+	}
+}
+
+// TestStorageKilledMidRollout: kill -9 of the etcd vmatrix runs for a cluster
+// in the middle of a 30-replica rollout; it is started again on its data and
+// the rollout completes.
+func TestStorageKilledMidRollout(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("no etcd here (make deps installs it)")
+	}
+	fault(t, "kill -9 of the cluster's etcd during a 30-replica rollout")
+	ctx := context.Background()
+	dir := t.TempDir()
+	e, err := framework.New(sharedHost(t), framework.WithStateDir(dir), framework.WithLog(testLog{t}), framework.WithStorage(framework.StorageEtcd, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx)
+	vc, err := e.Create(ctx, "1.37", framework.WithName("etcd-faults"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd := 0
+	for _, pid := range proc.WithArg(dir) {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); filepath.Base(strings.SplitN(string(cmd), "\x00", 2)[0]) == "etcd" {
+			etcd = pid
 		}
-		if err := vc.ApplyIn(ctx, ns, bigDeployment); err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Kill(vc.PIDs()[component], syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "big"), fixtures.DeploymentAvailable()); err != nil {
-			t.Fatalf("rollout after kill -9 of %s: %v", component, err)
-		}
-		if n := vc.Restarts()[component]; n != 1 {
-			t.Errorf("%s restarted %d times, want 1", component, n)
-		}
-		if err := vc.Err(); err != nil {
-			t.Errorf("the cluster reports a failure: %v", err)
-		}
+	}
+	if etcd == 0 {
+		t.Fatal("no etcd process of the cluster found")
+	}
+	killMidRollout(t, vc, "etcd", etcd)
+}
+
+// killMidRollout starts a 30-replica rollout, kills component (pid) with
+// SIGKILL, and checks that the rollout completes, the component was
+// restarted once, and the cluster reports no failure.
+func killMidRollout(t *testing.T, vc *framework.VirtualCluster, component string, pid int) {
+	t.Helper()
+	ctx := context.Background()
+	ns, err := vc.NewNamespace(ctx, "rollout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vc.ApplyIn(ctx, ns, bigDeployment); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "big"), fixtures.DeploymentAvailable()); err != nil {
+		t.Fatalf("rollout after kill -9 of %s: %v", component, err)
+	}
+	if n := vc.Restarts()[component]; n != 1 {
+		t.Errorf("%s restarted %d times, want 1", component, n)
+	}
+	if err := vc.Err(); err != nil {
+		t.Errorf("the cluster reports a failure: %v", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/load"
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -339,4 +340,83 @@ func TestCleanupAfterKilledRun(t *testing.T) {
 	if out := c.mustRun("cleanup"); strings.TrimSpace(out) != "nothing to clean up" {
 		t.Errorf("second cleanup:\n%s", out)
 	}
+}
+
+// TestSupervisorKilledMidRollout: kill -9 of the process that holds a
+// cluster's store and syncer while 30 pods roll out: its components die with
+// it, list says dead, and cleanup removes the cluster and everything it made
+// on the host, while another cluster on the same host carries on.
+func TestSupervisorKilledMidRollout(t *testing.T) {
+	c := newCLI(t)
+	c.mustRun("create", "a", "--version", "1.37")
+	c.mustRun("create", "b", "--version", "1.37")
+	kc := strings.TrimSpace(c.mustRun("kubeconfig", "a"))
+	deployment := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(deployment, []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: big, namespace: default}
+spec:
+  replicas: 30
+  selector: {matchLabels: {app: big}}
+  template:
+    metadata: {labels: {app: big}}
+    spec: {containers: [{name: app, image: registry.example/app:1}]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, kc, "apply", "-f", deployment)
+	hostKC := strings.TrimSpace(c.mustRun("host", "kubeconfig"))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if pods := strings.Fields(kubectl(t, hostKC, "get", "pods", "-n", "vmatrix-a", "-o", "name")); len(pods) >= 5 {
+			t.Logf("%d host pods when the supervisor is killed", len(pods))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rollout never reached the host")
+		}
+	}
+	rec, err := state.Read(filepath.Join(c.stateDir, "clusters", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(rec.Supervisor, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if line := lineOf(c.mustRun("list"), "a "); strings.Contains(line, "dead") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("list after kill -9 of a's supervisor: %q", line)
+		}
+	}
+	// They get SIGKILL as it dies; a big process takes a moment to go.
+	for name, pid := range rec.PIDs {
+		for deadline := time.Now().Add(5 * time.Second); proc.Alive(pid); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("%s (pid %d) outlived its supervisor", name, pid)
+				break
+			}
+		}
+	}
+	if out := c.mustRun("cleanup"); !strings.Contains(out, "removed virtual cluster a") || strings.Contains(out, "removed virtual cluster b") {
+		t.Errorf("cleanup:\n%s", out)
+	}
+	ns := kubectl(t, hostKC, "get", "ns", "vmatrix-a", "--ignore-not-found", "-o", "jsonpath={.status.phase}")
+	if ns != "" && ns != "Terminating" {
+		t.Errorf("host namespace vmatrix-a after cleanup: %q", ns)
+	}
+	if pids := proc.WithArg(filepath.Join(c.stateDir, "clusters", "a")); len(pids) > 0 {
+		t.Errorf("processes of a left: %v", pids)
+	}
+	kubectl(t, strings.TrimSpace(c.mustRun("kubeconfig", "b")), "get", "ns", "default")
+	c.mustRun("delete", "b")
+}
+
+func lineOf(out, prefix string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
 }
