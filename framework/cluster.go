@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,16 +49,59 @@ type VirtualCluster struct {
 func (vc *VirtualCluster) Name() string { return vc.name }
 
 // Version is the Kubernetes release the cluster runs, e.g. "v1.36.3".
-func (vc *VirtualCluster) Version() string { return vc.version.String() }
+func (vc *VirtualCluster) Version() string { return vc.release().String() }
 
 // MinorVersion is the release's minor, e.g. "1.36": the form test names and
 // version matrices use.
-func (vc *VirtualCluster) MinorVersion() string { return vc.version.MinorString() }
+func (vc *VirtualCluster) MinorVersion() string { return vc.release().MinorString() }
 
 // SemVer is the release without the "v", e.g. "1.36.3", as semantic-version
 // constraint libraries expect it.
 func (vc *VirtualCluster) SemVer() string {
-	return fmt.Sprintf("%d.%d.%d", vc.version.Major, vc.version.Minor, vc.version.Patch)
+	v := vc.release()
+	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+}
+
+// release is the version, which Upgrade changes.
+func (vc *VirtualCluster) release() k8sdist.Version {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	return vc.version
+}
+
+// Upgrade upgrades the cluster in place to version ("1.36" for its newest
+// patch, or "1.36.3"): one minor at a time, or a newer patch, as kubeadm
+// allows. The apiserver and controller manager of the new version start on
+// the same storage and certificates, so every object keeps its UID; the
+// syncer runs on, so the pods on the host are not made again. A downgrade, a
+// skipped minor or an unknown version is refused before anything stops.
+func (vc *VirtualCluster) Upgrade(ctx context.Context, version string) error {
+	vc.mu.Lock()
+	inner, from := vc.inner, vc.version
+	vc.mu.Unlock()
+	if inner == nil {
+		return fmt.Errorf("%s: only a cluster this Environment created can be upgraded", vc)
+	}
+	v, err := k8sdist.Resolve(ctx, version)
+	if err != nil {
+		return fmt.Errorf("%s: %w", vc, err)
+	}
+	if err := k8sdist.CheckUpgrade(from, v); err != nil {
+		return fmt.Errorf("%s: %w", vc, err)
+	}
+	bins, err := vc.env.source.Kubernetes(ctx, v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", vc, err)
+	}
+	start := time.Now()
+	if err := inner.Upgrade(ctx, v, bins); err != nil {
+		return fmt.Errorf("%s: %w", vc, err)
+	}
+	vc.mu.Lock()
+	vc.version = v
+	vc.mu.Unlock()
+	vc.env.logf("%s upgraded from %s in %s", vc, from, time.Since(start).Round(10*time.Millisecond))
+	return nil
 }
 
 // KubeconfigPath is a self-contained admin kubeconfig of the cluster.
@@ -87,7 +131,7 @@ func (vc *VirtualCluster) KubectlCommand() string {
 }
 
 // String names the cluster and its version, e.g. "v1-36 (v1.36.3)".
-func (vc *VirtualCluster) String() string { return fmt.Sprintf("%s (%s)", vc.name, vc.version) }
+func (vc *VirtualCluster) String() string { return fmt.Sprintf("%s (%s)", vc.name, vc.release()) }
 
 // NewNamespace creates a namespace named prefix-XXXXX, labelled as a test
 // namespace so that resetting a reused cluster removes it, and returns its

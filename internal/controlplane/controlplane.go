@@ -184,7 +184,11 @@ func (cp *ControlPlane) RESTConfig() *rest.Config { return rest.CopyConfig(cp.re
 func (cp *ControlPlane) Port() int { return cp.port }
 
 // Version is the Kubernetes version this control plane runs.
-func (cp *ControlPlane) Version() k8sdist.Version { return cp.cfg.Version }
+func (cp *ControlPlane) Version() k8sdist.Version {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.cfg.Version
+}
 
 // PIDs lists the child processes, by component name.
 func (cp *ControlPlane) PIDs() map[string]int {

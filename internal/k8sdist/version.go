@@ -68,3 +68,18 @@ func parseNumber(p string) (int, bool) {
 	n, err := strconv.Atoi(p)
 	return n, err == nil
 }
+
+// CheckUpgrade says whether a cluster at from may be upgraded in place to
+// to: one minor at a time, or a newer patch of the same minor, as kubeadm
+// allows. The error is one line that names both versions.
+func CheckUpgrade(from, to Version) error {
+	switch {
+	case to == from:
+		return fmt.Errorf("the cluster runs %s already", from)
+	case to.Less(from):
+		return fmt.Errorf("%s is older than %s: a cluster is not downgraded", to, from)
+	case to.Major != from.Major || to.Minor > from.Minor+1:
+		return fmt.Errorf("%s to %s skips a minor: upgrade one minor at a time (to %d.%d first)", from, to, from.Major, from.Minor+1)
+	}
+	return nil
+}

@@ -80,3 +80,25 @@ func ExampleParseVersion() {
 	// v1.36.3 true <nil>
 	// v0.0.0 false invalid Kubernetes version "1.36.3.4": want MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 1.36 or v1.36.3
 }
+
+func TestCheckUpgrade(t *testing.T) {
+	v := func(minor, patch int) Version { return Version{1, minor, patch} }
+	for _, c := range []struct {
+		from, to Version
+		err      string
+	}{
+		{v(35, 4), v(36, 3), ""},
+		{v(35, 1), v(35, 4), ""},
+		{v(36, 3), v(37, 0), ""},
+		{v(35, 4), v(37, 2), "skips a minor: upgrade one minor at a time (to 1.36 first)"},
+		{v(35, 4), v(34, 4), "v1.34.4 is older than v1.35.4: a cluster is not downgraded"},
+		{v(35, 4), v(35, 1), "is older than"},
+		{v(35, 4), v(35, 4), "runs v1.35.4 already"},
+		{v(35, 4), Version{2, 0, 0}, "skips a minor"},
+	} {
+		err := CheckUpgrade(c.from, c.to)
+		if (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("CheckUpgrade(%s, %s) = %v, want %q", c.from, c.to, err, c.err)
+		}
+	}
+}

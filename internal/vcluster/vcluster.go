@@ -88,7 +88,7 @@ func Start(ctx context.Context, cfg Config) (*VCluster, error) {
 }
 
 func (v *VCluster) Name() string             { return v.cfg.Name }
-func (v *VCluster) Version() k8sdist.Version { return v.cfg.Version }
+func (v *VCluster) Version() k8sdist.Version { return v.cp.Version() }
 func (v *VCluster) KubeconfigPath() string   { return v.cp.KubeconfigPath() }
 func (v *VCluster) RESTConfig() *rest.Config { return v.cp.RESTConfig() }
 func (v *VCluster) Port() int                { return v.cp.Port() }
@@ -98,6 +98,13 @@ func (v *VCluster) PIDs() map[string]int     { return v.cp.PIDs() }
 // closed when that changes.
 func (v *VCluster) Health() controlplane.Health { return v.cp.Health() }
 func (v *VCluster) Changed() <-chan struct{}    { return v.cp.Changed() }
+
+// Upgrade runs the cluster's control plane at version, on the same storage
+// and PKI (controlplane.ControlPlane.Upgrade). The syncer keeps running, so
+// the workloads on the host are not made again.
+func (v *VCluster) Upgrade(ctx context.Context, version k8sdist.Version, bins k8sdist.Binaries) error {
+	return v.cp.Upgrade(ctx, version, bins)
+}
 
 // HostNamespace is the host namespace that holds the cluster's workloads.
 func (v *VCluster) HostNamespace() string { return v.syncer.HostNamespace() }
