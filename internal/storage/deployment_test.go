@@ -33,7 +33,7 @@ spec:
 
 // TestDeploymentOnEachBackend runs the syncer's Deployment scenario on a 1.36
 // virtual cluster of each backend, on an embedded host: the Deployment becomes
-// Available, and deleting the cluster drops what vmatrix made in the backend.
+// Available, stays so across an in-place upgrade to 1.37, and deleting the cluster drops what vmatrix made in the backend.
 func TestDeploymentOnEachBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an embedded host")
@@ -46,6 +46,10 @@ func TestDeploymentOnEachBackend(t *testing.T) {
 	}
 	t.Cleanup(func() { h.Stop() })
 	v, bins, err := src.Release(ctx, "1.36")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, nextBins, err := src.Release(ctx, "1.37")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +70,27 @@ func TestDeploymentOnEachBackend(t *testing.T) {
 			if out, err := apply.CombinedOutput(); err != nil {
 				t.Fatalf("kubectl apply: %v\n%s", err, out)
 			}
-			wait := exec.Command("kubectl", "--kubeconfig", vc.KubeconfigPath(), "wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
-			if out, err := wait.CombinedOutput(); err != nil {
-				t.Fatalf("kubectl wait: %v\n%s", err, out)
+			kubectl := func(args ...string) string {
+				out, err := exec.Command("kubectl", append([]string{"--kubeconfig", vc.KubeconfigPath()}, args...)...).CombinedOutput()
+				if err != nil {
+					t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+				}
+				return string(out)
 			}
+			kubectl("wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
+			// Upgraded in place to 1.37 on the same store: the Deployment is the
+			// same object, and still Available.
+			uid := kubectl("get", "deployment/web", "-o", "jsonpath={.metadata.uid}")
+			if err := vc.Upgrade(ctx, next, nextBins); err != nil {
+				t.Fatal(err)
+			}
+			if got := kubectl("version", "-o", "json"); !strings.Contains(got, `"gitVersion": "`+next.String()+`"`) {
+				t.Errorf("after the upgrade to %s: %s", next, got)
+			}
+			if now := kubectl("get", "deployment/web", "-o", "jsonpath={.metadata.uid}"); now != uid {
+				t.Errorf("the Deployment's UID was %s before the upgrade, %s after", uid, now)
+			}
+			kubectl("wait", "--for=condition=Available", "deployment/web", "--timeout=120s")
 		})
 	}
 }
