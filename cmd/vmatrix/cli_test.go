@@ -324,3 +324,35 @@ func TestCreateOnAnExistingHost(t *testing.T) {
 	user.mustRun("delete", "guest")
 	owner.mustRun("delete", "anchor")
 }
+
+// TestUpgradeCommand: vmatrix upgrade refuses a skipped minor, a downgrade
+// and an unknown version in one line with the cluster on its version, and
+// upgrades one minor in place.
+func TestUpgradeCommand(t *testing.T) {
+	c := newCLI(t)
+	c.mustRun("create", "u", "--version", "1.35")
+	from, to := resolve(t, "1.35"), resolve(t, "1.36")
+	for _, bad := range []string{"1.37", "1.34", "1.99"} {
+		if _, errOut, code := c.run("upgrade", "u", "--version", bad); code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("upgrade to %s: exit %d, %q", bad, code, errOut)
+		}
+		if line := lineOf(c.mustRun("list"), "u "); !strings.Contains(line, from) || !strings.Contains(line, "running") {
+			t.Errorf("after the refused upgrade to %s: %q", bad, line)
+		}
+	}
+	kc := strings.TrimSpace(c.mustRun("kubeconfig", "u"))
+	uid := kubectl(t, kc, "get", "ns", "default", "-o", "jsonpath={.metadata.uid}")
+	if out := c.mustRun("upgrade", "u", "--version", "1.36"); !strings.Contains(out, "from "+from+" to "+to) {
+		t.Errorf("upgrade said %q", out)
+	}
+	if line := lineOf(c.mustRun("list"), "u "); !strings.Contains(line, to) || !strings.Contains(line, "running") {
+		t.Errorf("list after the upgrade: %q", line)
+	}
+	if v := kubectl(t, kc, "version", "-o", "json"); !strings.Contains(v, `"gitVersion": "`+to+`"`) {
+		t.Errorf("kubectl version after the upgrade:\n%s", v)
+	}
+	if now := kubectl(t, kc, "get", "ns", "default", "-o", "jsonpath={.metadata.uid}"); now != uid {
+		t.Errorf("namespace default was %s, is %s", uid, now)
+	}
+	c.mustRun("delete", "u")
+}

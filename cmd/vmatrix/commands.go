@@ -40,7 +40,7 @@ func newRootCommand() *cobra.Command {
 		return &local.Manager{Root: r, Log: os.Stderr, Source: k8sdist.Source{Log: os.Stderr}}
 	}
 	root.AddCommand(
-		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), renderCommand(), controlplaneCommand(),
+		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), upgradeCommand(manager), renderCommand(), controlplaneCommand(),
 		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(),
 		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(),
@@ -110,6 +110,33 @@ func deleteCommand(manager func() *local.Manager) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func upgradeCommand(manager func() *local.Manager) *cobra.Command {
+	var version string
+	cmd := &cobra.Command{
+		Use:   "upgrade NAME --version VERSION",
+		Short: "Upgrade a running virtual cluster in place, one minor at a time",
+		Long: `Upgrade runs a virtual cluster's apiserver and controller manager at a newer
+version on the same storage and certificates: every object keeps its UID, and the
+pods on the host run on. One minor at a time (1.35 to 1.36), or a newer patch, as
+kubeadm allows; a downgrade or a skipped minor is refused before anything stops.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			start := time.Now()
+			from, to, err := manager().Upgrade(ctx, args[0], version)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("upgraded virtual cluster %q from %s to %s in %s\n", args[0], from, to, time.Since(start).Round(10*time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&version, "version", "", "the Kubernetes version to upgrade to, e.g. 1.36 or 1.36.3")
+	_ = cmd.MarkFlagRequired("version")
+	return cmd
 }
 
 func listCommand(manager func() *local.Manager) *cobra.Command {

@@ -54,7 +54,18 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	if err != nil {
 		return report(ready, err)
 	}
-	rec.Port, rec.PIDs, rec.Ready = vc.Port(), vc.PIDs(), true
+	control, removeControl, err := controlSocketPath(dir)
+	if err != nil {
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
+	}
+	defer removeControl()
+	upgrades := make(chan upgradeRequest)
+	stopControl, err := serveControl(ctx, control, upgrades)
+	if err != nil {
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
+	}
+	defer stopControl()
+	rec.Port, rec.PIDs, rec.Ready, rec.Control = vc.Port(), vc.PIDs(), true, control
 	if err := state.Write(dir, rec); err != nil {
 		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
 	}
@@ -66,6 +77,10 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 		case <-ctx.Done():
 			return vc.Stop()
 		case <-vc.Changed():
+		case up := <-upgrades:
+			err := upgrade(ctx, vc, up.version)
+			rec.Version = vc.Version().String()
+			up.done <- err
 		}
 		h := vc.Health()
 		rec.PIDs, rec.Health, rec.Restarts, rec.Failure = vc.PIDs(), h.State, h.Restarts, ""
@@ -76,6 +91,15 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 			fmt.Fprintln(os.Stderr, "writing the cluster's record:", err)
 		}
 	}
+}
+
+// upgrade runs vc at version v; the binaries are in the cache already.
+func upgrade(ctx context.Context, vc *vcluster.VCluster, v k8sdist.Version) error {
+	bins, err := k8sdist.Source{}.Kubernetes(ctx, v)
+	if err != nil {
+		return err
+	}
+	return vc.Upgrade(ctx, v, bins)
 }
 
 // ServeHost runs the embedded host recorded in dir until ctx ends.

@@ -77,6 +77,8 @@ type Record struct {
 	// the file is readable by its owner only, and nothing prints the DSN.
 	Backend    string `json:"backend,omitempty"`
 	BackendDSN string `json:"backendDSN,omitempty"`
+	// Control is the supervisor's control socket (vmatrix upgrade).
+	Control string `json:"control,omitempty"`
 }
 
 // EmbeddedHost is the Host value of clusters on the embedded host.
