@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,24 +32,11 @@ func CachedBinaries(request, cacheDir string) (k8sdist.Version, k8sdist.Binaries
 	if _, _, err := k8sdist.ParseVersion(request); err != nil {
 		return k8sdist.Version{}, k8sdist.Binaries{}, err
 	}
-	dir := filepath.Join(cacheDir, "k8s")
-	entries, _ := os.ReadDir(dir)
-	var cached []k8sdist.Version
-	for _, e := range entries {
-		v, exact, err := k8sdist.ParseVersion(e.Name())
-		if err == nil && exact && e.Name() == v.String() && usable(controlPlane(dir, v)) {
-			cached = append(cached, v)
-		}
+	cached, err := k8sdist.Source{CacheDir: cacheDir}.Cached()
+	if err != nil {
+		return k8sdist.Version{}, k8sdist.Binaries{}, err
 	}
-	slices.SortFunc(cached, func(a, b k8sdist.Version) int {
-		switch {
-		case a.Less(b):
-			return -1
-		case b.Less(a):
-			return 1
-		}
-		return 0
-	})
+	dir := filepath.Join(cacheDir, "k8s")
 	v, err := k8sdist.ResolveIn(request, cached)
 	if err != nil {
 		held := "none"
@@ -59,24 +47,23 @@ func CachedBinaries(request, cacheDir string) (k8sdist.Version, k8sdist.Binaries
 			}
 			held = strings.Join(list, ", ")
 		}
-		return v, k8sdist.Binaries{}, fmt.Errorf("Kubernetes %s: its kube-apiserver and kube-controller-manager are not in the binary cache %s (cached: %s); run `vmatrix versions pull %s` first",
+		return v, k8sdist.Binaries{}, fmt.Errorf("Kubernetes %s: its binaries are not in the cache %s (cached: %s); run `vmatrix versions pull %s` first",
 			request, dir, held, request)
 	}
-	return v, controlPlane(dir, v), nil
-}
-
-func controlPlane(dir string, v k8sdist.Version) k8sdist.Binaries {
 	d := filepath.Join(dir, v.String())
-	return k8sdist.Binaries{APIServer: filepath.Join(d, "kube-apiserver"), ControllerManager: filepath.Join(d, "kube-controller-manager")}
+	return v, k8sdist.Binaries{APIServer: filepath.Join(d, "kube-apiserver"), ControllerManager: filepath.Join(d, "kube-controller-manager")}, nil
 }
 
-func usable(b k8sdist.Binaries) bool {
-	for _, p := range []string{b.APIServer, b.ControllerManager} {
-		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return false
-		}
+// BuildVMatrix builds the vmatrix of the module in the working directory as
+// make image does: without cgo (kine then uses its pure-Go SQLite driver,
+// and the binary is static), without paths or debug information. For tests.
+func BuildVMatrix(ctx context.Context, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/vmatrix/vmatrix/cmd/vmatrix")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building vmatrix: %w\n%s", err, b)
 	}
-	return true
+	return nil
 }
 
 // WriteArchive writes img as an OCI image layout in a tar (what `docker

@@ -8,7 +8,6 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,7 +35,11 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	opts := image.Options{Version: v, Binaries: bins, VMatrix: staticVMatrix(t, t.TempDir())}
+	vmatrix := filepath.Join(t.TempDir(), "vmatrix")
+	if err := image.BuildVMatrix(t.Context(), vmatrix); err != nil {
+		t.Fatal(err)
+	}
+	opts := image.Options{Version: v, Binaries: bins, VMatrix: vmatrix}
 	dir := t.TempDir()
 	build := func(o image.Options, file string) (v1.Hash, string) {
 		t.Helper()
@@ -141,18 +144,6 @@ func TestImageBadInput(t *testing.T) {
 	if _, _, err := image.CachedBinaries(newest, emptyCache); !strings.Contains(fmt.Sprint(err), "vmatrix versions pull 1.37") {
 		t.Errorf("an uncached version does not say how to cache it: %v", err)
 	}
-}
-
-// staticVMatrix builds vmatrix without cgo into dir, as make image does.
-func staticVMatrix(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "vmatrix")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/vmatrix/vmatrix/cmd/vmatrix")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building vmatrix: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func fileSum(t *testing.T, file string) string {

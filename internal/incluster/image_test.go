@@ -64,8 +64,12 @@ func TestImageRuns(t *testing.T) {
 	if pod.Containers[0].Image != image.Reference(v) {
 		t.Errorf("the chart's image is %s, the build's %s", pod.Containers[0].Image, image.Reference(v))
 	}
+	vmatrix := filepath.Join(t.TempDir(), "vmatrix")
+	if err := image.BuildVMatrix(ctx, vmatrix); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
-	img, err := image.Build(image.Options{Version: v, Binaries: bins, VMatrix: staticVMatrix(t)})
+	img, err := image.Build(image.Options{Version: v, Binaries: bins, VMatrix: vmatrix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,18 +314,6 @@ func apiserverPort(t *testing.T, kubeconfig string) int {
 	}
 	t.Fatal("no cluster in " + kubeconfig)
 	return 0
-}
-
-// staticVMatrix builds vmatrix without cgo, as make image does.
-func staticVMatrix(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "vmatrix")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "github.com/vmatrix/vmatrix/cmd/vmatrix")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building vmatrix: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func must(t *testing.T, err error) {
