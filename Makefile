@@ -3,13 +3,22 @@
 VERSIONS ?= 1.35 1.36 1.37
 GO ?= go
 
-.PHONY: build pull test demo vet bench deps skew
+.PHONY: build pull test demo vet bench deps skew image
 
 build:
 	$(GO) build -o bin/vmatrix ./cmd/vmatrix
 
 pull: build
 	bin/vmatrix versions pull $(VERSIONS)
+
+# The in-cluster image of one Kubernetes version, tagged as the chart expects,
+# written as an OCI archive without Docker, from the binary cache only (make
+# pull fills it). Its vmatrix is built without cgo: kine then uses its pure-Go
+# SQLite driver, and the binary is static.
+VERSION ?= 1.37
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/static/vmatrix ./cmd/vmatrix
+	bin/static/vmatrix image build --version $(VERSION) -o bin/vmatrix-image-$(VERSION).tar
 
 # The database servers the storage backend tests start their own throwaway
 # instances of: Debian's postgresql, mariadb-server and etcd-server. Installed

@@ -43,7 +43,7 @@ func newRootCommand() *cobra.Command {
 		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), upgradeCommand(manager), renderCommand(), controlplaneCommand(),
 		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(),
 		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
-		serveClusterCommand(manager), serveHostCommand(),
+		serveClusterCommand(manager), serveHostCommand(), imageCommand(),
 	)
 	return root
 }

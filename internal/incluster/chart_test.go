@@ -11,7 +11,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vmatrix/vmatrix/internal/image"
 	"github.com/vmatrix/vmatrix/internal/incluster"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -143,4 +145,47 @@ func TestValuesDocumented(t *testing.T) {
 			t.Errorf("templates use .Values.%s, which values.yaml does not declare", u)
 		}
 	}
+}
+
+// TestImageReference: the chart's image is the one make image builds for its
+// Kubernetes version, and --set image.repository=..., or image set to a
+// whole reference, replaces it.
+func TestImageReference(t *testing.T) {
+	v, _, err := k8sdist.ParseVersion(chartValue(t, "kubernetesVersion"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		values map[string]any
+		want   string
+	}{
+		{nil, image.Reference(v)},
+		{map[string]any{"kubernetesVersion": "1.36.3"}, image.Repository + ":v1.36.3"},
+		{map[string]any{"image": map[string]any{"repository": "localhost:5001/vmatrix"}}, "localhost:5001/vmatrix:" + image.Tag(v)},
+		{map[string]any{"image": "localhost:5001/vmatrix:test"}, "localhost:5001/vmatrix:test"},
+	} {
+		out, err := incluster.Render(incluster.Release{Name: "demo", Namespace: "vmatrix-demo", Values: c.values})
+		if err != nil {
+			t.Errorf("%v: %v", c.values, err)
+			continue
+		}
+		if m := regexp.MustCompile(`(?m)^\s+image: (\S+)$`).FindStringSubmatch(out); m == nil || m[1] != c.want {
+			t.Errorf("%v: image %q, want %s", c.values, m, c.want)
+		}
+	}
+}
+
+// chartValue reads a top-level string value from values.yaml.
+func chartValue(t *testing.T, key string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(chartSource, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals map[string]any
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := vals[key].(string)
+	return s
 }

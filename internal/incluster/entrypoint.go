@@ -166,7 +166,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		// resolved over the network to whatever patch is newest today.
 		return fmt.Errorf("kubernetesVersion %q: give the exact version of the image's binaries (MAJOR.MINOR.PATCH)", cfg.KubernetesVersion)
 	}
-	bins, err := k8sdist.Source{Log: opts.Log}.Kubernetes(ctx, v)
+	bins, err := k8sdist.Source{Log: opts.Log}.ControlPlane(ctx, v)
 	if err != nil {
 		return err
 	}

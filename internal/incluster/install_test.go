@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -190,38 +192,42 @@ func TestInstall(t *testing.T) {
 		}
 	})
 
-	t.Run("Uninstall", func(t *testing.T) {
-		if err := incluster.Uninstall(ctx, h, name, ns); err != nil {
-			t.Fatal(err)
+	t.Run("Uninstall", func(t *testing.T) { uninstall(t, h, name, ns) })
+}
+
+// uninstall uninstalls a release and checks that nothing of it is left on
+// the host: its namespace, cluster-wide RBAC, synced pods and volumes.
+func uninstall(t *testing.T, h incluster.Host, name, ns string) {
+	ctx := context.Background()
+	if err := incluster.Uninstall(ctx, h, name, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostClient.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s: %v, want it gone", ns, err)
+	}
+	rbac := "vmatrix-" + ns + "-" + name
+	if _, err := hostClient.RbacV1().ClusterRoles().Get(ctx, rbac, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRole %s: %v, want it gone", rbac, err)
+	}
+	if _, err := hostClient.RbacV1().ClusterRoleBindings().Get(ctx, rbac, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRoleBinding %s: %v, want it gone", rbac, err)
+	}
+	pods, err := hostClient.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: syncer.LabelManagedBy + "=" + name})
+	if err != nil || len(pods.Items) > 0 {
+		t.Errorf("synced pods left on the host: %v %v", err, pods)
+	}
+	pvs, err := hostClient.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pv := range pvs.Items {
+		if pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace == ns {
+			eventually(t, 30*time.Second, "volume "+pv.Name+" reclaimed", func(ctx context.Context) (bool, string) {
+				_, err := hostClient.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+				return apierrors.IsNotFound(err), errString(err)
+			})
 		}
-		if _, err := hostClient.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("namespace %s: %v, want it gone", ns, err)
-		}
-		for _, n := range []string{"vmatrix-vmatrix-it-it"} {
-			if _, err := hostClient.RbacV1().ClusterRoles().Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				t.Errorf("ClusterRole %s: %v, want it gone", n, err)
-			}
-			if _, err := hostClient.RbacV1().ClusterRoleBindings().Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				t.Errorf("ClusterRoleBinding %s: %v, want it gone", n, err)
-			}
-		}
-		pods, err := hostClient.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: syncer.LabelManagedBy + "=" + name})
-		if err != nil || len(pods.Items) > 0 {
-			t.Errorf("synced pods left on the host: %v %v", err, pods)
-		}
-		pvs, err := hostClient.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, pv := range pvs.Items {
-			if pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace == ns {
-				eventually(t, 30*time.Second, "volume "+pv.Name+" reclaimed", func(ctx context.Context) (bool, string) {
-					_, err := hostClient.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
-					return apierrors.IsNotFound(err), errString(err)
-				})
-			}
-		}
-	})
+	}
 }
 
 // serviceAccountDir makes what the kubelet mounts for the chart's
@@ -252,6 +258,25 @@ func serviceAccountDir(t *testing.T, ns, sa string) string {
 // tests of this machine share its ports). It returns the data folder once
 // the kubeconfig Secret is filled; the cleanup stops the process.
 func runEntrypoint(t *testing.T, ns, name, saDir string) string {
+	data, _ := runContainer(t, ns, name, saDir, nil)
+	return data
+}
+
+// imageRoot is an unpacked image for runContainer: its root folder and the
+// config that says how a runtime starts it.
+type imageRoot struct {
+	dir    string
+	config v1.Config
+}
+
+// runContainer is runEntrypoint, or with img the container as a runtime
+// would start it from the image: the image's entrypoint and environment, the
+// container's args and environment, the volumes (ConfigMap, data, /tmp, the
+// ServiceAccount's files) put at their mount paths in the root folder, and
+// the process chrooted there as the pod's non-root user. It shares the
+// machine's network, so the apiserver's port is still the process's choice.
+// stop stops the process before the cleanup would.
+func runContainer(t *testing.T, ns, name, saDir string, img *imageRoot) (data string, stop func()) {
 	t.Helper()
 	ctx := context.Background()
 	sts, err := hostClient.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
@@ -263,10 +288,14 @@ func runEntrypoint(t *testing.T, ns, name, saDir string) string {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
+	pod := sts.Spec.Template.Spec
+	c := pod.Containers[0]
 	mounts := map[string]string{}
-	c := sts.Spec.Template.Spec.Containers[0]
 	for _, m := range c.VolumeMounts {
 		mounts[m.MountPath] = filepath.Join(root, m.Name)
+		if img != nil {
+			mounts[m.MountPath] = filepath.Join(img.dir, m.MountPath)
+		}
 		if err := os.MkdirAll(mounts[m.MountPath], 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -277,29 +306,37 @@ func runEntrypoint(t *testing.T, ns, name, saDir string) string {
 	}
 	cfg["port"] = 0
 	out, _ := yaml.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(mounts["/etc/vmatrix"], "config.yaml"), out, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(mounts["/etc/vmatrix"], "config.yaml"), out, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{}
-	for _, a := range c.Args {
-		if flag, value, ok := strings.Cut(a, "="); ok {
-			for path, local := range mounts {
-				if value == path || strings.HasPrefix(value, path+"/") {
-					a = flag + "=" + local + strings.TrimPrefix(value, path)
-					break
-				}
-			}
-		}
-		args = append(args, a)
-	}
-	args = append(args, "--service-account-dir="+saDir)
 	hostURL := strings.TrimPrefix(testHost.RESTConfig().Host, "https://")
 	hostAddr, hostPort, _ := strings.Cut(hostURL, ":")
-	env := append(os.Environ(), "KUBERNETES_SERVICE_HOST="+hostAddr, "KUBERNETES_SERVICE_PORT="+hostPort, "POD_IP=127.0.0.1")
+	podEnv := []string{"KUBERNETES_SERVICE_HOST=" + hostAddr, "KUBERNETES_SERVICE_PORT=" + hostPort, "POD_IP=127.0.0.1"}
 	for _, e := range c.Env {
 		if e.Value != "" {
-			env = append(env, e.Name+"="+e.Value)
+			podEnv = append(podEnv, e.Name+"="+e.Value)
 		}
+	}
+	var cmd *exec.Cmd
+	if img == nil {
+		args := []string{}
+		for _, a := range c.Args {
+			if flag, value, ok := strings.Cut(a, "="); ok {
+				for path, local := range mounts {
+					if value == path || strings.HasPrefix(value, path+"/") {
+						a = flag + "=" + local + strings.TrimPrefix(value, path)
+						break
+					}
+				}
+			}
+			args = append(args, a)
+		}
+		args = append(args, "--service-account-dir="+saDir)
+		cmd = exec.Command(vmatrixBin, args...)
+		cmd.Env = append(os.Environ(), podEnv...)
+	} else {
+		cmd = containerCommand(t, img, pod, c.Args, saDir)
+		cmd.Env = append(slices.Clone(img.config.Env), podEnv...)
 	}
 	logPath := filepath.Join(root, "controlplane.log")
 	logFile, err := os.Create(logPath)
@@ -307,14 +344,13 @@ func runEntrypoint(t *testing.T, ns, name, saDir string) string {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(vmatrixBin, args...)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -328,6 +364,7 @@ func runEntrypoint(t *testing.T, ns, name, saDir string) string {
 			t.Logf("vmatrix controlplane log:\n%s", b)
 		}
 	})
+	t.Cleanup(stop)
 	eventually(t, 2*time.Minute, "the kubeconfig in Secret "+incluster.KubeconfigSecret(name), func(ctx context.Context) (bool, string) {
 		select {
 		case err := <-exited:
@@ -342,7 +379,7 @@ func runEntrypoint(t *testing.T, ns, name, saDir string) string {
 		}
 		return len(s.Data["config"]) > 0, "empty"
 	})
-	return mounts["/data"]
+	return mounts["/data"], stop
 }
 
 func kubeconfigREST(t *testing.T, path string) *rest.Config {

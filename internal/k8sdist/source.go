@@ -80,9 +80,20 @@ func (s Source) cacheDir() (string, error) {
 // downloaded or built goes to the cache, under a lock that makes concurrent
 // callers, in any process, wait for one another instead of repeating work.
 func (s Source) Kubernetes(ctx context.Context, v Version) (Binaries, error) {
+	return s.binaries(ctx, v, components)
+}
+
+// ControlPlane is Kubernetes without the kube-scheduler, which a virtual
+// cluster does not run (the host schedules its pods): the in-cluster image
+// holds only these two, and its pod must not go looking for a third.
+func (s Source) ControlPlane(ctx context.Context, v Version) (Binaries, error) {
+	return s.binaries(ctx, v, components[:2])
+}
+
+func (s Source) binaries(ctx context.Context, v Version, want []component) (Binaries, error) {
 	var b Binaries
 	var wanted []component
-	for _, c := range components {
+	for _, c := range want {
 		p, ok, err := envOverride(c.env)
 		if err != nil {
 			return Binaries{}, err

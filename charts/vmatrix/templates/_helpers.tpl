@@ -25,6 +25,15 @@ app.kubernetes.io/version: {{ .Values.kubernetesVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* image is image.repository:image.tag, or image itself when it is set to a whole reference. */}}
 {{- define "vmatrix.image" -}}
+{{- if kindIs "string" .Values.image -}}
+{{- .Values.image -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default (printf "v%s" .Values.kubernetesVersion) .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vmatrix.imagePullPolicy" -}}
+{{- if kindIs "string" .Values.image -}}IfNotPresent{{- else -}}{{ .Values.image.pullPolicy }}{{- end -}}
 {{- end -}}
