@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/deprecated"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
@@ -67,6 +69,17 @@ func (vc *VirtualCluster) release() k8sdist.Version {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	return vc.version
+}
+
+// DeprecatedAPI is one deprecated API a client called: group, version,
+// resource, the release that removes it, and the user agents that asked.
+type DeprecatedAPI = deprecated.API
+
+// DeprecatedAPIs lists the deprecated APIs that clients other than the
+// cluster's own components (the suite, its operator, kubectl) have called
+// since the cluster was made, as the apiserver marked them in its audit log.
+func (vc *VirtualCluster) DeprecatedAPIs(ctx context.Context) ([]DeprecatedAPI, error) {
+	return deprecated.FromAuditLog(controlplane.AuditLogPath(filepath.Dir(vc.KubeconfigPath())), time.Time{})
 }
 
 // Upgrade upgrades the cluster in place to version ("1.36" for its newest

@@ -144,3 +144,42 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Errorf("the Deployment was seen unavailable: %v", unavailable)
 	}
 }
+
+// TestDeprecatedAPIs: a deprecated API that kubectl calls is reported with
+// its caller; the v1 Endpoints the cluster's own controller manager writes
+// for a Service are not the suite's and are left out.
+func TestDeprecatedAPIs(t *testing.T) {
+	ctx := context.Background()
+	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Destroy(ctx)
+	vc, err := e.Create(ctx, "1.37", framework.WithName("deprecated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := vc.NewNamespace(ctx, "dep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.Apply(ctx, vc, ns, fixtures.DeploymentWithService); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "web"), fixtures.DeploymentAvailable()); err != nil {
+		t.Fatal(err)
+	}
+	if apis, err := vc.DeprecatedAPIs(ctx); err != nil || len(apis) != 0 {
+		t.Fatalf("before any deprecated call: %v, %v", apis, err)
+	}
+	if out, err := kubectlErr(vc.KubeconfigPath(), "get", "componentstatuses"); err != nil {
+		t.Fatalf("kubectl get componentstatuses: %v\n%s", err, out)
+	}
+	apis, err := vc.DeprecatedAPIs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(apis) != 1 || apis[0].Resource != "componentstatuses" || apis[0].Version != "v1" || len(apis[0].Clients) != 1 || !strings.HasPrefix(apis[0].Clients[0], "kubectl/") {
+		t.Errorf("deprecated APIs: %+v, want v1 componentstatuses by kubectl", apis)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/vmatrix/vmatrix/internal/deprecated"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/pki"
@@ -70,7 +71,14 @@ type Config struct {
 	// served by its syncer with a certificate of this PKI. A host's simulated
 	// nodes serve a certificate of their own.
 	VerifyKubelets bool
+	// AuditDeprecated makes the apiserver keep an audit log (AuditLogPath),
+	// from which the deprecated APIs its clients called are read.
+	AuditDeprecated bool
 }
+
+// AuditLogPath is the audit log of the control plane in dir, when
+// Config.AuditDeprecated is set.
+func AuditLogPath(dir string) string { return filepath.Join(dir, "logs", "audit.log") }
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
@@ -116,6 +124,11 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	files, err := pki.Generate(cp.path("pki"), cfg.SANs...)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.AuditDeprecated {
+		if err := os.WriteFile(cp.path("audit-policy.yaml"), []byte(deprecated.AuditPolicy), 0o600); err != nil {
+			return nil, err
+		}
 	}
 	// The controller list comes from the binary's --help; read it while the
 	// apiserver starts instead of before.
@@ -300,6 +313,10 @@ func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 	}
 	if cp.cfg.VerifyKubelets {
 		args = append(args, "--kubelet-certificate-authority="+f.CACert())
+	}
+	if cp.cfg.AuditDeprecated {
+		args = append(args, "--audit-policy-file="+cp.path("audit-policy.yaml"), "--audit-log-path="+AuditLogPath(cp.cfg.Dir),
+			"--audit-log-maxsize=100", "--audit-log-maxbackup=1")
 	}
 	if prefix := cp.store.Prefix(); prefix != "" {
 		args = append(args, "--etcd-prefix="+prefix)

@@ -52,7 +52,7 @@ type VCluster struct {
 func Start(ctx context.Context, cfg Config) (*VCluster, error) {
 	cpc := controlplane.Config{
 		Name: cfg.Name, Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
-		VerifyKubelets: true,
+		VerifyKubelets: true, AuditDeprecated: true,
 		// The host's range, so a Service can carry the host's cluster IP.
 		ServiceCIDR: cfg.Host.ServiceCIDR(),
 		Flags:       cfg.Flags,
