@@ -1,6 +1,7 @@
 package matrix
 
 import (
+	"cmp"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -41,6 +42,11 @@ type VersionResult struct {
 	Duration time.Duration `json:"duration"`
 	LogPath  string        `json:"log"`
 	Tests    []TestResult  `json:"tests,omitempty"`
+	// UpgradedFrom is the version the cluster ran at the step before, in a
+	// run along an upgrade path.
+	UpgradedFrom string `json:"upgradedFrom,omitempty"`
+	// DeprecatedAPIs are those the command called on this version.
+	DeprecatedAPIs []DeprecatedAPI `json:"deprecatedAPIs,omitempty"`
 }
 
 // TestResult is one test of a version's run, when the command reports them.
@@ -186,14 +192,22 @@ type junitSuites struct {
 }
 
 type junitSuite struct {
-	Name      string      `xml:"name,attr"`
-	Tests     int         `xml:"tests,attr"`
-	Failures  int         `xml:"failures,attr"`
-	Errors    int         `xml:"errors,attr"`
-	Skipped   int         `xml:"skipped,attr"`
-	Time      float64     `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr"`
-	Cases     []junitCase `xml:"testcase"`
+	Name       string          `xml:"name,attr"`
+	Tests      int             `xml:"tests,attr"`
+	Failures   int             `xml:"failures,attr"`
+	Errors     int             `xml:"errors,attr"`
+	Skipped    int             `xml:"skipped,attr"`
+	Time       float64         `xml:"time,attr"`
+	Timestamp  string          `xml:"timestamp,attr"`
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Cases      []junitCase     `xml:"testcase"`
+}
+
+// junitProperty carries what a suite found beyond its tests: the
+// deprecated APIs called, the version upgraded from.
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
 }
 
 type junitCase struct {
@@ -216,6 +230,12 @@ func (r *Report) JUnit() ([]byte, error) {
 	doc := junitSuites{Time: r.Duration.Seconds()}
 	for _, v := range r.Versions {
 		suite := junitSuite{Name: "kubernetes " + v.Version, Time: v.Duration.Seconds(), Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05")}
+		if v.UpgradedFrom != "" {
+			suite.Properties = append(suite.Properties, junitProperty{"upgraded-from", v.UpgradedFrom})
+		}
+		for _, a := range v.DeprecatedAPIs {
+			suite.Properties = append(suite.Properties, junitProperty{"deprecated-api", a.String()})
+		}
 		tests := v.Tests
 		if len(tests) == 0 {
 			status := v.Status
@@ -293,6 +313,23 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "\n%d version(s), %s, %s.\n", len(r.Versions), r.Duration.Round(time.Second), map[bool]string{true: "all passed", false: "some failed"}[r.Passed])
+	if len(r.Versions) > 1 && r.Versions[1].UpgradedFrom != "" {
+		b.WriteString("\n### Upgrade path\n\nOne cluster, upgraded in place between the steps.\n\n| step | version | upgraded from | cluster | result |\n|---|---|---|---|---|\n")
+		for i, v := range r.Versions {
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", i+1, v.Version, cmp.Or(v.UpgradedFrom, "(created)"), cmp.Or(v.Cluster, "-"), mark(v.Status))
+		}
+	}
+	deprecatedRows := ""
+	for _, v := range r.Versions {
+		for _, a := range v.DeprecatedAPIs {
+			gv := strings.TrimPrefix(a.Group+"/"+a.Version, "/")
+			res := strings.TrimSuffix(a.Resource+"/"+a.Subresource, "/")
+			deprecatedRows += fmt.Sprintf("| %s | %s %s | %s | %s |\n", v.Version, gv, res, cmp.Or(a.RemovedRelease, "not planned"), strings.Join(a.Clients, ", "))
+		}
+	}
+	if deprecatedRows != "" {
+		b.WriteString("\n### Deprecated APIs used\n\n| version | API | removed in | called by |\n|---|---|---|---|\n" + deprecatedRows)
+	}
 	return b.String()
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/deprecated"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 )
@@ -32,6 +34,15 @@ type Clusters interface {
 	Acquire(ctx context.Context, v k8sdist.Version) (Cluster, error)
 	Release(ctx context.Context, c Cluster) error
 }
+
+// Upgrader is what Clusters also does for a run along an upgrade path:
+// upgrade a cluster it provided, in place, to the next version.
+type Upgrader interface {
+	Upgrade(ctx context.Context, c Cluster, v k8sdist.Version) (Cluster, error)
+}
+
+// DeprecatedAPI is a deprecated API the command called.
+type DeprecatedAPI = deprecated.API
 
 // RunOptions says what to run and how.
 type RunOptions struct {
@@ -57,6 +68,12 @@ type RunOptions struct {
 	// controller-runtime envtest suite use the run's cluster instead of
 	// starting a bare apiserver of its own.
 	NoEnvtest bool
+	// Upgrade runs the versions as one upgrade path instead of side by
+	// side: one cluster at the first version runs the command, is upgraded
+	// in place to the next version, runs it again, and so on.
+	Upgrade bool
+	// FailOnDeprecated fails a version whose run called a deprecated API.
+	FailOnDeprecated bool
 }
 
 // Run runs the matrix. The error is about the run itself (a cluster that could
@@ -81,6 +98,16 @@ func Run(ctx context.Context, clusters Clusters, opts RunOptions) (*Report, erro
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	if opts.Upgrade {
+		for i, v := range opts.Versions {
+			report.Versions[i] = &VersionResult{Version: v.String(), LogPath: filepath.Join(opts.LogDir, v.String()+".log")}
+		}
+		if err := CheckUpgradePath(opts.Versions); err != nil {
+			return nil, err
+		}
+		runUpgradePath(runCtx, clusters, opts, report.Versions, out)
+		return report.finish(), nil
+	}
 	g := new(errgroup.Group)
 	if opts.Parallel > 0 {
 		g.SetLimit(opts.Parallel)
@@ -97,12 +124,87 @@ func Run(ctx context.Context, clusters Clusters, opts RunOptions) (*Report, erro
 		})
 	}
 	_ = g.Wait()
-	report.Duration = time.Since(report.Started)
-	report.Passed = true
-	for _, r := range report.Versions {
-		report.Passed = report.Passed && r.Passed
+	return report.finish(), nil
+}
+
+// finish totals a report whose versions have all run.
+func (r *Report) finish() *Report {
+	r.Duration = time.Since(r.Started)
+	r.Passed = true
+	for _, v := range r.Versions {
+		r.Passed = r.Passed && v.Passed
 	}
-	return report, nil
+	return r
+}
+
+// CheckUpgradePath says whether versions, in order, can be one cluster's
+// in-place upgrades, one minor at a time.
+func CheckUpgradePath(versions []k8sdist.Version) error {
+	for i := 1; i < len(versions); i++ {
+		if err := k8sdist.CheckUpgrade(versions[i-1], versions[i]); err != nil {
+			return fmt.Errorf("upgrade path: %w", err)
+		}
+	}
+	return nil
+}
+
+// runUpgradePath runs the command on one cluster along the versions,
+// upgrading it in place between runs. A failed upgrade ends the path.
+func runUpgradePath(ctx context.Context, clusters Clusters, opts RunOptions, results []*VersionResult, out io.Writer) {
+	first := opts.Versions[0]
+	sayFor := func(v k8sdist.Version) func(string, ...any) {
+		return func(format string, args ...any) { fmt.Fprintf(out, "[%s] %s\n", v, fmt.Sprintf(format, args...)) }
+	}
+	cancelRest := func(from int, why string) {
+		for _, r := range results[from:] {
+			r.Status, r.Error = StatusCancelled, why
+		}
+	}
+	upgrader, ok := clusters.(Upgrader)
+	if !ok {
+		results[0].Status, results[0].Error = StatusFailed, "these clusters cannot be upgraded in place"
+		cancelRest(1, "no upgrade path")
+		return
+	}
+	start := time.Now()
+	sayFor(first)("creating")
+	cluster, err := clusters.Acquire(ctx, first)
+	if err != nil {
+		results[0].Status, results[0].Error, results[0].Duration = StatusFailed, "creating the cluster: "+err.Error(), time.Since(start)
+		cancelRest(1, "the first cluster was not created")
+		return
+	}
+	defer func() {
+		if err := clusters.Release(context.WithoutCancel(ctx), cluster); err != nil {
+			last := results[len(results)-1]
+			last.Passed, last.Status, last.Error = false, StatusFailed, "teardown: "+err.Error()
+		}
+	}()
+	for i, v := range opts.Versions {
+		res, say := results[i], sayFor(v)
+		if i > 0 {
+			start = time.Now()
+			res.UpgradedFrom = opts.Versions[i-1].String()
+			if ctx.Err() != nil {
+				cancelRest(i, "cancelled before it started")
+				return
+			}
+			say("upgrading from %s", res.UpgradedFrom)
+			if cluster, err = upgrader.Upgrade(ctx, cluster, v); err != nil {
+				res.Status, res.Error, res.Duration = StatusFailed, "upgrading the cluster: "+err.Error(), time.Since(start)
+				say("failed: %s", res.Error)
+				cancelRest(i+1, "the upgrade before it failed")
+				return
+			}
+		}
+		res.Cluster = cluster.Name
+		runAttempts(ctx, cluster, opts, res, say, start, out)
+		res.Duration = time.Since(start)
+		if !res.Passed && opts.FailFast {
+			cancelRest(i+1, "cancelled: an earlier step failed (--fail-fast)")
+			return
+		}
+	}
 }
 
 func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts RunOptions, res *VersionResult, out io.Writer) {
@@ -135,6 +237,26 @@ func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts 
 		if err := clusters.Release(context.WithoutCancel(ctx), cluster); err != nil {
 			say("teardown failed: %v", err)
 			res.Passed, res.Status, res.Error = false, StatusFailed, "teardown: "+err.Error()
+		}
+	}()
+	runAttempts(ctx, cluster, opts, res, say, start, out)
+}
+
+// runAttempts runs the command against cluster, again on failure as
+// opts.Retries allows, and records the deprecated APIs it called.
+func runAttempts(ctx context.Context, cluster Cluster, opts RunOptions, res *VersionResult, say func(string, ...any), start time.Time, out io.Writer) {
+	defer func() {
+		apis, err := deprecated.FromAuditLog(controlplane.AuditLogPath(filepath.Dir(cluster.Kubeconfig)), start)
+		if err != nil {
+			say("reading the deprecated APIs called: %v", err)
+		}
+		res.DeprecatedAPIs = apis
+		for _, a := range apis {
+			say("called deprecated API %s, by %s", a, strings.Join(a.Clients, ", "))
+		}
+		if opts.FailOnDeprecated && len(apis) > 0 && res.Passed {
+			res.Passed, res.Status, res.Error = false, StatusFailed, fmt.Sprintf("called %d deprecated API(s) (--fail-on-deprecated)", len(apis))
+			say("failed: %s", res.Error)
 		}
 	}()
 	for attempt := 1; attempt <= 1+opts.Retries; attempt++ {

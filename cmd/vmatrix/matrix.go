@@ -47,7 +47,7 @@ func addComponentFlags(cfg *matrix.Config, f controlplane.Flags) error {
 }
 
 func runCommand(manager func() *local.Manager) *cobra.Command {
-	var spec, reportDir, configPath string
+	var spec, upgradePath, reportDir, configPath string
 	var components func() controlplane.Flags
 	opts := matrix.RunOptions{}
 	cmd := &cobra.Command{
@@ -57,7 +57,9 @@ func runCommand(manager func() *local.Manager) *cobra.Command {
 KUBECONFIG, VMATRIX_KUBERNETES_VERSION, VMATRIX_CLUSTER and USE_EXISTING_CLUSTER=true (for
 controller-runtime envtest suites) set, streams its output with a
 version prefix, and tears everything down. Clusters left running by 'vmatrix up' are used
-instead of new ones. Exit code: 0 if every version passed, 1 if any failed, 2 for usage errors.
+instead of new ones. With --upgrade, one cluster runs COMMAND at each version of the path
+in turn, upgraded in place between the runs. The deprecated APIs the command called are
+listed in the reports (--fail-on-deprecated fails the version). Exit code: 0 if every version passed, 1 if any failed, 2 for usage errors.
 
 SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmatrix help run')`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,7 +71,12 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				return err
 			}
 			flags := cmd.Flags()
-			if !flags.Changed("versions") {
+			if flags.Changed("upgrade") {
+				if flags.Changed("versions") {
+					return usageError{fmt.Errorf("--versions and --upgrade: give one of them")}
+				}
+				spec, opts.Upgrade = upgradePath, true
+			} else if !flags.Changed("versions") {
 				spec = cfg.Versions
 			}
 			if !flags.Changed("parallel") {
@@ -93,6 +100,11 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			if err != nil {
 				return usageError{err}
 			}
+			if opts.Upgrade {
+				if err := matrix.CheckUpgradePath(versions); err != nil {
+					return usageError{err}
+				}
+			}
 			opts.Versions, opts.Command, opts.Out = versions, args, os.Stdout
 			opts.LogDir = filepath.Join(reportDir, "logs")
 			if reportDir == "" {
@@ -102,7 +114,7 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			}
 			m := manager()
 			m.Log = prefixWriter{}
-			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg}, opts)
+			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg, Fresh: opts.Upgrade}, opts)
 			if err != nil {
 				return err
 			}
@@ -130,6 +142,8 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 		},
 	}
 	cmd.Flags().StringVar(&spec, "versions", "", "versions to run against (required unless vmatrix.yaml names them)")
+	cmd.Flags().StringVar(&upgradePath, "upgrade", "", "an upgrade path, e.g. 1.35,1.36,1.37: one cluster runs the command at each version in turn, upgraded in place between")
+	cmd.Flags().BoolVar(&opts.FailOnDeprecated, "fail-on-deprecated", false, "fail a version whose run called a deprecated API")
 	cmd.Flags().StringVar(&configPath, "config", matrix.ConfigFile, "matrix settings; flags override them")
 	cmd.Flags().IntVar(&opts.Parallel, "parallel", 0, "versions created and run at once (default: all)")
 	cmd.Flags().BoolVar(&opts.FailFast, "fail-fast", false, "stop the other versions when one fails")

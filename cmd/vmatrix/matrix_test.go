@@ -420,3 +420,41 @@ func lineOf(out, prefix string) string {
 	}
 	return ""
 }
+
+// TestRunAlongAnUpgradePath: vmatrix run --upgrade runs the command on one
+// cluster at 1.35 and again after its upgrade to 1.36; kubectl's call to a
+// deprecated API is in every report, and --fail-on-deprecated fails on it.
+func TestRunAlongAnUpgradePath(t *testing.T) {
+	c := newCLI(t)
+	reports := filepath.Join(t.TempDir(), "reports")
+	_, errOut, code := c.run("run", "--upgrade", "1.35,1.36", "--fail-on-deprecated", "--report-dir", reports, "--", "kubectl", "get", "componentstatuses")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (deprecated API called)\n%s", code, errOut)
+	}
+	data, err := os.ReadFile(filepath.Join(reports, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report matrix.Report
+	if err := json.Unmarshal(data, &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Versions) != 2 || report.Versions[0].Cluster == "" || report.Versions[1].Cluster != report.Versions[0].Cluster ||
+		report.Versions[1].UpgradedFrom != report.Versions[0].Version {
+		t.Fatalf("report.json: %s", data)
+	}
+	for _, v := range report.Versions {
+		if len(v.DeprecatedAPIs) != 1 || v.DeprecatedAPIs[0].Resource != "componentstatuses" || !strings.Contains(v.Error, "deprecated") {
+			t.Errorf("%s: deprecated APIs %+v, error %q", v.Version, v.DeprecatedAPIs, v.Error)
+		}
+	}
+	md, _ := os.ReadFile(filepath.Join(reports, "report.md"))
+	for _, want := range []string{"### Upgrade path", "| 2 | " + resolve(t, "1.36") + " | " + resolve(t, "1.35"), "### Deprecated APIs used", "v1 componentstatuses | not planned | kubectl/"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	if _, errOut, code := c.run("run", "--upgrade", "1.35,1.37", "--", "true"); code != 2 || !strings.Contains(errOut, "skips a minor") {
+		t.Errorf("a path that skips a minor: exit %d, %q", code, errOut)
+	}
+}

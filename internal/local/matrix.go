@@ -80,12 +80,26 @@ type MatrixClusters struct {
 	// Config gives the node count of a host this run starts and per-version
 	// apiserver flags.
 	Config matrix.Config
+	// Fresh makes a new cluster even where `vmatrix up` left one (a run
+	// along an upgrade path changes its cluster's version).
+	Fresh bool
+}
+
+var _ matrix.Upgrader = MatrixClusters{}
+
+// Upgrade upgrades a cluster of the run in place.
+func (c MatrixClusters) Upgrade(ctx context.Context, cl matrix.Cluster, v k8sdist.Version) (matrix.Cluster, error) {
+	if _, _, err := c.M.Upgrade(ctx, cl.Name, v.String()); err != nil {
+		return cl, err
+	}
+	cl.Version = v
+	return cl, nil
 }
 
 var _ matrix.Clusters = MatrixClusters{}
 
 func (c MatrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.Cluster, error) {
-	if rec, ok := c.M.running(UpName(v), v); ok {
+	if rec, ok := c.M.running(UpName(v), v); ok && !c.Fresh {
 		return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
 	}
 	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(UpName(v), "up-"))
