@@ -46,16 +46,7 @@ spec:
 // restarted, the cluster reports it, and the rollout completes.
 func TestComponentKilledMidRollout(t *testing.T) {
 	fault(t, "kill -9 of the virtual kube-apiserver, then of the controller manager, during a 30-replica rollout")
-	ctx := context.Background()
-	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Destroy(ctx)
-	vc, err := e.Create(ctx, "1.37", framework.WithName("faults"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	vc := ownCluster(t, "1.37", "faults")
 	for _, component := range []string{"kube-apiserver", "kube-controller-manager"} {
 		killMidRollout(t, vc, component, vc.PIDs()[component])
 	}
@@ -69,17 +60,8 @@ func TestStorageKilledMidRollout(t *testing.T) {
 		t.Skip("no etcd here (make deps installs it)")
 	}
 	fault(t, "kill -9 of the cluster's etcd during a 30-replica rollout")
-	ctx := context.Background()
 	dir := t.TempDir()
-	e, err := framework.New(sharedHost(t), framework.WithStateDir(dir), framework.WithLog(testLog{t}), framework.WithStorage(framework.StorageEtcd, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Destroy(ctx)
-	vc, err := e.Create(ctx, "1.37", framework.WithName("etcd-faults"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	vc := ownCluster(t, "1.37", "etcd-faults", framework.WithStateDir(dir), framework.WithStorage(framework.StorageEtcd, ""))
 	etcd := 0
 	for _, pid := range proc.WithArg(dir) {
 		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); filepath.Base(strings.SplitN(string(cmd), "\x00", 2)[0]) == "etcd" {
@@ -125,32 +107,15 @@ func killMidRollout(t *testing.T, vc *framework.VirtualCluster, component string
 func TestHostNamespaceDeletedUnderTheCluster(t *testing.T) {
 	fault(t, "the cluster's host namespace deleted under it")
 	ctx := context.Background()
-	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Destroy(ctx)
-	vc, err := e.Create(ctx, "1.37", framework.WithName("reaped"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := vc.NewNamespace(ctx, "reaped")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fixtures.Apply(ctx, vc, ns, fixtures.DeploymentWithService); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "web"), fixtures.DeploymentAvailable()); err != nil {
-		t.Fatal(err)
-	}
+	vc := ownCluster(t, "1.37", "reaped")
+	ns := availableWeb(t, vc, "reaped")
 	host := hostClientset(t)
 	hostNS := framework.HostNamespace(vc.Name())
 	if err := host.CoreV1().Namespaces().Delete(ctx, hostNS, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Made again, with the Deployment's pods and the Service in it.
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := host.CoreV1().Namespaces().Get(ctx, hostNS, metav1.GetOptions{})
 		if err != nil || n.DeletionTimestamp != nil {
 			return false, nil

@@ -1,15 +1,18 @@
 package framework_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
 
 	"github.com/vmatrix/vmatrix/internal/proc"
@@ -57,4 +60,39 @@ func portOpen(port int) bool {
 		c.Close()
 	}
 	return err == nil
+}
+
+// ownCluster creates a cluster of version named name on the shared host,
+// in an Environment of the test's own that the test's end destroys.
+func ownCluster(t *testing.T, version, name string, opts ...framework.Option) *framework.VirtualCluster {
+	t.Helper()
+	ctx := context.Background()
+	e, err := framework.New(append([]framework.Option{sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t})}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Destroy(ctx) })
+	vc, err := e.Create(ctx, version, framework.WithName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vc
+}
+
+// availableWeb runs fixtures.DeploymentWithService in a new namespace and
+// waits until the Deployment is Available; it returns the namespace.
+func availableWeb(t *testing.T, vc *framework.VirtualCluster, prefix string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns, err := vc.NewNamespace(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.Apply(ctx, vc, ns, fixtures.DeploymentWithService); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "web"), fixtures.DeploymentAvailable()); err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }

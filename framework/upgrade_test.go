@@ -26,15 +26,7 @@ import (
 // down or name no release are refused, with the cluster on its version.
 func TestUpgradeInPlace(t *testing.T) {
 	ctx := context.Background()
-	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Destroy(ctx)
-	vc, err := e.Create(ctx, "1.35", framework.WithName("upgrade"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	vc := ownCluster(t, "1.35", "upgrade")
 	ns, err := vc.NewNamespace(ctx, "up")
 	if err != nil {
 		t.Fatal(err)
@@ -150,25 +142,8 @@ func TestUpgradeInPlace(t *testing.T) {
 // for a Service are not the suite's and are left out.
 func TestDeprecatedAPIs(t *testing.T) {
 	ctx := context.Background()
-	e, err := framework.New(sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Destroy(ctx)
-	vc, err := e.Create(ctx, "1.37", framework.WithName("deprecated"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns, err := vc.NewNamespace(ctx, "dep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fixtures.Apply(ctx, vc, ns, fixtures.DeploymentWithService); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fixtures.WaitFor(ctx, vc, fixtures.Deployment(ns, "web"), fixtures.DeploymentAvailable()); err != nil {
-		t.Fatal(err)
-	}
+	vc := ownCluster(t, "1.37", "deprecated")
+	availableWeb(t, vc, "dep")
 	if apis, err := vc.DeprecatedAPIs(ctx); err != nil || len(apis) != 0 {
 		t.Fatalf("before any deprecated call: %v, %v", apis, err)
 	}
