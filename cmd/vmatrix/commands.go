@@ -42,7 +42,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), upgradeCommand(manager), renderCommand(), controlplaneCommand(),
 		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(),
-		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
+		runCommand(manager), conformanceCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(), imageCommand(),
 	)
 	return root
@@ -295,7 +295,8 @@ func versionsCommand() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.AddCommand(&cobra.Command{
+	var e2e bool
+	pull := &cobra.Command{
 		Use:   "pull VERSION...",
 		Short: "Fill the binary cache ahead of time (for CI caches)",
 		Args:  cobra.MinimumNArgs(1),
@@ -313,6 +314,13 @@ func versionsCommand() *cobra.Command {
 					return err
 				}
 				fmt.Printf("%s\t%s\n", v, bins.APIServer)
+				if e2e {
+					suite, err := src.E2E(ctx, v)
+					if err != nil {
+						return err
+					}
+					fmt.Printf("%s\t%s\n", v, suite.Test)
+				}
 			}
 			kwok, err := src.KWOK(ctx)
 			if err != nil {
@@ -321,7 +329,9 @@ func versionsCommand() *cobra.Command {
 			fmt.Printf("kwok %s\t%s\n", k8sdist.KWOKVersion, kwok)
 			return nil
 		},
-	})
+	}
+	pull.Flags().BoolVar(&e2e, "e2e", false, "also the versions' upstream e2e.test, for vmatrix conformance")
+	cmd.AddCommand(pull)
 	return cmd
 }
 

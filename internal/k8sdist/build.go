@@ -65,7 +65,7 @@ func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir s
 	}()
 
 	work := filepath.Join(cache, "build", v.String())
-	if err := writeBuildModule(ctx, g, work, v); err != nil {
+	if err := writeBuildModule(ctx, g, work, v, toolsGo); err != nil {
 		return fmt.Errorf("building Kubernetes %s: %w", v, err)
 	}
 	if err := g.run(ctx, work, nil, "mod", "tidy"); err != nil {
@@ -98,8 +98,9 @@ func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir s
 	return nil
 }
 
-// writeBuildModule writes the wrapper module for v into work.
-func writeBuildModule(ctx context.Context, g *goCommand, work string, v Version) error {
+// writeBuildModule writes the wrapper module for v into work, with tools
+// (a tools.go) naming what it builds.
+func writeBuildModule(ctx context.Context, g *goCommand, work string, v Version, tools string) error {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return err
 	}
@@ -147,7 +148,7 @@ func writeBuildModule(ctx context.Context, g *goCommand, work string, v Version)
 	if err := os.WriteFile(filepath.Join(work, "go.mod"), data, 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(work, "tools.go"), []byte(toolsGo), 0o644)
+	return os.WriteFile(filepath.Join(work, "tools.go"), []byte(tools), 0o644)
 }
 
 // upstreamGoMod downloads k8s.io/kubernetes v and parses its go.mod.

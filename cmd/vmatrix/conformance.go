@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmatrix/vmatrix/internal/conformance"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/matrix"
+)
+
+func conformanceCommand(manager func() *local.Manager) *cobra.Command {
+	var spec, focus, subset, out, reportDir string
+	var procs int
+	cmd := &cobra.Command{
+		Use:   "conformance --versions SPEC [--out FILE]",
+		Short: "Run the upstream Kubernetes conformance suite against a virtual cluster of each version",
+		Long: `Builds each version's upstream e2e.test from the Go module proxy (once; about 11 minutes
+cold), creates a virtual cluster of that version on the embedded host, runs its
+[Conformance] specs but for those skipped on purpose (they check what a real node does),
+and writes the results per version and per SIG as Markdown. Versions run one after the
+other. Exit code 0 if no spec failed, 1 otherwise, 2 for usage errors.
+
+Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if subset != "" {
+				if focus != "" {
+					return usageError{fmt.Errorf("--focus and --subset: give one of them")}
+				}
+				f, ok := conformance.Subsets[subset]
+				if !ok {
+					return usageError{fmt.Errorf("no subset %q: want one of %s", subset, strings.Join(subsetNames(), ", "))}
+				}
+				focus = f
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			versions, err := matrix.Resolve(ctx, spec)
+			if err != nil {
+				return usageError{err}
+			}
+			keep := reportDir != ""
+			if !keep {
+				if reportDir, err = os.MkdirTemp("", "vmatrix-conformance-"); err != nil {
+					return err
+				}
+			}
+			m := manager()
+			var results []*conformance.Result
+			failed := 0
+			for _, v := range versions {
+				res, err := runConformance(ctx, m, v, conformance.Options{Focus: focus, Procs: procs, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr})
+				if err != nil {
+					return fmt.Errorf("%s: %w (logs in %s)", v, err, reportDir)
+				}
+				p, f, o, _ := res.Counts("")
+				fmt.Printf("%s: %d passed, %d failed, %d skipped on purpose, in %s\n", v, p, f, o, res.Duration.Round(1e9))
+				failed += f
+				results = append(results, res)
+			}
+			command := "vmatrix conformance " + strings.Join(os.Args[2:], " ")
+			if err := os.WriteFile(out, []byte(conformance.Markdown(results, command)), 0o644); err != nil {
+				return err
+			}
+			fmt.Printf("results in %s\n", out)
+			if failed > 0 {
+				return fmt.Errorf("%d conformance specs failed; the suite's output is in %s", failed, reportDir)
+			}
+			if !keep {
+				os.RemoveAll(reportDir)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&spec, "versions", "", "versions to run against, e.g. 1.35,1.36,1.37")
+	_ = cmd.MarkFlagRequired("versions")
+	cmd.Flags().StringVar(&focus, "focus", "", "only the [Conformance] specs whose text matches this regular expression")
+	cmd.Flags().StringVar(&subset, "subset", "", "a named, fixed subset of the specs (ci)")
+	cmd.Flags().IntVar(&procs, "procs", 0, "specs run at once (default: twice the cores)")
+	cmd.Flags().StringVar(&out, "out", "conformance.md", "the Markdown results")
+	cmd.Flags().StringVar(&reportDir, "report-dir", "", "keep the suite's output and JSON report here (default: a temporary folder, kept if a spec fails)")
+	return cmd
+}
+
+// runConformance runs the suite of version on a virtual cluster of its own,
+// deleted afterwards.
+func runConformance(ctx context.Context, m *local.Manager, v k8sdist.Version, opts conformance.Options) (*conformance.Result, error) {
+	var err error
+	if opts.Suite, err = m.Source.E2E(ctx, v); err != nil {
+		return nil, err
+	}
+	name := fmt.Sprintf("conformance-%d-%d-%d", os.Getpid(), v.Major, v.Minor)
+	if _, err := m.Create(ctx, local.CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid()}); err != nil {
+		return nil, err
+	}
+	defer m.Delete(context.WithoutCancel(ctx), name)
+	if opts.Kubeconfig, err = m.Kubeconfig(name); err != nil {
+		return nil, err
+	}
+	return conformance.Run(ctx, v.String(), opts)
+}
+
+func subsetNames() []string {
+	var names []string
+	for n := range conformance.Subsets {
+		names = append(names, n)
+	}
+	return names
+}

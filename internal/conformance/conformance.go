@@ -1,0 +1,182 @@
+// Package conformance runs the upstream Kubernetes conformance suite (the
+// [Conformance] specs of a version's e2e.test) against a cluster and writes
+// what it finds as a table per version and per SIG.
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
+)
+
+// Options say what to run and where.
+type Options struct {
+	Suite      k8sdist.E2E
+	Kubeconfig string
+	// Focus narrows the [Conformance] specs to those whose text matches
+	// this regular expression ("" for all of them).
+	Focus string
+	// Procs is how many specs run at once (default twice the cores; specs
+	// mostly wait). [Serial] specs run alone at the end.
+	Procs int
+	// Dir receives the suite's JSON report and its output.
+	Dir string
+	// Out receives the suite's output as it runs; nil discards it.
+	Out io.Writer
+}
+
+// Spec is the outcome of one conformance spec.
+type Spec struct {
+	SIG      string        `json:"sig"`
+	Name     string        `json:"name"`
+	State    string        `json:"state"` // passed, failed, skipped
+	Reason   string        `json:"reason,omitempty"`
+	Duration time.Duration `json:"duration"`
+	// Why is, for a spec skipped on purpose, the reason (SkippedOnPurpose).
+	Why string `json:"why,omitempty"`
+}
+
+// Result is one version's run.
+type Result struct {
+	Version  string        `json:"version"`
+	Duration time.Duration `json:"duration"`
+	Specs    []Spec        `json:"specs"`
+}
+
+// Counts tallies the specs of one SIG ("" for all).
+func (r *Result) Counts(sig string) (passed, failed, onPurpose, skipped int) {
+	for _, s := range r.Specs {
+		if sig != "" && s.SIG != sig {
+			continue
+		}
+		switch {
+		case s.State == "passed":
+			passed++
+		case s.State == "failed":
+			failed++
+		case s.Why != "":
+			onPurpose++
+		default:
+			skipped++
+		}
+	}
+	return
+}
+
+// Run runs the [Conformance] specs of opts.Suite against opts.Kubeconfig,
+// but for those skipped on purpose, and reads the outcome of every spec.
+// The error is about the run itself; failed specs are in the Result.
+func Run(ctx context.Context, version string, opts Options) (*Result, error) {
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	procs := opts.Procs
+	if procs <= 0 {
+		procs = 2 * runtime.NumCPU()
+	}
+	args := []string{
+		"--procs=" + fmt.Sprint(procs), "--no-color", "--timeout=4h",
+		"--label-filter=Conformance", "--skip=" + skipPattern(),
+		"--json-report=report.json", "--output-dir=" + opts.Dir,
+	}
+	if opts.Focus != "" {
+		args = append(args, "--focus="+opts.Focus)
+	}
+	args = append(args, opts.Suite.Test, "--", "--kubeconfig="+opts.Kubeconfig, "--provider=skeleton")
+	cmd := exec.CommandContext(ctx, opts.Suite.Ginkgo, args...)
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	log, err := os.Create(filepath.Join(opts.Dir, "e2e.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(log, out), io.MultiWriter(log, out)
+	// Its own process group, so that a cancelled run stops its e2e.test
+	// processes too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	start := time.Now()
+	runErr := cmd.Run()
+	res, err := ReadReport(filepath.Join(opts.Dir, "report.json"))
+	if err != nil {
+		if runErr != nil {
+			return nil, fmt.Errorf("the suite: %v; its report: %w (output in %s)", runErr, err, log.Name())
+		}
+		return nil, err
+	}
+	res.Version, res.Duration = version, time.Since(start)
+	return res, nil
+}
+
+var sigPattern = regexp.MustCompile(`\[(sig-[a-z-]+)\]`)
+
+// ReadReport reads Ginkgo's JSON report of a run.
+func ReadReport(path string) (*Result, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var reports []types.Report
+	if err := json.Unmarshal(data, &reports); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	res := &Result{}
+	for _, r := range reports {
+		for _, s := range r.SpecReports {
+			if s.LeafNodeType != types.NodeTypeIt {
+				continue
+			}
+			name := s.FullText()
+			spec := Spec{Name: name, Duration: s.RunTime}
+			if m := sigPattern.FindStringSubmatch(name); m != nil {
+				spec.SIG = m[1]
+			}
+			switch s.State {
+			case types.SpecStatePassed:
+				spec.State = "passed"
+			case types.SpecStateSkipped, types.SpecStatePending:
+				spec.State = "skipped"
+				spec.Why = whySkipped(name)
+				if spec.Why == "" {
+					spec.Reason = firstLine(s.Failure.Message)
+				}
+			default:
+				spec.State, spec.Reason = "failed", firstLine(s.Failure.Message)
+				if spec.Reason == "" {
+					spec.Reason = s.State.String()
+				}
+			}
+			res.Specs = append(res.Specs, spec)
+		}
+	}
+	return res, nil
+}
+
+// firstLine is the first non-blank line of a failure message, cut short.
+func firstLine(msg string) string {
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > 200 {
+				l = l[:200] + "..."
+			}
+			return l
+		}
+	}
+	return ""
+}

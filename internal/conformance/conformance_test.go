@@ -1,0 +1,78 @@
+package conformance
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// A Ginkgo JSON report as e2e.test writes it, made with Ginkgo's own types:
+// the results, the failures with their first line, the skips on purpose
+// and by the suite, per SIG, in Markdown.
+func TestReadReportAndMarkdown(t *testing.T) {
+	spec := func(container, leaf string, state types.SpecState, msg string) types.SpecReport {
+		return types.SpecReport{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{container}, LeafNodeText: leaf,
+			State: state, RunTime: 2 * time.Second, Failure: types.Failure{Message: msg}}
+	}
+	report := []types.Report{{SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, State: types.SpecStatePassed},
+		spec("[sig-apps] Deployment", "should delete old replica sets [Conformance]", types.SpecStatePassed, ""),
+		spec("[sig-apps] Job", "should delete a job [Conformance]", types.SpecStateFailed, "\n  timed out waiting for the condition\nmore detail"),
+		spec("[sig-storage] Secrets", "should be consumable from pods in volume [Conformance] [NodeConformance]", types.SpecStateSkipped, ""),
+		spec("[sig-network] Services", "should have session affinity | work [Conformance]", types.SpecStateSkipped, "Only supported for providers [gce]"),
+		spec("[sig-apps] ReplicaSet", "should list and delete a collection of ReplicaSets [Conformance]", types.SpecStateTimedout, ""),
+	}}}
+	data, err := json.Marshal(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := ReadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Version, res.Duration = "v1.37.2", time.Minute
+	if p, f, o, s := res.Counts(""); p != 1 || f != 2 || o != 1 || s != 1 {
+		t.Errorf("counts %d passed, %d failed, %d on purpose, %d by the suite", p, f, o, s)
+	}
+	if p, f, _, _ := res.Counts("sig-apps"); p != 1 || f != 2 {
+		t.Errorf("sig-apps: %d passed, %d failed", p, f)
+	}
+	md := Markdown([]*Result{res}, "vmatrix conformance --versions 1.37")
+	for _, want := range []string{
+		"| v1.37.2 | 1 | 2 | 1 | 1 | 1m0s |",
+		"| sig-apps | 1 | 2 | 0 | 0 |",
+		"| sig-storage | 0 | 0 | 1 | 0 |",
+		"- [sig-apps] Job should delete a job [Conformance]: timed out waiting for the condition",
+		"- [sig-apps] ReplicaSet should list and delete a collection of ReplicaSets [Conformance]: timedout",
+		`- [sig-network] Services should have session affinity \| work [Conformance]: Only supported for providers [gce]`,
+		"| `\\[NodeConformance\\]` | checks the node itself",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the Markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestSkipPattern(t *testing.T) {
+	for name, skipped := range map[string]bool{
+		"[sig-storage] Secrets should be consumable from pods in volume [Conformance] [NodeConformance]":        true,
+		"[sig-api-machinery] AdmissionWebhook [Privileged:ClusterAdmin] should mutate pod [Conformance]":        true,
+		"[sig-network] DNS should provide DNS for services [Conformance]":                                       true,
+		"[sig-apps] Deployment deployment should support rollover [Conformance]":                                false,
+		"[sig-network] Services should complete a service status lifecycle [Conformance]":                       false,
+		"[sig-api-machinery] Watchers should observe add, update, and delete watch notifications [Conformance]": false,
+	} {
+		if got := whySkipped(name) != ""; got != skipped {
+			t.Errorf("%s: skipped %v, want %v", name, got, skipped)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package conformance
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Skip is a group of conformance specs that a virtual cluster on the
+// embedded host does not run, on purpose, and why: what they check happens
+// in a real node, which the embedded host's KWOK nodes only simulate. A
+// virtual cluster on a real host runs real containers; these are for the
+// embedded host.
+type Skip struct{ Pattern, Why string }
+
+// SkippedOnPurpose lists them. Every other [Conformance] spec runs, and a
+// failure among them is a failure.
+var SkippedOnPurpose = []Skip{
+	{`\[NodeConformance\]`, "checks the node itself: the kubelet running a real image (files in volumes, a container's output, probes, lifecycle hooks, security contexts)"},
+	{`\[sig-api-machinery\] (AdmissionWebhook|CustomResourceConversionWebhook|Aggregator)`, "the apiserver calls a webhook or an API server that runs in a pod: a real container serving HTTPS"},
+	{`\[sig-network\] DNS `, "resolves names from inside a pod, with the cluster's DNS server"},
+	{`\[sig-network\] Proxy `, "proxies HTTP to a server running in a pod"},
+}
+
+// skipPattern is the one regular expression of SkippedOnPurpose.
+func skipPattern() string {
+	var p []string
+	for _, s := range SkippedOnPurpose {
+		p = append(p, s.Pattern)
+	}
+	return strings.Join(p, "|")
+}
+
+var skipRegexps = func() []*regexp.Regexp {
+	var rs []*regexp.Regexp
+	for _, s := range SkippedOnPurpose {
+		rs = append(rs, regexp.MustCompile(s.Pattern))
+	}
+	return rs
+}()
+
+// whySkipped says why a spec is skipped on purpose, "" if it is not.
+func whySkipped(name string) string {
+	for i, r := range skipRegexps {
+		if r.MatchString(name) {
+			return SkippedOnPurpose[i].Why
+		}
+	}
+	return ""
+}
+
+// Subsets are named, fixed parts of the suite: "ci" is what CI runs on the
+// newest version, a few minutes of the API's behaviour (namespaces,
+// watches, custom resources, workloads, Services' API) that turns red on a
+// regression in faithfulness.
+var Subsets = map[string]string{
+	"ci": `\[sig-api-machinery\] (Namespaces|Watchers|CustomResourceDefinition resources) |\[sig-apps\] (Deployment|ReplicaSet|Job) |\[sig-network\] Services `,
+}
