@@ -15,9 +15,6 @@ import (
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
-// usageError makes vmatrix exit with 2: the command line itself is wrong.
-type usageError struct{ error }
-
 // loadConfig reads vmatrix.yaml (or --config) and lets the flags the user set
 // override it.
 func loadConfig(cmd *cobra.Command, path string) (matrix.Config, error) {
@@ -138,6 +135,7 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "write report.json, junit.xml, report.md and per-version logs here")
 	cmd.Flags().BoolVar(&opts.NoEnvtest, "no-envtest", false, "do not set USE_EXISTING_CLUSTER=true (which makes controller-runtime envtest suites use the run's cluster)")
 	components = componentFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("versions", completeVersions(true))
 	return cmd
 }
 
@@ -189,6 +187,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 	cmd.Flags().StringVar(&spec, "versions", "", "versions to keep running (required unless vmatrix.yaml names them)")
 	cmd.Flags().StringVar(&configPath, "config", matrix.ConfigFile, "matrix settings; flags override them")
 	components = componentFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("versions", completeVersions(true))
 	return cmd
 }
 
