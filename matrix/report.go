@@ -40,7 +40,10 @@ type VersionResult struct {
 	Attempts int           `json:"attempts"`
 	Duration time.Duration `json:"duration"`
 	LogPath  string        `json:"log"`
-	Tests    []TestResult  `json:"tests,omitempty"`
+	// Export is the folder with the cluster's logs and objects, for a
+	// version that failed.
+	Export string       `json:"export,omitempty"`
+	Tests  []TestResult `json:"tests,omitempty"`
 }
 
 // TestResult is one test of a version's run, when the command reports them.

@@ -33,6 +33,12 @@ type Clusters interface {
 	Release(ctx context.Context, c Cluster) error
 }
 
+// Exporter is Clusters that can write what a cluster holds (component
+// logs, object dumps, container logs) into a folder, for a failed version.
+type Exporter interface {
+	Export(ctx context.Context, c Cluster, dir string) error
+}
+
 // RunOptions says what to run and how.
 type RunOptions struct {
 	Versions []k8sdist.Version
@@ -53,6 +59,14 @@ type RunOptions struct {
 	// Out receives progress lines and the command's output, each line prefixed
 	// with its version.
 	Out io.Writer
+	// JUnit names a JUnit XML file the command writes, read for its tests
+	// when nothing else reports them; $VMATRIX_KUBERNETES_VERSION in it is
+	// the version's (versions run at once: one file each).
+	JUnit string
+	// ExportDir receives, for each version that failed, what `vmatrix
+	// export logs` writes (in a folder named after the version), when the
+	// Clusters can export.
+	ExportDir string
 	// NoEnvtest leaves out USE_EXISTING_CLUSTER=true, which otherwise makes a
 	// controller-runtime envtest suite use the run's cluster instead of
 	// starting a bare apiserver of its own.
@@ -155,6 +169,15 @@ func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts 
 		}
 		say("failed: %v", err)
 	}
+	if exp, ok := clusters.(Exporter); ok && opts.ExportDir != "" {
+		dir := filepath.Join(opts.ExportDir, v.String())
+		if err := exp.Export(ctx, cluster, dir); err != nil {
+			say("export of the cluster failed: %v", err)
+			return
+		}
+		res.Export = dir
+		say("cluster's logs and objects in %s", dir)
+	}
 }
 
 // runCommand runs the command once against cluster; its output goes to the
@@ -165,7 +188,31 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	args, goTest := withGoTestJSON(opts.Command)
+	tmp, err := os.MkdirTemp("", "vmatrix-report-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	env := []string{
+		"KUBECONFIG=" + cluster.Kubeconfig,
+		"VMATRIX_KUBERNETES_VERSION=" + cluster.Version.String(),
+		"VMATRIX_CLUSTER=" + cluster.Name,
+		GinkgoReportDirEnv + "=" + tmp,
+	}
+	junit := ""
+	if opts.JUnit != "" {
+		// Versions run at once: a file per version is named after it.
+		junit = os.Expand(opts.JUnit, func(name string) string {
+			for _, e := range env {
+				if v, ok := strings.CutPrefix(e, name+"="); ok {
+					return v
+				}
+			}
+			return os.Getenv(name)
+		})
+	}
+	args, source := prepare(opts.Command, junit, tmp)
+	started := time.Now()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -174,11 +221,7 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 	fmt.Fprintf(logFile, "# attempt %d: %s\n", attempt, strings.Join(opts.Command, " "))
 
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(),
-		"KUBECONFIG="+cluster.Kubeconfig,
-		"VMATRIX_KUBERNETES_VERSION="+cluster.Version.String(),
-		"VMATRIX_CLUSTER="+cluster.Name,
-	)
+	cmd.Env = append(os.Environ(), env...)
 	if !opts.NoEnvtest {
 		cmd.Env = append(cmd.Env, "USE_EXISTING_CLUSTER=true")
 	}
@@ -199,7 +242,7 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
 	var tests *goTestEvents
-	if goTest {
+	if source.goTest {
 		tests = newGoTestEvents()
 	}
 	prefix := "[" + cluster.Version.String() + "] "
@@ -232,9 +275,8 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 	var results []TestResult
 	if tests != nil {
 		results = tests.results()
-	} else if junit := junitReportArg(opts.Command); junit != "" {
-		results, _ = readJUnit(junit)
 	}
+	results = source.results(results, started)
 	if ctx.Err() == context.DeadlineExceeded {
 		return results, fmt.Errorf("timed out after %s", opts.Timeout)
 	}
@@ -255,21 +297,6 @@ func withGoTestJSON(command []string) ([]string, bool) {
 		}
 	}
 	return append([]string{command[0], "test", "-json"}, command[2:]...), true
-}
-
-// junitReportArg finds Ginkgo's --junit-report file in a command.
-func junitReportArg(command []string) string {
-	for i, a := range command {
-		for _, flag := range []string{"--junit-report", "-junit-report"} {
-			if v, ok := strings.CutPrefix(a, flag+"="); ok {
-				return v
-			}
-			if a == flag && i+1 < len(command) {
-				return command[i+1]
-			}
-		}
-	}
-	return ""
 }
 
 type lockedWriter struct {

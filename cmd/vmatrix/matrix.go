@@ -56,6 +56,12 @@ controller-runtime envtest suites) set, streams its output with a
 version prefix, and tears everything down. Clusters left running by 'vmatrix up' are used
 instead of new ones. Exit code: 0 if every version passed, 1 if any failed, 2 for usage errors.
 
+Each test gets a row in the report: 'go test' is given -json (its output is still shown as
+go test prints it; Ginkgo suites written with framework/vmatrixginkgo report each spec),
+the ginkgo CLI --json-report; any other command with --junit FILE. A failed version's
+cluster is exported (component logs, objects, pod logs) into the report folder's exports/.
+With $GITHUB_STEP_SUMMARY set, the compatibility table is appended to it.
+
 SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmatrix help run')`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 || cmd.ArgsLenAtDash() != 0 {
@@ -97,6 +103,10 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 					return err
 				}
 			}
+			opts.ExportDir = filepath.Join(filepath.Dir(opts.LogDir), "exports")
+			if reportDir == "" {
+				opts.ExportDir = filepath.Join(opts.LogDir, "exports")
+			}
 			m := manager()
 			m.Log = prefixWriter{}
 			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg}, opts)
@@ -109,6 +119,11 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				}
 				fmt.Printf("reports in %s (report.json, junit.xml, report.md)\n", reportDir)
 			}
+			if summary := os.Getenv("GITHUB_STEP_SUMMARY"); summary != "" {
+				if err := appendFile(summary, "## vmatrix run: "+report.Command+"\n\n"+report.Markdown()+"\n"); err != nil {
+					return fmt.Errorf("$GITHUB_STEP_SUMMARY: %w", err)
+				}
+			}
 			var failed []string
 			for _, v := range report.Versions {
 				if !v.Passed {
@@ -116,7 +131,11 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				}
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("failed on %s; logs in %s", strings.Join(failed, ", "), opts.LogDir)
+				where := opts.LogDir
+				if _, err := os.Stat(opts.ExportDir); err == nil {
+					where += ", clusters' logs and objects in " + opts.ExportDir
+				}
+				return fmt.Errorf("failed on %s; logs in %s", strings.Join(failed, ", "), where)
 			}
 			if reportDir == "" {
 				// Logs nobody asked to keep, of a run that passed.
@@ -133,10 +152,24 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 	cmd.Flags().IntVar(&opts.Retries, "retries", 0, "rerun a failed version up to N times")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "time limit of each run of the command (0: none)")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "write report.json, junit.xml, report.md and per-version logs here")
+	cmd.Flags().StringVar(&opts.JUnit, "junit", "", "a JUnit XML file the command writes, read for a row per test when vmatrix cannot tell them otherwise ($VMATRIX_KUBERNETES_VERSION in it: one file per version)")
 	cmd.Flags().BoolVar(&opts.NoEnvtest, "no-envtest", false, "do not set USE_EXISTING_CLUSTER=true (which makes controller-runtime envtest suites use the run's cluster)")
 	components = componentFlags(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("versions", completeVersions(true))
 	return cmd
+}
+
+// appendFile appends text to the file at path, creating it.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // prefixWriter marks the progress lines of cluster creation in run's output.
