@@ -67,6 +67,10 @@ type RunOptions struct {
 	// export logs` writes (in a folder named after the version), when the
 	// Clusters can export.
 	ExportDir string
+	// Status, if set, hears where each version stands instead of Out: a
+	// phase ("creating", "running (attempt 1)", "passed in 3s"...), and
+	// once the version is over, its outcome (StatusPassed...; "" before).
+	Status func(version, phase, outcome string)
 	// NoEnvtest leaves out USE_EXISTING_CLUSTER=true, which otherwise makes a
 	// controller-runtime envtest suite use the run's cluster instead of
 	// starting a bare apiserver of its own.
@@ -122,8 +126,18 @@ func Run(ctx context.Context, clusters Clusters, opts RunOptions) (*Report, erro
 func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts RunOptions, res *VersionResult, out io.Writer) {
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
+	last := ""
 	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%s] %s\n", v, fmt.Sprintf(format, args...))
+		last = fmt.Sprintf(format, args...)
+		if opts.Status != nil {
+			opts.Status(v.String(), last, "")
+			return
+		}
+		fmt.Fprintf(out, "[%s] %s\n", v, last)
+	}
+	if opts.Status != nil {
+		// Once torn down (deferred calls run last to first).
+		defer func() { opts.Status(v.String(), last, res.Status) }()
 	}
 	if ctx.Err() != nil {
 		res.Status, res.Error = StatusCancelled, "cancelled before it started"
@@ -145,6 +159,9 @@ func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts 
 	}
 	res.Cluster = cluster.Name
 	defer func() {
+		if opts.Status != nil {
+			opts.Status(v.String(), last+", tearing down", "")
+		}
 		// Released even when the run was cancelled: teardown must not be skipped.
 		if err := clusters.Release(context.WithoutCancel(ctx), cluster); err != nil {
 			say("teardown failed: %v", err)

@@ -52,6 +52,7 @@ Exit codes:
 		runCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(),
 	)
+	progressFlag(root)
 	markRuns(root)
 	return root
 }
@@ -83,10 +84,18 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 				return err
 			}
 			m := manager()
+			board := newBoard()
+			ts := newTasks(board)
+			task := ts.add(opts.Name, opts.Name, "resolving "+opts.Version)
+			ts.follow(m, same)
 			rec, err := m.Create(ctx, opts)
 			if err != nil {
+				task.Done(false, "failed")
+				board.Close("created")
 				return err
 			}
+			task.Done(true, "ready ("+rec.Version+")")
+			board.Close("created")
 			fmt.Printf("virtual cluster %q (%s) is ready: kubectl --kubeconfig \"$(vmatrix kubeconfig %s)\" get ns\n", rec.Name, rec.Version, rec.Name)
 			if merge || switchContext {
 				return mergeKubeconfig(cmd, filepath.Join(m.Root.ClusterDir(rec.Name), "kubeconfig"), rec.Name, switchContext)
@@ -119,13 +128,23 @@ func deleteCommand(manager func() *local.Manager) *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			m := manager()
+			board := newBoard()
+			var said strings.Builder
+			defer func() {
+				board.Close("deleted")
+				fmt.Print(said.String())
+			}()
+			m.Log = board.Writer()
 			for _, name := range args {
 				// The server says which vmatrix-NAME context is this cluster's.
 				server, _ := kubeconfig.Server(filepath.Join(m.Root.ClusterDir(name), "kubeconfig"))
+				task := board.Task(name, "deleting")
 				if err := m.Delete(ctx, name); err != nil {
+					task.Done(false, "failed")
 					return err
 				}
-				fmt.Printf("deleted virtual cluster %q\n", name)
+				task.Done(true, "deleted")
+				fmt.Fprintf(&said, "deleted virtual cluster %q\n", name)
 				if server == "" {
 					continue
 				}
@@ -135,7 +154,7 @@ func deleteCommand(manager func() *local.Manager) *cobra.Command {
 					return err
 				}
 				if removed {
-					fmt.Printf("removed context %q from %s\n", contextName(name), path)
+					fmt.Fprintf(&said, "removed context %q from %s\n", contextName(name), path)
 				}
 			}
 			return nil
@@ -322,23 +341,39 @@ func versionsCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			src := k8sdist.Source{Log: os.Stderr}
+			board := newBoard()
+			// What scripts read goes to stdout once the board is done with
+			// the terminal.
+			var paths strings.Builder
+			defer func() {
+				board.Close("in the cache")
+				fmt.Print(paths.String())
+			}()
+			src := k8sdist.Source{Log: board.Writer()}
 			for _, a := range args {
+				task := board.Task(a, "resolving")
 				v, err := k8sdist.Resolve(ctx, a)
 				if err != nil {
+					task.Done(false, "unknown")
 					return err
 				}
+				task.Phase("obtaining " + v.String())
 				bins, err := src.Kubernetes(ctx, v)
 				if err != nil {
+					task.Done(false, "failed")
 					return err
 				}
-				fmt.Printf("%s\t%s\n", v, bins.APIServer)
+				task.Done(true, v.String()+" cached")
+				fmt.Fprintf(&paths, "%s\t%s\n", v, bins.APIServer)
 			}
+			task := board.Task("kwok", "obtaining "+k8sdist.KWOKVersion)
 			kwok, err := src.KWOK(ctx)
 			if err != nil {
+				task.Done(false, "failed")
 				return err
 			}
-			fmt.Printf("kwok %s\t%s\n", k8sdist.KWOKVersion, kwok)
+			task.Done(true, k8sdist.KWOKVersion+" cached")
+			fmt.Fprintf(&paths, "kwok %s\t%s\n", k8sdist.KWOKVersion, kwok)
 			return nil
 		},
 	})

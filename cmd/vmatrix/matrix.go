@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/matrix"
 )
@@ -109,7 +110,40 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			}
 			m := manager()
 			m.Log = prefixWriter{}
+			var board *status.Board
+			if status.Live(progressMode) {
+				// Lines updated in place per version; the command's output
+				// and the rest above them.
+				board = newBoard()
+				ts := newTasks(board)
+				for _, v := range versions {
+					ts.add(v.String(), v.String(), "waiting")
+				}
+				ts.follow(m, func(cluster string) string {
+					for _, v := range versions {
+						if strings.HasSuffix(cluster, "-"+strings.TrimPrefix(local.UpName(v), "up-")) {
+							return v.String()
+						}
+					}
+					return ""
+				})
+				opts.Out = board.Writer()
+				opts.Status = func(version, phase, outcome string) {
+					t := ts.get(version)
+					switch outcome {
+					case "":
+						t.Phase(phase)
+					case matrix.StatusPassed:
+						t.Done(true, "passed") // the line has the time
+					default:
+						t.Done(false, phase)
+					}
+				}
+			}
 			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg}, opts)
+			if board != nil {
+				board.Close("passed")
+			}
 			if err != nil {
 				return err
 			}
@@ -207,7 +241,21 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 				return usageError{err}
 			}
 			m := manager()
+			board := newBoard()
+			ts := newTasks(board)
+			for _, v := range versions {
+				ts.add(local.UpName(v), v.String(), "waiting")
+			}
+			ts.follow(m, same)
 			recs, err := m.Up(ctx, versions, cfg)
+			for i, v := range versions {
+				if i < len(recs) && recs[i].Ready {
+					ts.get(local.UpName(v)).Done(true, "ready ("+recs[i].Name+")")
+				} else {
+					ts.get(local.UpName(v)).Done(false, "failed")
+				}
+			}
+			board.Close("ready")
 			if err != nil {
 				return err
 			}
@@ -250,7 +298,13 @@ func cleanupCommand(manager func() *local.Manager) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			removed, err := manager().Cleanup(ctx, dryRun)
+			m := manager()
+			board := newBoard()
+			m.Log = board.Writer()
+			task := board.Task("cleanup", "looking for what killed runs left")
+			removed, err := m.Cleanup(ctx, dryRun)
+			task.Done(err == nil, fmt.Sprintf("%d found", len(removed)))
+			board.Close("done")
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"
