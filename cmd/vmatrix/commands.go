@@ -20,6 +20,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
@@ -87,7 +88,7 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 			board := newBoard()
 			ts := newTasks(board)
 			task := ts.add(opts.Name, opts.Name, "resolving "+opts.Version)
-			ts.follow(m, same)
+			ts.follow(m, same, func(k8sdist.Version) string { return opts.Name })
 			rec, err := m.Create(ctx, opts)
 			if err != nil {
 				task.Done(false, "failed")
@@ -349,9 +350,10 @@ func versionsCommand() *cobra.Command {
 				board.Close("in the cache")
 				fmt.Print(paths.String())
 			}()
-			src := k8sdist.Source{Log: board.Writer()}
+			var task *status.Task
+			src := k8sdist.Source{Log: board.Writer(), Progress: func(_ k8sdist.Version, what string) { task.Phase(what) }}
 			for _, a := range args {
-				task := board.Task(a, "resolving")
+				task = board.Task(a, "resolving")
 				v, err := k8sdist.Resolve(ctx, a)
 				if err != nil {
 					task.Done(false, "unknown")
@@ -366,7 +368,7 @@ func versionsCommand() *cobra.Command {
 				task.Done(true, v.String()+" cached")
 				fmt.Fprintf(&paths, "%s\t%s\n", v, bins.APIServer)
 			}
-			task := board.Task("kwok", "obtaining "+k8sdist.KWOKVersion)
+			task = board.Task("kwok", "obtaining "+k8sdist.KWOKVersion)
 			kwok, err := src.KWOK(ctx)
 			if err != nil {
 				task.Done(false, "failed")

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
@@ -126,7 +127,7 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 						}
 					}
 					return ""
-				})
+				}, func(v k8sdist.Version) string { return v.String() })
 				opts.Out = board.Writer()
 				opts.Status = func(version, phase, outcome string) {
 					t := ts.get(version)
@@ -246,7 +247,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 			for _, v := range versions {
 				ts.add(local.UpName(v), v.String(), "waiting")
 			}
-			ts.follow(m, same)
+			ts.follow(m, same, local.UpName)
 			recs, err := m.Up(ctx, versions, cfg)
 			for i, v := range versions {
 				if i < len(recs) && recs[i].Ready {

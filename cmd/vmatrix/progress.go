@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/status"
 )
@@ -56,15 +57,20 @@ func (ts *tasks) get(key string) *status.Task {
 	return ts.byKey[key]
 }
 
-// follow sends the manager's progress to the board: its lines, and the
-// phases of the clusters it creates to their tasks (match maps a cluster
-// name to a task key).
-func (ts *tasks) follow(m *local.Manager, match func(cluster string) string) {
+// follow sends the manager's progress to the board: its lines, the phases
+// of the clusters it creates and how their binaries' builds stand, to their
+// tasks (match maps a cluster name, byVersion a version, to a task key).
+func (ts *tasks) follow(m *local.Manager, match func(cluster string) string, byVersion func(v k8sdist.Version) string) {
 	m.Log = ts.board.Writer()
 	m.Source.Log = m.Log
 	m.Phase = func(cluster, phase string) {
 		if t := ts.get(match(cluster)); t != nil {
 			t.Phase(phase)
+		}
+	}
+	m.Source.Progress = func(v k8sdist.Version, what string) {
+		if t := ts.get(byVersion(v)); t != nil {
+			t.Phase(what)
 		}
 	}
 }
