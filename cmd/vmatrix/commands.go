@@ -95,7 +95,7 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 				board.Close("created")
 				return err
 			}
-			task.Done(true, "ready ("+rec.Version+")")
+			task.Done(true, "ready, "+rec.Version)
 			board.Close("created")
 			fmt.Printf("virtual cluster %q (%s) is ready: kubectl --kubeconfig \"$(vmatrix kubeconfig %s)\" get ns\n", rec.Name, rec.Version, rec.Name)
 			if merge || switchContext {
