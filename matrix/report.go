@@ -41,7 +41,10 @@ type VersionResult struct {
 	Attempts int           `json:"attempts"`
 	Duration time.Duration `json:"duration"`
 	LogPath  string        `json:"log"`
-	Tests    []TestResult  `json:"tests,omitempty"`
+	// Export is the folder with the cluster's logs and objects, for a
+	// version that failed.
+	Export string       `json:"export,omitempty"`
+	Tests  []TestResult `json:"tests,omitempty"`
 	// UpgradedFrom is the version the cluster ran at the step before, in a
 	// run along an upgrade path.
 	UpgradedFrom string `json:"upgradedFrom,omitempty"`

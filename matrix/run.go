@@ -44,6 +44,12 @@ type Upgrader interface {
 // DeprecatedAPI is a deprecated API the command called.
 type DeprecatedAPI = deprecated.API
 
+// Exporter is Clusters that can write what a cluster holds (component
+// logs, object dumps, container logs) into a folder, for a failed version.
+type Exporter interface {
+	Export(ctx context.Context, c Cluster, dir string) error
+}
+
 // RunOptions says what to run and how.
 type RunOptions struct {
 	Versions []k8sdist.Version
@@ -64,6 +70,18 @@ type RunOptions struct {
 	// Out receives progress lines and the command's output, each line prefixed
 	// with its version.
 	Out io.Writer
+	// JUnit names a JUnit XML file the command writes, read for its tests
+	// when nothing else reports them; $VMATRIX_KUBERNETES_VERSION in it is
+	// the version's (versions run at once: one file each).
+	JUnit string
+	// ExportDir receives, for each version that failed, what `vmatrix
+	// export logs` writes (in a folder named after the version), when the
+	// Clusters can export.
+	ExportDir string
+	// Status, if set, hears where each version stands instead of Out: a
+	// phase ("creating", "running (attempt 1)", "passed in 3s"...), and
+	// once the version is over, its outcome (StatusPassed...; "" before).
+	Status func(version, phase, outcome string)
 	// NoEnvtest leaves out USE_EXISTING_CLUSTER=true, which otherwise makes a
 	// controller-runtime envtest suite use the run's cluster instead of
 	// starting a bare apiserver of its own.
@@ -199,6 +217,7 @@ func runUpgradePath(ctx context.Context, clusters Clusters, opts RunOptions, res
 		}
 		res.Cluster = cluster.Name
 		runAttempts(ctx, cluster, opts, res, say, start, out)
+		export(ctx, clusters, cluster, opts, res, say)
 		res.Duration = time.Since(start)
 		if !res.Passed && opts.FailFast {
 			cancelRest(i+1, "cancelled: an earlier step failed (--fail-fast)")
@@ -210,8 +229,18 @@ func runUpgradePath(ctx context.Context, clusters Clusters, opts RunOptions, res
 func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts RunOptions, res *VersionResult, out io.Writer) {
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
+	last := ""
 	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%s] %s\n", v, fmt.Sprintf(format, args...))
+		last = fmt.Sprintf(format, args...)
+		if opts.Status != nil {
+			opts.Status(v.String(), last, "")
+			return
+		}
+		fmt.Fprintf(out, "[%s] %s\n", v, last)
+	}
+	if opts.Status != nil {
+		// Once torn down (deferred calls run last to first).
+		defer func() { opts.Status(v.String(), last, res.Status) }()
 	}
 	if ctx.Err() != nil {
 		res.Status, res.Error = StatusCancelled, "cancelled before it started"
@@ -233,6 +262,9 @@ func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts 
 	}
 	res.Cluster = cluster.Name
 	defer func() {
+		if opts.Status != nil {
+			opts.Status(v.String(), last+", tearing down", "")
+		}
 		// Released even when the run was cancelled: teardown must not be skipped.
 		if err := clusters.Release(context.WithoutCancel(ctx), cluster); err != nil {
 			say("teardown failed: %v", err)
@@ -240,6 +272,7 @@ func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts 
 		}
 	}()
 	runAttempts(ctx, cluster, opts, res, say, start, out)
+	export(ctx, clusters, cluster, opts, res, say)
 }
 
 // runAttempts runs the command against cluster, again on failure as
@@ -279,6 +312,22 @@ func runAttempts(ctx context.Context, cluster Cluster, opts RunOptions, res *Ver
 	}
 }
 
+// export writes what a failed version's cluster holds into opts.ExportDir,
+// when the Clusters can.
+func export(ctx context.Context, clusters Clusters, cluster Cluster, opts RunOptions, res *VersionResult, say func(string, ...any)) {
+	exp, ok := clusters.(Exporter)
+	if !ok || opts.ExportDir == "" || res.Status != StatusFailed {
+		return
+	}
+	dir := filepath.Join(opts.ExportDir, res.Version)
+	if err := exp.Export(ctx, cluster, dir); err != nil {
+		say("export of the cluster failed: %v", err)
+		return
+	}
+	res.Export = dir
+	say("cluster's logs and objects in %s", dir)
+}
+
 // runCommand runs the command once against cluster; its output goes to the
 // version's log and, prefixed, to out.
 func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath string, attempt int, out io.Writer) ([]TestResult, error) {
@@ -287,7 +336,31 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	args, goTest := withGoTestJSON(opts.Command)
+	tmp, err := os.MkdirTemp("", "vmatrix-report-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	env := []string{
+		"KUBECONFIG=" + cluster.Kubeconfig,
+		"VMATRIX_KUBERNETES_VERSION=" + cluster.Version.String(),
+		"VMATRIX_CLUSTER=" + cluster.Name,
+		GinkgoReportDirEnv + "=" + tmp,
+	}
+	junit := ""
+	if opts.JUnit != "" {
+		// Versions run at once: a file per version is named after it.
+		junit = os.Expand(opts.JUnit, func(name string) string {
+			for _, e := range env {
+				if v, ok := strings.CutPrefix(e, name+"="); ok {
+					return v
+				}
+			}
+			return os.Getenv(name)
+		})
+	}
+	args, source := prepare(opts.Command, junit, tmp)
+	started := time.Now()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -296,11 +369,7 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 	fmt.Fprintf(logFile, "# attempt %d: %s\n", attempt, strings.Join(opts.Command, " "))
 
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(),
-		"KUBECONFIG="+cluster.Kubeconfig,
-		"VMATRIX_KUBERNETES_VERSION="+cluster.Version.String(),
-		"VMATRIX_CLUSTER="+cluster.Name,
-	)
+	cmd.Env = append(os.Environ(), env...)
 	if !opts.NoEnvtest {
 		cmd.Env = append(cmd.Env, "USE_EXISTING_CLUSTER=true")
 	}
@@ -321,7 +390,7 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 		return nil, fmt.Errorf("starting %s: %w", args[0], err)
 	}
 	var tests *goTestEvents
-	if goTest {
+	if source.goTest {
 		tests = newGoTestEvents()
 	}
 	prefix := "[" + cluster.Version.String() + "] "
@@ -354,9 +423,8 @@ func runCommand(ctx context.Context, cluster Cluster, opts RunOptions, logPath s
 	var results []TestResult
 	if tests != nil {
 		results = tests.results()
-	} else if junit := junitReportArg(opts.Command); junit != "" {
-		results, _ = readJUnit(junit)
 	}
+	results = source.results(results, started)
 	if ctx.Err() == context.DeadlineExceeded {
 		return results, fmt.Errorf("timed out after %s", opts.Timeout)
 	}
@@ -377,21 +445,6 @@ func withGoTestJSON(command []string) ([]string, bool) {
 		}
 	}
 	return append([]string{command[0], "test", "-json"}, command[2:]...), true
-}
-
-// junitReportArg finds Ginkgo's --junit-report file in a command.
-func junitReportArg(command []string) string {
-	for i, a := range command {
-		for _, flag := range []string{"--junit-report", "-junit-report"} {
-			if v, ok := strings.CutPrefix(a, flag+"="); ok {
-				return v
-			}
-			if a == flag && i+1 < len(command) {
-				return command[i+1]
-			}
-		}
-	}
-	return ""
 }
 
 type lockedWriter struct {

@@ -3,31 +3,40 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
 func newRootCommand() *cobra.Command {
 	var stateDir string
 	root := &cobra.Command{
-		Use:           "vmatrix",
-		Short:         "Virtual Kubernetes clusters of any version, for tests",
+		Use:   "vmatrix",
+		Short: "Virtual Kubernetes clusters of any version, for tests",
+		Long: `Virtual Kubernetes clusters of any version, for tests.
+
+Exit codes:
+  0  success
+  1  failure: a command that could not do its work, or a version of 'vmatrix run' that failed
+  2  usage: an unknown command or flag, a missing or extra argument, a bad value
+     (version spec, output format, vmatrix.yaml)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -41,10 +50,12 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), upgradeCommand(manager), renderCommand(), controlplaneCommand(),
-		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(),
+		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(), versionCommand(),
 		runCommand(manager), conformanceCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
 		serveClusterCommand(manager), serveHostCommand(), imageCommand(),
 	)
+	progressFlag(root)
+	markRuns(root)
 	return root
 }
 
@@ -57,6 +68,7 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 	var opts local.CreateOptions
 	var flags func() controlplane.Flags
 	var backend, dsn string
+	var merge, switchContext bool
 	cmd := &cobra.Command{
 		Use:   "create NAME --version VERSION",
 		Short: "Create a virtual cluster (on the embedded host unless --host is given)",
@@ -73,11 +85,23 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 			if opts.Backend, err = storage.ParseBackend(backend, dsn); err != nil {
 				return err
 			}
-			rec, err := manager().Create(ctx, opts)
+			m := manager()
+			board := newBoard()
+			ts := newTasks(board)
+			task := ts.add(opts.Name, opts.Name, "resolving "+opts.Version)
+			ts.follow(m, same, func(k8sdist.Version) string { return opts.Name })
+			rec, err := m.Create(ctx, opts)
 			if err != nil {
+				task.Done(false, "failed")
+				board.Close("created")
 				return err
 			}
+			task.Done(true, "ready, "+rec.Version)
+			board.Close("created")
 			fmt.Printf("virtual cluster %q (%s) is ready: kubectl --kubeconfig \"$(vmatrix kubeconfig %s)\" get ns\n", rec.Name, rec.Version, rec.Name)
+			if merge || switchContext {
+				return mergeKubeconfig(cmd, filepath.Join(m.Root.ClusterDir(rec.Name), "kubeconfig"), rec.Name, switchContext)
+			}
 			return nil
 		},
 	}
@@ -89,23 +113,51 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 	cmd.Flags().StringVar(&backend, "backend", storage.SQLite, "storage: sqlite (kine, embedded), postgres or mysql (kine on that server), etcd")
 	// The DSN may hold a password: the variable keeps it out of `ps`.
 	cmd.Flags().StringVar(&dsn, "backend-dsn", os.Getenv("VMATRIX_BACKEND_DSN"), "how to reach the backend's server (default $VMATRIX_BACKEND_DSN; etcd without one: vmatrix starts one)")
+	cmd.Flags().BoolVar(&merge, "merge", false, "add context vmatrix-NAME to your kubeconfig (see 'vmatrix kubeconfig --merge')")
+	cmd.Flags().BoolVar(&switchContext, "switch-context", false, "add context vmatrix-NAME to your kubeconfig and make it current, as kind does")
 	_ = cmd.MarkFlagRequired("version")
+	_ = cmd.RegisterFlagCompletionFunc("version", completeVersions(false))
 	return cmd
 }
 
 func deleteCommand(manager func() *local.Manager) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete NAME...",
-		Short: "Delete virtual clusters; the embedded host stops with the last one",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "delete NAME...",
+		Short:             "Delete virtual clusters (and their vmatrix-NAME context, if merged); the embedded host stops with the last one",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeClusters(manager, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
+			m := manager()
+			board := newBoard()
+			var said strings.Builder
+			defer func() {
+				board.Close("deleted")
+				fmt.Print(said.String())
+			}()
+			m.Log = board.Writer()
 			for _, name := range args {
-				if err := manager().Delete(ctx, name); err != nil {
+				// The server says which vmatrix-NAME context is this cluster's.
+				server, _ := kubeconfig.Server(filepath.Join(m.Root.ClusterDir(name), "kubeconfig"))
+				task := board.Task(name, "deleting")
+				if err := m.Delete(ctx, name); err != nil {
+					task.Done(false, "failed")
 					return err
 				}
-				fmt.Printf("deleted virtual cluster %q\n", name)
+				task.Done(true, "deleted")
+				fmt.Fprintf(&said, "deleted virtual cluster %q\n", name)
+				if server == "" {
+					continue
+				}
+				path := kubeconfig.UserPath()
+				removed, err := kubeconfig.Remove(path, contextName(name), server)
+				if err != nil {
+					return err
+				}
+				if removed {
+					fmt.Fprintf(&said, "removed context %q from %s\n", contextName(name), path)
+				}
 			}
 			return nil
 		},
@@ -139,31 +191,6 @@ kubeadm allows; a downgrade or a skipped minor is refused before anything stops.
 	return cmd
 }
 
-func listCommand(manager func() *local.Manager) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List virtual clusters",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			recs, err := manager().List()
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "NAME\tVERSION\tHOST\tBACKEND\tAGE\tSTATE")
-			for _, r := range recs {
-				age := "-"
-				if !r.Created.IsZero() {
-					age = duration.HumanDuration(time.Since(r.Created))
-				}
-				// The kind only: the DSN may hold a password.
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Version, r.Host, cmp.Or(r.Backend, storage.SQLite), age, stateOf(r))
-			}
-			return w.Flush()
-		},
-	}
-}
-
 func stateOf(r state.Record) string {
 	switch {
 	case !r.Running():
@@ -193,25 +220,73 @@ func restarts(n map[string]int) string {
 }
 
 func kubeconfigCommand(manager func() *local.Manager) *cobra.Command {
-	return &cobra.Command{
-		Use:   "kubeconfig NAME",
-		Short: "Print the path of a virtual cluster's kubeconfig",
-		Args:  cobra.ExactArgs(1),
+	var merge, switchContext, print bool
+	cmd := &cobra.Command{
+		Use:   "kubeconfig NAME [--merge [--switch-context] | --print]",
+		Short: "Print the path of a virtual cluster's kubeconfig, its content, or merge it into yours",
+		Long: `Prints the path of a virtual cluster's kubeconfig; with --print, the file's content.
+
+With --merge, adds the context, cluster and user vmatrix-NAME to your kubeconfig (the first
+file of $KUBECONFIG, else ~/.kube/config), keeping every other entry and the current context
+(--switch-context makes vmatrix-NAME current). 'vmatrix delete NAME' removes them again.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeClusters(manager, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if print && (merge || switchContext) {
+				return usageError{errors.New("--print does not go with --merge or --switch-context")}
+			}
 			path, err := manager().Kubeconfig(args[0])
 			if err != nil {
 				return err
 			}
-			fmt.Println(path)
+			switch {
+			case print:
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(data)
+				return err
+			case merge || switchContext:
+				return mergeKubeconfig(cmd, path, args[0], switchContext)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), path)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&merge, "merge", false, "add context vmatrix-NAME to $KUBECONFIG (its first file) or ~/.kube/config")
+	cmd.Flags().BoolVar(&switchContext, "switch-context", false, "merge and make vmatrix-NAME the current context")
+	cmd.Flags().BoolVar(&print, "print", false, "print the kubeconfig's content instead of its path")
+	return cmd
+}
+
+// contextName is the context a cluster gets in the user's kubeconfig.
+func contextName(cluster string) string { return kubeconfig.ContextName(cluster) }
+
+// mergeKubeconfig merges the cluster's kubeconfig at path into the user's.
+func mergeKubeconfig(cmd *cobra.Command, path, name string, switchContext bool) error {
+	into := kubeconfig.UserPath()
+	if err := kubeconfig.Merge(path, into, contextName(name), switchContext); err != nil {
+		return err
+	}
+	how := "added"
+	if switchContext {
+		how = "added and switched to"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s context %q in %s: kubectl --context %s get ns\n", how, contextName(name), into, contextName(name))
+	return nil
 }
 
 func exportCommand(manager func() *local.Manager) *cobra.Command {
 	cmd := &cobra.Command{Use: "export", Short: "Export what a running virtual cluster holds, for a bug report or a CI artifact"}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "logs NAME [DIR]",
+		Use: "logs NAME [DIR]",
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 1 {
+				return nil, cobra.ShellCompDirectiveFilterDirs
+			}
+			return completeClusters(manager, 1)(cmd, args, toComplete)
+		},
 		Short: "Write the component logs, object dumps and every pod's container logs of a virtual cluster to DIR (default: a new temporary folder)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -264,69 +339,82 @@ func hostCommand(manager func() *local.Manager) *cobra.Command {
 }
 
 func versionsCommand() *cobra.Command {
+	var format string
 	cmd := &cobra.Command{
-		Use:   "versions",
+		Use:   "versions [-o json|yaml]",
 		Short: "List the Kubernetes versions that are cached and that can be had",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			releases, err := k8sdist.Releases(ctx)
-			if err != nil {
-				return err
-			}
-			cached, err := k8sdist.Source{}.Cached()
-			if err != nil {
-				return err
-			}
-			isCached := map[k8sdist.Version]bool{}
-			for _, v := range cached {
-				isCached[v] = true
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "VERSION\tCACHED")
-			for _, v := range releases {
-				c := "no"
-				if isCached[v] {
-					c = "yes"
-				}
-				fmt.Fprintf(w, "%s\t%s\n", v, c)
-			}
-			return w.Flush()
-		},
+	}
+	check := outputFlag(cmd, &format, formatJSON, formatYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := check(); err != nil {
+			return err
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		releases, err := k8sdist.Releases(ctx)
+		if err != nil {
+			return err
+		}
+		cached, err := k8sdist.Source{}.Cached()
+		if err != nil {
+			return err
+		}
+		return writeVersions(cmd.OutOrStdout(), format, releases, cached)
 	}
 	var e2e bool
 	pull := &cobra.Command{
-		Use:   "pull VERSION...",
-		Short: "Fill the binary cache ahead of time (for CI caches)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "pull VERSION...",
+		ValidArgsFunction: completeVersions(false),
+		Short:             "Fill the binary cache ahead of time (for CI caches)",
+		Args:              cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			src := k8sdist.Source{Log: os.Stderr}
+			board := newBoard()
+			// What scripts read goes to stdout once the board is done with
+			// the terminal.
+			var paths strings.Builder
+			defer func() {
+				board.Close("in the cache")
+				fmt.Print(paths.String())
+			}()
+			var task *status.Task
+			src := k8sdist.Source{Log: board.Writer(), Progress: func(_ k8sdist.Version, what string) { task.Phase(what) }}
 			for _, a := range args {
+				task = board.Task(a, "resolving")
 				v, err := k8sdist.Resolve(ctx, a)
 				if err != nil {
+					task.Done(false, "unknown")
 					return err
 				}
+				task.Phase("obtaining " + v.String())
 				bins, err := src.Kubernetes(ctx, v)
 				if err != nil {
+					task.Done(false, "failed")
 					return err
 				}
-				fmt.Printf("%s\t%s\n", v, bins.APIServer)
+				task.Done(true, v.String()+" cached")
+				fmt.Fprintf(&paths, "%s\t%s\n", v, bins.APIServer)
 				if e2e {
+					task = board.Task(a+" e2e", "obtaining e2e.test "+v.String())
 					suite, err := src.E2E(ctx, v)
 					if err != nil {
+						task.Done(false, "failed")
 						return err
 					}
-					fmt.Printf("%s\t%s\n", v, suite.Test)
+					task.Done(true, "e2e.test "+v.String()+" cached")
+					fmt.Fprintf(&paths, "%s\t%s\n", v, suite.Test)
 				}
 			}
+			task = board.Task("kwok", "obtaining "+k8sdist.KWOKVersion)
 			kwok, err := src.KWOK(ctx)
 			if err != nil {
+				task.Done(false, "failed")
 				return err
 			}
-			fmt.Printf("kwok %s\t%s\n", k8sdist.KWOKVersion, kwok)
+			task.Done(true, k8sdist.KWOKVersion+" cached")
+			fmt.Fprintf(&paths, "kwok %s\t%s\n", k8sdist.KWOKVersion, kwok)
 			return nil
 		},
 	}

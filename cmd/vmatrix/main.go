@@ -6,14 +6,55 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 )
 
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "vmatrix: "+err.Error())
-		if errors.As(err, new(usageError)) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	cmd, err := newRootCommand().ExecuteC()
+	if err == nil {
+		return
 	}
+	code := exitCode(err)
+	msg := err.Error()
+	if !commandRan {
+		// cobra's words on the command line: say where the usage is.
+		msg += fmt.Sprintf(" (see '%s --help')", cmd.CommandPath())
+	}
+	fmt.Fprintln(os.Stderr, "vmatrix: "+msg)
+	os.Exit(code)
+}
+
+// Exit codes, as `vmatrix --help` lists them.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError makes vmatrix exit with 2: the command line itself is wrong.
+type usageError struct{ error }
+
+// commandRan is set once a command's own code runs: an error before that is
+// cobra's about the command line (unknown command or flag, a bad flag value,
+// a wrong number of arguments, a missing required flag).
+var commandRan bool
+
+// markRuns makes every command of the tree set commandRan as it starts.
+func markRuns(cmd *cobra.Command) {
+	if run := cmd.RunE; run != nil {
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			commandRan = true
+			return run(c, args)
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markRuns(sub)
+	}
+}
+
+func exitCode(err error) int {
+	if !commandRan || errors.As(err, new(usageError)) {
+		return exitUsage
+	}
+	return exitFailure
 }

@@ -10,13 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/matrix"
 )
-
-// usageError makes vmatrix exit with 2: the command line itself is wrong.
-type usageError struct{ error }
 
 // loadConfig reads vmatrix.yaml (or --config) and lets the flags the user set
 // override it.
@@ -60,6 +59,12 @@ version prefix, and tears everything down. Clusters left running by 'vmatrix up'
 instead of new ones. With --upgrade, one cluster runs COMMAND at each version of the path
 in turn, upgraded in place between the runs. The deprecated APIs the command called are
 listed in the reports (--fail-on-deprecated fails the version). Exit code: 0 if every version passed, 1 if any failed, 2 for usage errors.
+
+Each test gets a row in the report: 'go test' is given -json (its output is still shown as
+go test prints it; Ginkgo suites written with framework/vmatrixginkgo report each spec),
+the ginkgo CLI --json-report; any other command with --junit FILE. A failed version's
+cluster is exported (component logs, objects, pod logs) into the report folder's exports/.
+With $GITHUB_STEP_SUMMARY set, the compatibility table is appended to it.
 
 SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmatrix help run')`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -112,9 +117,47 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 					return err
 				}
 			}
+			opts.ExportDir = filepath.Join(filepath.Dir(opts.LogDir), "exports")
+			if reportDir == "" {
+				opts.ExportDir = filepath.Join(opts.LogDir, "exports")
+			}
 			m := manager()
 			m.Log = prefixWriter{}
+			var board *status.Board
+			// An upgrade path is one cluster through several versions: plain lines.
+			if status.Live(progressMode) && !opts.Upgrade {
+				// Lines updated in place per version; the command's output
+				// and the rest above them.
+				board = newBoard()
+				ts := newTasks(board)
+				for _, v := range versions {
+					ts.add(v.String(), v.String(), "waiting")
+				}
+				ts.follow(m, func(cluster string) string {
+					for _, v := range versions {
+						if strings.HasSuffix(cluster, "-"+strings.TrimPrefix(local.UpName(v), "up-")) {
+							return v.String()
+						}
+					}
+					return ""
+				}, func(v k8sdist.Version) string { return v.String() })
+				opts.Out = board.Writer()
+				opts.Status = func(version, phase, outcome string) {
+					t := ts.get(version)
+					switch outcome {
+					case "":
+						t.Phase(phase)
+					case matrix.StatusPassed:
+						t.Done(true, "passed") // the line has the time
+					default:
+						t.Done(false, phase)
+					}
+				}
+			}
 			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg, Fresh: opts.Upgrade}, opts)
+			if board != nil {
+				board.Close("passed")
+			}
 			if err != nil {
 				return err
 			}
@@ -124,6 +167,11 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				}
 				fmt.Printf("reports in %s (report.json, junit.xml, report.md)\n", reportDir)
 			}
+			if summary := os.Getenv("GITHUB_STEP_SUMMARY"); summary != "" {
+				if err := appendFile(summary, "## vmatrix run: "+report.Command+"\n\n"+report.Markdown()+"\n"); err != nil {
+					return fmt.Errorf("$GITHUB_STEP_SUMMARY: %w", err)
+				}
+			}
 			var failed []string
 			for _, v := range report.Versions {
 				if !v.Passed {
@@ -131,7 +179,11 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				}
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("failed on %s; logs in %s", strings.Join(failed, ", "), opts.LogDir)
+				where := opts.LogDir
+				if _, err := os.Stat(opts.ExportDir); err == nil {
+					where += ", clusters' logs and objects in " + opts.ExportDir
+				}
+				return fmt.Errorf("failed on %s; logs in %s", strings.Join(failed, ", "), where)
 			}
 			if reportDir == "" {
 				// Logs nobody asked to keep, of a run that passed.
@@ -150,9 +202,24 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 	cmd.Flags().IntVar(&opts.Retries, "retries", 0, "rerun a failed version up to N times")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "time limit of each run of the command (0: none)")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "write report.json, junit.xml, report.md and per-version logs here")
+	cmd.Flags().StringVar(&opts.JUnit, "junit", "", "a JUnit XML file the command writes, read for a row per test when vmatrix cannot tell them otherwise ($VMATRIX_KUBERNETES_VERSION in it: one file per version)")
 	cmd.Flags().BoolVar(&opts.NoEnvtest, "no-envtest", false, "do not set USE_EXISTING_CLUSTER=true (which makes controller-runtime envtest suites use the run's cluster)")
 	components = componentFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("versions", completeVersions(true))
 	return cmd
+}
+
+// appendFile appends text to the file at path, creating it.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // prefixWriter marks the progress lines of cluster creation in run's output.
@@ -190,7 +257,21 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 				return usageError{err}
 			}
 			m := manager()
+			board := newBoard()
+			ts := newTasks(board)
+			for _, v := range versions {
+				ts.add(local.UpName(v), v.String(), "waiting")
+			}
+			ts.follow(m, same, local.UpName)
 			recs, err := m.Up(ctx, versions, cfg)
+			for i, v := range versions {
+				if i < len(recs) && recs[i].Ready {
+					ts.get(local.UpName(v)).Done(true, "ready ("+recs[i].Name+")")
+				} else {
+					ts.get(local.UpName(v)).Done(false, "failed")
+				}
+			}
+			board.Close("ready")
 			if err != nil {
 				return err
 			}
@@ -203,6 +284,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 	cmd.Flags().StringVar(&spec, "versions", "", "versions to keep running (required unless vmatrix.yaml names them)")
 	cmd.Flags().StringVar(&configPath, "config", matrix.ConfigFile, "matrix settings; flags override them")
 	components = componentFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("versions", completeVersions(true))
 	return cmd
 }
 
@@ -232,7 +314,13 @@ func cleanupCommand(manager func() *local.Manager) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			removed, err := manager().Cleanup(ctx, dryRun)
+			m := manager()
+			board := newBoard()
+			m.Log = board.Writer()
+			task := board.Task("cleanup", "looking for what killed runs left")
+			removed, err := m.Cleanup(ctx, dryRun)
+			task.Done(err == nil, fmt.Sprintf("%d found", len(removed)))
+			board.Close("done")
 			verb := "removed"
 			if dryRun {
 				verb = "would remove"

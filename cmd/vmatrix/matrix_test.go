@@ -458,3 +458,107 @@ func TestRunAlongAnUpgradePath(t *testing.T) {
 		t.Errorf("a path that skips a minor: exit %d, %q", code, errOut)
 	}
 }
+
+// TestRunGinkgoSuiteUnderGoTest: plain `go test` of a Ginkgo suite, no flag
+// added by the user, gives a row per spec in report.md and junit.xml; the
+// failed version's cluster is exported into the report folder, and the
+// table goes to $GITHUB_STEP_SUMMARY.
+func TestRunGinkgoSuiteUnderGoTest(t *testing.T) {
+	c := newCLI(t)
+	reports := t.TempDir()
+	summary := filepath.Join(t.TempDir(), "summary.md")
+	os.WriteFile(summary, []byte("earlier step\n"), 0o644)
+	c.env = append(c.env, "GITHUB_STEP_SUMMARY="+summary)
+	_, stderr, code := c.run("run", "--versions", "1.35,1.37", "--report-dir", reports, "--",
+		"go", "test", "-count=1", "./testdata/ginkgosuite")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the suite fails on 1.35):\n%s", code, stderr)
+	}
+	v135, v137 := resolve(t, "1.35"), resolve(t, "1.37")
+	md, err := os.ReadFile(filepath.Join(reports, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{
+		"| ginkgosuite Namespaces are listed | ✅ pass | ✅ pass |",
+		"| ginkgosuite Namespaces do not work on 1.35 | ❌ fail | ✅ pass |",
+		"| ginkgosuite Namespaces need 1.37 | ⏭️ skip | ✅ pass |",
+		"| github.com/vmatrix/vmatrix/cmd/vmatrix/testdata/ginkgosuite TestSpecs | ❌ fail | ✅ pass |",
+	} {
+		if !strings.Contains(string(md), row) {
+			t.Errorf("report.md lacks %q:\n%s", row, md)
+		}
+	}
+	suites, err := junit.IngestFile(filepath.Join(reports, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range suites {
+		// TestSpecs and the 3 specs.
+		if s.Totals.Tests != 4 {
+			t.Errorf("junit suite %s: %d tests, want 4", s.Name, s.Totals.Tests)
+		}
+	}
+	r := readReport(t, reports)
+	for _, v := range r.Versions {
+		switch v.Version {
+		case v135:
+			if v.Export != filepath.Join(reports, "exports", v135) {
+				t.Errorf("export of the failed %s: %q", v135, v.Export)
+			}
+			for _, f := range []string{"logs/kube-apiserver.log", "objects/default"} {
+				if _, err := os.Stat(filepath.Join(v.Export, f)); err != nil {
+					t.Errorf("export of %s: %v", v135, err)
+				}
+			}
+		case v137:
+			if v.Export != "" {
+				t.Errorf("%s passed but was exported to %s", v137, v.Export)
+			}
+		}
+	}
+	if !strings.Contains(stderr, filepath.Join(reports, "exports")) {
+		t.Errorf("the error does not say where the exports are:\n%s", stderr)
+	}
+	sum, _ := os.ReadFile(summary)
+	if !strings.HasPrefix(string(sum), "earlier step\n") || !strings.Contains(string(sum), "| ginkgosuite Namespaces do not work on 1.35 | ❌ fail | ✅ pass |") {
+		t.Errorf("$GITHUB_STEP_SUMMARY:\n%s", sum)
+	}
+}
+
+// TestRunGinkgoCLIAndAJUnitFile: the ginkgo CLI is asked for its JSON
+// report; any other command's tests come from the JUnit file --junit names.
+func TestRunGinkgoCLIAndAJUnitFile(t *testing.T) {
+	c := newCLI(t)
+	ginkgo := filepath.Join(t.TempDir(), "ginkgo")
+	if out, err := exec.Command("go", "build", "-o", ginkgo, "github.com/onsi/ginkgo/v2/ginkgo").CombinedOutput(); err != nil {
+		t.Fatalf("building the ginkgo CLI: %v\n%s", err, out)
+	}
+	reports := t.TempDir()
+	_, stderr, code := c.run("run", "--versions", "1.37", "--report-dir", reports, "--", ginkgo, "./testdata/ginkgosuite")
+	if code != 0 {
+		t.Fatalf("ginkgo: exit %d:\n%s", code, stderr)
+	}
+	md, _ := os.ReadFile(filepath.Join(reports, "report.md"))
+	for _, row := range []string{"| ginkgosuite Namespaces are listed | ✅ pass |", "| ginkgosuite Namespaces need 1.37 | ✅ pass |"} {
+		if !strings.Contains(string(md), row) {
+			t.Errorf("report.md of the ginkgo CLI lacks %q:\n%s", row, md)
+		}
+	}
+
+	// A script that writes a JUnit file per version, as --junit names it.
+	recorded, err := filepath.Abs("../../matrix/testdata/ginkgoreport/junit.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	_, stderr, code = c.run("run", "--versions", "1.37", "--report-dir", reports, "--junit", filepath.Join(out, "junit-$VMATRIX_KUBERNETES_VERSION.xml"), "--",
+		"sh", "-c", `cp `+recorded+` `+out+`/junit-$VMATRIX_KUBERNETES_VERSION.xml`)
+	if code != 0 {
+		t.Fatalf("script: exit %d:\n%s", code, stderr)
+	}
+	md, _ = os.ReadFile(filepath.Join(reports, "report.md"))
+	if row := "| recorded suite [It] Deployments [Kubernetes 1.37] scale to zero | ❌ fail |"; !strings.Contains(string(md), row) {
+		t.Errorf("report.md of the JUnit file lacks %q:\n%s", row, md)
+	}
+}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/reporters"
 
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/matrix"
 )
 
 // Component is the component name of Kubernetes version constraints:
@@ -34,7 +37,21 @@ func NewSuite(versions []string, opts ...framework.Option) *Suite {
 	s := &Suite{versions: framework.Versions(versions...), opts: append([]framework.Option{framework.WithSignalHandling(false)}, opts...)}
 	ginkgo.SynchronizedBeforeSuite(s.create, s.connect)
 	ginkgo.SynchronizedAfterSuite(func() {}, s.destroy)
+	ginkgo.ReportAfterSuite("vmatrix run report", reportToRun)
 	return s
+}
+
+// reportToRun gives `vmatrix run` the suite's Ginkgo report, so its report
+// has a row per spec even under plain go test.
+func reportToRun(r ginkgo.Report) {
+	dir := os.Getenv(matrix.GinkgoReportDirEnv)
+	if dir == "" {
+		return
+	}
+	path := filepath.Join(dir, fmt.Sprintf("ginkgo-%d.json", os.Getpid()))
+	if err := reporters.GenerateJSONReport(r, path); err != nil {
+		ginkgo.GinkgoWriter.Printf("vmatrix: report for vmatrix run: %v\n", err)
+	}
 }
 
 // create runs on process 1: it starts the clusters and returns their

@@ -53,16 +53,29 @@ func versionLDFlags(v Version) string {
 // repository, which a dependency's replace directives cannot reach, so the
 // wrapper module pins each of them to the matching published v0.MINOR.PATCH.
 func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir string, names []string) (err error) {
-	logf(s.Log, "building %s %s from the Go module proxy; a cold build takes several minutes", strings.Join(names, ", "), v)
-	stop := startProgress(s.Log, "building "+v.String())
+	times := buildTimes{path: filepath.Join(cache, "build-times.json")}
+	estimate := times.estimate(v)
+	how := "a cold build takes several minutes"
+	if estimate > 0 {
+		how = fmt.Sprintf("the last build on this machine took %s", estimate.Round(time.Second))
+	}
+	logf(s.Log, "building %s %s from the Go module proxy; %s", strings.Join(names, ", "), v, how)
+	start := time.Now()
 	defer func() {
-		elapsed := stop().Round(time.Second)
+		elapsed := time.Since(start)
 		if err != nil {
-			logf(s.Log, "building %s failed after %s", v, elapsed)
+			logf(s.Log, "building %s failed after %s", v, elapsed.Round(time.Second))
 		} else {
-			logf(s.Log, "built %s %s in %s", strings.Join(names, ", "), v, elapsed)
+			logf(s.Log, "built %s %s in %s", strings.Join(names, ", "), v, elapsed.Round(time.Second))
+			times.record(v, elapsed)
 		}
 	}()
+	progress := func(what string) {
+		if s.Progress != nil {
+			s.Progress(v, what)
+		}
+	}
+	progress("downloading modules")
 
 	work := filepath.Join(cache, "build", v.String())
 	if err := writeBuildModule(ctx, g, work, v, toolsGo); err != nil {
@@ -83,12 +96,23 @@ func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir s
 	defer os.RemoveAll(tmp)
 	// One go build for all commands: they share most packages, and the go
 	// command then compiles each once.
-	args := []string{"build", "-trimpath", "-ldflags", versionLDFlags(v), "-o", tmp + string(filepath.Separator)}
+	var targets []string
 	for _, n := range names {
-		args = append(args, "k8s.io/kubernetes/cmd/"+n)
+		targets = append(targets, "k8s.io/kubernetes/cmd/"+n)
 	}
-	if err := g.run(ctx, work, nil, args...); err != nil {
-		return fmt.Errorf("building Kubernetes %s: %w", v, err)
+	// -v names each package as it is compiled; go list -deps says how many
+	// there are (cached ones are not compiled again: the count is a bound).
+	counted := &buildCount{}
+	if deps, err := g.output(ctx, work, append([]string{"list", "-deps"}, targets...)...); err == nil {
+		counted.total = strings.Count(string(deps), "\n")
+	}
+	c := g.cmd(ctx, work, append([]string{"build", "-v", "-trimpath", "-ldflags", versionLDFlags(v), "-o", tmp + string(filepath.Separator)}, targets...)...)
+	c.Stdout, c.Stderr = counted, counted
+	stop := followBuild(s.Log, progress, v, counted, estimate, 2*time.Second, progressEvery)
+	err = c.Run()
+	stop()
+	if err != nil {
+		return fmt.Errorf("building Kubernetes %s: %w", v, commandError(ctx, c, err, []byte(counted.output.String())))
 	}
 	for _, n := range names {
 		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(dir, n)); err != nil {

@@ -28,24 +28,35 @@ func logf(w io.Writer, format string, args ...any) {
 // the returned function is called; that function returns the elapsed time.
 func startProgress(w io.Writer, what string) (stop func() time.Duration) {
 	start := time.Now()
+	end := ticking(progressEvery, func() {
+		logf(w, "still %s (%s elapsed)", what, time.Since(start).Round(time.Second))
+	})
+	return func() time.Duration {
+		end()
+		return time.Since(start)
+	}
+}
+
+// ticking calls tick every interval until the returned function is called;
+// once that returns, tick runs no more.
+func ticking(interval time.Duration, tick func()) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(progressEvery)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				logf(w, "still %s (%s elapsed)", what, time.Since(start).Round(time.Second))
+				tick()
 			case <-done:
 				return
 			}
 		}
 	}()
-	return func() time.Duration {
+	return func() {
 		close(done)
 		<-finished
-		return time.Since(start)
 	}
 }

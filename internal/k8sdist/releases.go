@@ -166,3 +166,7 @@ func Newest(ctx context.Context) (Version, error) {
 	}
 	return list[len(list)-1], nil
 }
+
+// BuiltinReleases is the table Releases falls back on: the newest patch of
+// each supported minor when this vmatrix was made.
+func BuiltinReleases() []Version { return slices.Clone(builtinReleases) }

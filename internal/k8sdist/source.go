@@ -22,6 +22,9 @@ type Source struct {
 	// Log receives progress lines, which matter when a build takes minutes;
 	// nil discards them. Writes from concurrent calls are serialized.
 	Log io.Writer
+	// Progress, if set, hears every few seconds where a build from the
+	// module proxy stands ("building: 812 of 1903 packages compiled, ...").
+	Progress func(v Version, what string)
 }
 
 // component is one control-plane binary and the variable that overrides it.

@@ -4,10 +4,12 @@ package kubeconfig
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/util/homedir"
 )
 
 // Write writes a self-contained kubeconfig (certificates embedded, so the file can
@@ -37,4 +39,99 @@ func Load(path, context string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// ContextName is the context, cluster and user name a virtual cluster gets in
+// the user's kubeconfig: vmatrix-NAME.
+func ContextName(cluster string) string { return "vmatrix-" + cluster }
+
+// UserPath is the kubeconfig file `--merge` writes to: the first file of
+// $KUBECONFIG, else ~/.kube/config (as kubectl config set-context does).
+func UserPath() string {
+	for _, f := range filepath.SplitList(os.Getenv(clientcmd.RecommendedConfigPathEnvVar)) {
+		if f != "" {
+			return f
+		}
+	}
+	return filepath.Join(homedir.HomeDir(), clientcmd.RecommendedHomeDir, clientcmd.RecommendedFileName)
+}
+
+// Merge copies the only context of the kubeconfig at from (as Write makes
+// them) into the kubeconfig at into as context, cluster and user name,
+// replacing entries of that name and keeping every other one. The current
+// context becomes name only with switchContext. A missing file at into is
+// created.
+func Merge(from, into, name string, switchContext bool) error {
+	src, err := clientcmd.LoadFromFile(from)
+	if err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", from, err)
+	}
+	ctx := src.Contexts[src.CurrentContext]
+	if ctx == nil || src.Clusters[ctx.Cluster] == nil || src.AuthInfos[ctx.AuthInfo] == nil {
+		return fmt.Errorf("kubeconfig %s: no complete current context", from)
+	}
+	dst, err := loadOrNew(into)
+	if err != nil {
+		return err
+	}
+	dst.Clusters[name] = src.Clusters[ctx.Cluster]
+	dst.AuthInfos[name] = src.AuthInfos[ctx.AuthInfo]
+	dst.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	if switchContext {
+		dst.CurrentContext = name
+	}
+	return writeFile(dst, into)
+}
+
+// Server returns the server of the current context of the kubeconfig at path.
+func Server(path string) (string, error) {
+	cfg, err := Load(path, "")
+	if err != nil {
+		return "", err
+	}
+	return cfg.Host, nil
+}
+
+// Remove deletes the context, cluster and user name from the kubeconfig at
+// path if its cluster entry points at server (another state directory's
+// cluster of the same name is left alone). It reports whether it removed
+// anything; a missing file is not an error. A current context of that name
+// is unset.
+func Remove(path, name, server string) (bool, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return false, nil
+	}
+	cfg, err := loadOrNew(path)
+	if err != nil {
+		return false, err
+	}
+	if c := cfg.Clusters[name]; c == nil || c.Server != server {
+		return false, nil
+	}
+	delete(cfg.Contexts, name)
+	delete(cfg.Clusters, name)
+	delete(cfg.AuthInfos, name)
+	if cfg.CurrentContext == name {
+		cfg.CurrentContext = ""
+	}
+	return true, writeFile(cfg, path)
+}
+
+func loadOrNew(path string) (*clientcmdapi.Config, error) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return clientcmdapi.NewConfig(), nil
+	}
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// writeFile writes cfg to path as kubectl does (clientcmd, owner-only).
+func writeFile(cfg *clientcmdapi.Config, path string) error {
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return nil
 }

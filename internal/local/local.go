@@ -40,6 +40,15 @@ type Manager struct {
 	// Log receives progress (binary builds, host start).
 	Log    io.Writer
 	Source k8sdist.Source
+	// Phase, if set, hears where each cluster's create stands: "binaries",
+	// "host", "starting".
+	Phase func(cluster, phase string)
+}
+
+func (m *Manager) phase(cluster, phase string) {
+	if m.Phase != nil {
+		m.Phase(cluster, phase)
+	}
 }
 
 // CreateOptions says what to create.
@@ -133,14 +142,17 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 	if err := state.Write(dir, rec); err != nil {
 		return rec, err
 	}
+	m.phase(opts.Name, "binaries")
 	if _, err := m.Source.Kubernetes(ctx, v); err != nil {
 		return rec, err
 	}
 	if hostName == state.EmbeddedHost {
+		m.phase(opts.Name, "embedded host")
 		if err := m.ensureHost(ctx, opts.HostNodes); err != nil {
 			return rec, err
 		}
 	}
+	m.phase(opts.Name, "starting control plane")
 	if err := m.spawn(ctx, dir, "serve-cluster"); err != nil {
 		return rec, err // it names the cluster and version already
 	}

@@ -96,7 +96,10 @@ func (c MatrixClusters) Upgrade(ctx context.Context, cl matrix.Cluster, v k8sdis
 	return cl, nil
 }
 
-var _ matrix.Clusters = MatrixClusters{}
+var _ interface {
+	matrix.Clusters
+	matrix.Exporter
+} = MatrixClusters{}
 
 func (c MatrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.Cluster, error) {
 	if rec, ok := c.M.running(UpName(v), v); ok && !c.Fresh {
@@ -120,6 +123,11 @@ func (c MatrixClusters) Release(ctx context.Context, cl matrix.Cluster) error {
 		return nil // attached, not ours
 	}
 	return c.M.Delete(ctx, cl.Name)
+}
+
+// Export writes what `vmatrix export logs` writes for the cluster into dir.
+func (c MatrixClusters) Export(ctx context.Context, cl matrix.Cluster, dir string) error {
+	return c.M.ExportLogs(ctx, cl.Name, dir)
 }
 
 // Cleanup removes what killed runs left: clusters whose supervisor is dead,
