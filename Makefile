@@ -3,13 +3,15 @@
 VERSIONS ?= 1.35 1.36 1.37
 GO ?= go
 
-.PHONY: build pull test demo vet bench deps skew image
+.PHONY: build pull test demo vet bench deps skew conformance image
 
 build:
 	$(GO) build -o bin/vmatrix ./cmd/vmatrix
 
+# The newest version's e2e.test too: the tests run a fixed conformance subset on it.
 pull: build
 	bin/vmatrix versions pull $(VERSIONS)
+	bin/vmatrix versions pull --e2e $(lastword $(VERSIONS))
 
 # The in-cluster image of one Kubernetes version, tagged as the chart expects,
 # written as an OCI archive without Docker, from the binary cache only (make
@@ -64,3 +66,10 @@ skew: pull
 
 bench: pull
 	$(GO) run ./cmd/vmatrix-bench -out bench/results.json
+
+# The upstream conformance suite on every version, into docs/conformance.md.
+# Slow and optional: it builds each version's e2e.test (about 11 min cold on
+# two cores) and runs all its [Conformance] specs, one version after another.
+conformance: pull
+	bin/vmatrix versions pull --e2e $(VERSIONS)
+	bin/vmatrix conformance --versions $(shell echo $(VERSIONS) | tr ' ' ,) --out docs/conformance.md --report-dir conformance-report

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -561,4 +562,36 @@ func TestRunGinkgoCLIAndAJUnitFile(t *testing.T) {
 	if row := "| recorded suite [It] Deployments [Kubernetes 1.37] scale to zero | ❌ fail |"; !strings.Contains(string(md), row) {
 		t.Errorf("report.md of the JUnit file lacks %q:\n%s", row, md)
 	}
+}
+
+// TestConformanceSubset runs the fixed CI subset of the upstream
+// conformance suite on the newest version: every spec of it must pass, so
+// that a regression in faithfulness turns CI red.
+func TestConformanceSubset(t *testing.T) {
+	c := newCLI(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "conformance.md")
+	stdout, errOut, code := c.run("conformance", "--versions", "1.37", "--subset", "ci", "--out", out, "--report-dir", filepath.Join(dir, "report"), "--progress=plain")
+	if code != 0 {
+		md, _ := os.ReadFile(out)
+		t.Fatalf("exit %d\n%s\n%s\n%s", code, stdout, lastLines(errOut, 40), md)
+	}
+	md, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", stdout)
+	row := lineOf(string(md), "| "+resolve(t, "1.37")+" |")
+	var passed, failed int
+	if _, err := fmt.Sscanf(row, "| v1.37.%d | %d | %d |", new(int), &passed, &failed); err != nil || failed != 0 || passed < 40 {
+		t.Errorf("summary row %q: %d passed, %d failed (%v)", row, passed, failed, err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
