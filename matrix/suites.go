@@ -108,8 +108,9 @@ func flagValue(command []string, name string) string {
 	return ""
 }
 
-// results reads what the run left, after go test's events (goTests).
-func (s reportSource) results(goTests []TestResult, started time.Time) []TestResult {
+// results reads what the run left, after go test's events (goTests); a
+// JUnit file counts if modified after since (its time before the run).
+func (s reportSource) results(goTests []TestResult, since time.Time) []TestResult {
 	out := goTests
 	if s.ginkgoDir != "" {
 		files, _ := filepath.Glob(filepath.Join(s.ginkgoDir, "*.json"))
@@ -127,7 +128,7 @@ func (s reportSource) results(goTests []TestResult, started time.Time) []TestRes
 	}
 	if s.junit != "" {
 		// A file from an earlier run is not this run's result.
-		if fi, err := os.Stat(s.junit); err == nil && !fi.ModTime().Before(started) {
+		if fi, err := os.Stat(s.junit); err == nil && fi.ModTime().After(since) {
 			if tests, err := readJUnit(s.junit); err == nil {
 				out = append(out, tests...)
 			}
