@@ -52,7 +52,7 @@ Exit codes:
 		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), upgradeCommand(manager), renderCommand(), controlplaneCommand(),
 		kubeconfigCommand(manager), exportCommand(manager), hostCommand(manager), versionsCommand(), versionCommand(),
 		runCommand(manager), conformanceCommand(manager), upCommand(manager), downCommand(manager), cleanupCommand(manager),
-		serveClusterCommand(manager), serveHostCommand(), imageCommand(),
+		serveClusterCommand(manager), serveHostCommand(), imageCommand(), reportCommand(),
 	)
 	progressFlag(root)
 	markRuns(root)

@@ -46,7 +46,8 @@ func addComponentFlags(cfg *matrix.Config, f controlplane.Flags) error {
 }
 
 func runCommand(manager func() *local.Manager) *cobra.Command {
-	var spec, upgradePath, reportDir, configPath string
+	var spec, upgradePath, reportDir, configPath, shard string
+	var dryRun bool
 	var components func() controlplane.Flags
 	opts := matrix.RunOptions{}
 	cmd := &cobra.Command{
@@ -66,10 +67,26 @@ the ginkgo CLI --json-report; any other command with --junit FILE. A failed vers
 cluster is exported (component logs, objects, pod logs) into the report folder's exports/.
 With $GITHUB_STEP_SUMMARY set, the compatibility table is appended to it.
 
+A matrix too big for one machine is split across CI jobs: --shard K/N runs the K-th of N
+shares of the versions (the same share for the same versions, whatever the order of the
+spec; a share with no version passes), and 'vmatrix report merge' joins the jobs' report
+folders into one. --dry-run prints the versions a run would take, one per line, and
+creates nothing.
+
 SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmatrix help run')`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 || cmd.ArgsLenAtDash() != 0 {
+			if (len(args) > 0 || !dryRun) && (len(args) == 0 || cmd.ArgsLenAtDash() != 0) {
 				return usageError{fmt.Errorf("no command: vmatrix run --versions SPEC -- COMMAND [ARGS...]")}
+			}
+			shardK, shardN := 1, 1
+			if cmd.Flags().Changed("shard") {
+				var err error
+				if shardK, shardN, err = matrix.ParseShard(shard); err != nil {
+					return usageError{err}
+				}
+				if cmd.Flags().Changed("upgrade") {
+					return usageError{fmt.Errorf("--shard and --upgrade: an upgrade path is one cluster's, it cannot be split")}
+				}
 			}
 			cfg, err := loadConfig(cmd, configPath)
 			if err != nil {
@@ -109,6 +126,34 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				if err := matrix.CheckUpgradePath(versions); err != nil {
 					return usageError{err}
 				}
+			}
+			all := len(versions)
+			versions = matrix.Shard(versions, shardK, shardN) // all of them for 1/1
+			if dryRun {
+				for _, v := range versions {
+					fmt.Println(v)
+				}
+			}
+			if len(versions) == 0 {
+				// More shards than versions: this one passes with nothing to do.
+				msg := fmt.Sprintf("shard %s has no version: %d version(s) in %d shards; nothing to run", shard, all, shardN)
+				if dryRun {
+					fmt.Fprintln(os.Stderr, msg)
+					return nil
+				}
+				fmt.Println(msg)
+				if reportDir != "" {
+					// For 'vmatrix report merge', which then finds every job's folder.
+					empty := &matrix.Report{Command: strings.Join(args, " "), Started: time.Now(), Passed: true, Versions: []*matrix.VersionResult{}}
+					return empty.WriteFiles(reportDir)
+				}
+				return nil
+			}
+			if dryRun {
+				return nil
+			}
+			if shardN > 1 {
+				fmt.Fprintf(os.Stderr, "[vmatrix] shard %s: %s (of %d versions)\n", shard, joinVersions(versions), all)
 			}
 			opts.Versions, opts.Command, opts.Out = versions, args, os.Stdout
 			opts.LogDir = filepath.Join(reportDir, "logs")
@@ -201,12 +246,22 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 	cmd.Flags().BoolVar(&opts.FailFast, "fail-fast", false, "stop the other versions when one fails")
 	cmd.Flags().IntVar(&opts.Retries, "retries", 0, "rerun a failed version up to N times")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "time limit of each run of the command (0: none)")
+	cmd.Flags().StringVar(&shard, "shard", "", "run only share K of N of the versions, e.g. 2/4, for one of N CI jobs ('vmatrix report merge' joins their reports)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the versions the run would take (of --shard's share), one per line, and create nothing")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "write report.json, junit.xml, report.md and per-version logs here")
 	cmd.Flags().StringVar(&opts.JUnit, "junit", "", "a JUnit XML file the command writes, read for a row per test when vmatrix cannot tell them otherwise ($VMATRIX_KUBERNETES_VERSION in it: one file per version)")
 	cmd.Flags().BoolVar(&opts.NoEnvtest, "no-envtest", false, "do not set USE_EXISTING_CLUSTER=true (which makes controller-runtime envtest suites use the run's cluster)")
 	components = componentFlags(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("versions", completeVersions(true))
 	return cmd
+}
+
+func joinVersions(vs []k8sdist.Version) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // appendFile appends text to the file at path, creating it.
