@@ -45,7 +45,7 @@ func ParseShard(s string) (k, n int, err error) {
 // they take each version once.
 func Shard(versions []k8sdist.Version, k, n int) []k8sdist.Version {
 	sorted := slices.Clone(versions)
-	slices.SortFunc(sorted, compareVersions)
+	slices.SortFunc(sorted, k8sdist.Compare)
 	sorted = slices.Compact(sorted)
 	var out []k8sdist.Version
 	for i, v := range sorted {
@@ -54,16 +54,6 @@ func Shard(versions []k8sdist.Version, k, n int) []k8sdist.Version {
 		}
 	}
 	return out
-}
-
-func compareVersions(a, b k8sdist.Version) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }
 
 // ErrNoReport is the error of a folder without report.json.
@@ -141,7 +131,7 @@ func MergeReports(dirs ...string) (*Report, error) {
 		if errA != nil || errB != nil {
 			return strings.Compare(a.Version, b.Version)
 		}
-		return compareVersions(va, vb)
+		return k8sdist.Compare(va, vb)
 	})
 	return merged, nil
 }

@@ -51,7 +51,7 @@ func TestFourShardsOfSixVersions(t *testing.T) {
 		}
 		all = append(all, share...)
 	}
-	slices.SortFunc(all, compareVersions)
+	slices.SortFunc(all, k8sdist.Compare)
 	if !slices.Equal(all, reversed) {
 		t.Errorf("the shards together have %v; want each of %v once", all, reversed)
 	}
@@ -101,7 +101,7 @@ func runInto(t *testing.T, versions []k8sdist.Version, dir string) *Report {
 // tests in junit.xml, a failure on the version that failed.
 func TestMergedShardsReportLikeOneRun(t *testing.T) {
 	whole := t.TempDir()
-	resolved := slices.SortedFunc(slices.Values(sixVersions), compareVersions) // as Resolve gives them
+	resolved := slices.SortedFunc(slices.Values(sixVersions), k8sdist.Compare) // as Resolve gives them
 	one := runInto(t, resolved, whole)
 	var dirs []string
 	for k := 4; k >= 1; k-- { // in any order

@@ -53,15 +53,7 @@ func resolve(spec string, releases []k8sdist.Version) ([]k8sdist.Version, error)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("version spec %q selects no version", spec)
 	}
-	slices.SortFunc(out, func(a, b k8sdist.Version) int {
-		if a.Less(b) {
-			return -1
-		}
-		if b.Less(a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, k8sdist.Compare)
 	return slices.Compact(out), nil
 }
 

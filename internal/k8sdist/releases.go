@@ -92,18 +92,8 @@ func listReleases(ctx context.Context) ([]Version, error) {
 	if len(list) == 0 {
 		return nil, fmt.Errorf("the module proxy lists no stable k8s.io/kubernetes release")
 	}
-	slices.SortFunc(list, compareVersions)
+	slices.SortFunc(list, Compare)
 	return slices.Compact(list), nil
-}
-
-func compareVersions(a, b Version) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }
 
 // Resolve turns a user's request into a known release: "1.36" gives the newest

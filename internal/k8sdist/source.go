@@ -243,7 +243,7 @@ func (s Source) Cached() ([]Version, error) {
 			list = append(list, v)
 		}
 	}
-	slices.SortFunc(list, compareVersions)
+	slices.SortFunc(list, Compare)
 	return list, nil
 }
 

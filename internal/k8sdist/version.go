@@ -31,6 +31,17 @@ func (v Version) Less(o Version) bool {
 	return v.Patch < o.Patch
 }
 
+// Compare orders versions as Less does, for slices.SortFunc: -1, 0 or 1.
+func Compare(a, b Version) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}
+
 // ParseVersion accepts "1.36", "1.36.3" and "v1.36.3". exact is false when no
 // patch was given, so that the caller can pick the newest patch of that minor.
 // Pre-release and build suffixes ("v1.36.0-rc.1") are rejected: only stable
