@@ -14,7 +14,7 @@ func reportCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "report", Short: "Work with the report folders of 'vmatrix run'"}
 	var out string
 	merge := &cobra.Command{
-		Use:   "merge DIR... [--out DIR]",
+		Use:   "merge DIR...",
 		Short: "Join the report folders of sharded runs (vmatrix run --shard K/N) into one",
 		Long: `Joins the report folders of the jobs of a sharded matrix ('vmatrix run --shard K/N
 --report-dir DIR', one per job) into one report.json, junit.xml and report.md, as one run of
