@@ -19,6 +19,9 @@ var SkippedOnPurpose = []Skip{
 	{`\[sig-api-machinery\] (AdmissionWebhook|CustomResourceConversionWebhook|Aggregator)`, "the apiserver calls a webhook or an API server that runs in a pod: a real container serving HTTPS"},
 	{`\[sig-network\] DNS `, "resolves names from inside a pod, with the cluster's DNS server"},
 	{`\[sig-network\] Proxy `, "proxies HTTP to a server running in a pod"},
+	{`\[sig-node\] Pod InPlace Resize`, "the kubelet resizes a running container's resources"},
+	{`\[sig-apps\] StatefulSet .*(unhealthy|halt)`, "makes a pod unready by moving a file inside its real web server container"},
+	{`\[sig-scheduling\] (SchedulerPredicates|SchedulerPreemption)`, "the host's scheduler places a virtual cluster's pods on the host's nodes, whose labels, taints and capacity the test cannot set through the virtual cluster (as in vCluster)"},
 }
 
 // skipPattern is the one regular expression of SkippedOnPurpose.
