@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,8 +41,10 @@ import (
 //     probes' initial delays.
 //   - Annotations on the pod (or its template) choose an outcome instead, for
 //     tests of failure handling; see the Annotation* constants.
+//   - An image whose name says it does not exist (unpullable) is never
+//     pulled: the container waits in ImagePullBackOff, as on a real node.
 //   - Events tell the story as a kubelet's do: Pulled, Created, Started,
-//     BackOff, Killing, Evicted.
+//     BackOff, Killing, Evicted; Failed for an image that cannot be pulled.
 const (
 	// AnnotationExitCode makes every container exit with this code after its
 	// run (AnnotationRunFor, else at once).
@@ -71,6 +74,8 @@ type simContainer struct {
 	crashes       int // runs left that crash before next applies
 	readyDelay    time.Duration
 	neverReady    bool
+	pullFails     bool // its image does not exist: it never starts
+	pullReported  bool // the events about it are out
 
 	runs        int32     // starts so far
 	code        int32     // the exit code of the current run
@@ -186,6 +191,7 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 			sc.next.forever = true
 		}
 		applyAnnotations(p.Annotations, sc)
+		sc.pullFails = unpullable(c.Image)
 		for _, probe := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe} {
 			if probe != nil {
 				sc.readyDelay += time.Duration(probe.InitialDelaySeconds) * time.Second
@@ -222,6 +228,24 @@ func applyAnnotations(a map[string]string, c *simContainer) {
 		c.crashes = n
 	}
 	c.neverReady = a[AnnotationNeverReady] == "true"
+}
+
+// unpullable reports whether an image's name says that it does not exist,
+// as tests that exercise a failed rollout name one: a registry in the
+// reserved .invalid domain or named invalid.*, or a tag such as 404,
+// invalid or does-not-exist. Every other image is "present on machine".
+func unpullable(image string) bool {
+	if host, _, ok := strings.Cut(image, "/"); ok && strings.ContainsAny(host, ".:") &&
+		(strings.HasPrefix(host, "invalid.") || strings.HasSuffix(host, ".invalid")) {
+		return true
+	}
+	name := image[strings.LastIndexByte(image, '/')+1:]
+	_, tag, _ := strings.Cut(strings.SplitN(name, "@", 2)[0], ":")
+	switch strings.ToLower(tag) {
+	case "404", "invalid", "invalid-tag", "nonexistent", "non-existent", "doesnotexist", "does-not-exist", "missing":
+		return true
+	}
+	return false
 }
 
 // crashRun is the run of a container made to crash.
@@ -320,6 +344,14 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 // stepContainer starts, readies, ends and restarts one container as its time
 // comes, and returns when it next changes.
 func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContainer, now time.Time) time.Time {
+	if c.pullFails {
+		if !c.pullReported {
+			c.pullReported = true
+			k.recorder.Eventf(p, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: not found (simulated: the name says it does not exist)", c.spec.Image)
+			k.recorder.Eventf(p, corev1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.spec.Image)
+		}
+		return time.Time{}
+	}
 	for {
 		switch {
 		case c.started.IsZero() || (c.term == nil && !c.waitUntil.IsZero() && !now.Before(c.waitUntil)):
@@ -443,6 +475,8 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 		}
 		started := false
 		switch {
+		case c.pullFails:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.spec.Image)}
 		case c.started.IsZero():
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
 			if c.init {

@@ -47,3 +47,16 @@ func TestReadCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestUnpullable(t *testing.T) {
+	for image, want := range map[string]bool{
+		"webserver:404": true, "registry.k8s.io/e2e-test-images/agnhost:2.53": false,
+		"invalid.registry.k8s.io/invalid/alpine:3.1": true, "example.invalid/app:1": true,
+		"nginx:does-not-exist": true, "nginx": false, "localhost:5000/app:invalid": true,
+		"localhost:5000/app:1": false, "invalid/app:1": false, "app@sha256:abc": false,
+	} {
+		if got := unpullable(image); got != want {
+			t.Errorf("unpullable(%q) = %v, want %v", image, got, want)
+		}
+	}
+}
