@@ -269,12 +269,36 @@ leaderElection:
 }
 
 func (cp *ControlPlane) start(name, path string, args []string) error {
-	p, err := proc.Start(name, path, args, os.Environ(), cp.path("logs", name+".log"))
+	p, err := proc.Start(name, path, args, runtimeEnv(name, os.Environ()), cp.path("logs", name+".log"))
 	if err != nil {
 		return err
 	}
 	cp.procs = append(cp.procs, p)
 	return nil
+}
+
+// apiserverGOGC is the apiserver's GC target unless the user's environment
+// sets GOGC or GOMEMLIMIT. At the default of 100 an idle virtual cluster's
+// apiserver (about 90 MB of live heap) lets its heap grow to 180 MB between
+// collections; at 50 its idle resident memory is about 33 MB lower (measured
+// with vmatrix create, 1.37, 30 s idle: private memory 185 MB to 152 MB).
+// GOGC scales with the live heap, so a busy apiserver still grows as it
+// needs and collects twice as often, never continuously as it would above a
+// GOMEMLIMIT. The controller manager and the supervisor gain 2-4 MB from
+// the same setting, not worth their extra collections.
+const apiserverGOGC = "50"
+
+// runtimeEnv is env with the Go runtime settings component name runs with.
+func runtimeEnv(name string, env []string) []string {
+	if name != "kube-apiserver" {
+		return env
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			return env
+		}
+	}
+	return append(env[:len(env):len(env)], "GOGC="+apiserverGOGC)
 }
 
 func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
