@@ -16,7 +16,7 @@ import (
 )
 
 func conformanceCommand(manager func() *local.Manager) *cobra.Command {
-	var spec, focus, subset, out, reportDir string
+	var spec, focus, skip, subset, out, reportDir string
 	var procs int
 	cmd := &cobra.Command{
 		Use:   "conformance --versions SPEC [--out FILE]",
@@ -34,11 +34,11 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 				if focus != "" {
 					return usageError{fmt.Errorf("--focus and --subset: give one of them")}
 				}
-				f, ok := conformance.Subsets[subset]
+				sub, ok := conformance.Subsets[subset]
 				if !ok {
 					return usageError{fmt.Errorf("no subset %q: want one of %s", subset, strings.Join(subsetNames(), ", "))}
 				}
-				focus = f
+				focus, skip = sub.Focus, sub.Skip
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -56,7 +56,7 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 			var results []*conformance.Result
 			failed := 0
 			for _, v := range versions {
-				res, err := runConformance(ctx, m, v, conformance.Options{Focus: focus, Procs: procs, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr})
+				res, err := runConformance(ctx, m, v, conformance.Options{Focus: focus, Skip: skip, Procs: procs, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr})
 				if err != nil {
 					return fmt.Errorf("%s: %w (logs in %s)", v, err, reportDir)
 				}

@@ -27,8 +27,9 @@ type Options struct {
 	Suite      k8sdist.E2E
 	Kubeconfig string
 	// Focus narrows the [Conformance] specs to those whose text matches
-	// this regular expression ("" for all of them).
-	Focus string
+	// this regular expression ("" for all of them), and Skip leaves out
+	// those that match it besides those SkippedOnPurpose.
+	Focus, Skip string
 	// Procs is how many specs run at once (default twice the cores; specs
 	// mostly wait). [Serial] specs run alone at the end.
 	Procs int
@@ -89,7 +90,7 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 	}
 	args := []string{
 		"--procs=" + fmt.Sprint(procs), "--no-color", "--timeout=4h",
-		"--label-filter=Conformance", "--skip=" + skipPattern(),
+		"--label-filter=Conformance", "--skip=" + skipPattern(opts.Skip),
 		"--json-report=report.json", "--output-dir=" + opts.Dir,
 	}
 	if opts.Focus != "" {
