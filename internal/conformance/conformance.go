@@ -114,7 +114,7 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	start := time.Now()
 	runErr := cmd.Run()
-	res, err := ReadReport(filepath.Join(opts.Dir, "report.json"))
+	res, err := ReadReport(filepath.Join(opts.Dir, "report.json"), opts.Selected)
 	if err != nil {
 		if runErr != nil {
 			return nil, fmt.Errorf("the suite: %v; its report: %w (output in %s)", runErr, err, log.Name())
@@ -127,8 +127,22 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 
 var sigPattern = regexp.MustCompile(`\[(sig-[a-z-]+)\]`)
 
-// ReadReport reads Ginkgo's JSON report of a run.
-func ReadReport(path string) (*Result, error) {
+// Selected reports whether a spec was part of the run: a [Conformance]
+// spec of the focus, not left out by Skip. (The report lists every spec of
+// e2e.test, the others as skipped.)
+func (opts Options) Selected(name string) bool {
+	if !strings.Contains(name, "[Conformance]") {
+		return false
+	}
+	if opts.Focus != "" && !regexp.MustCompile(opts.Focus).MatchString(name) {
+		return false
+	}
+	return opts.Skip == "" || !regexp.MustCompile(opts.Skip).MatchString(name)
+}
+
+// ReadReport reads Ginkgo's JSON report of a run: the specs for which
+// selected is true.
+func ReadReport(path string, selected func(name string) bool) (*Result, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -144,6 +158,9 @@ func ReadReport(path string) (*Result, error) {
 				continue
 			}
 			name := s.FullText()
+			if !selected(name) {
+				continue
+			}
 			spec := Spec{Name: name, Duration: s.RunTime}
 			if m := sigPattern.FindStringSubmatch(name); m != nil {
 				spec.SIG = m[1]

@@ -26,6 +26,8 @@ func TestReadReportAndMarkdown(t *testing.T) {
 		spec("[sig-storage] Secrets", "should be consumable from pods in volume [Conformance] [NodeConformance]", types.SpecStateSkipped, ""),
 		spec("[sig-network] Services", "should have session affinity | work [Conformance]", types.SpecStateSkipped, "Only supported for providers [gce]"),
 		spec("[sig-apps] ReplicaSet", "should list and delete a collection of ReplicaSets [Conformance]", types.SpecStateTimedout, ""),
+		spec("[sig-apps] ReplicaSet", "is not a conformance spec", types.SpecStateSkipped, ""),
+		spec("[sig-apps] ReplicaSet", "is never-seen [Conformance]", types.SpecStateSkipped, ""),
 	}}}
 	data, err := json.Marshal(report)
 	if err != nil {
@@ -35,7 +37,7 @@ func TestReadReportAndMarkdown(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := ReadReport(path)
+	res, err := ReadReport(path, Options{Skip: "never-seen"}.Selected)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func TestReadReportAndMarkdown(t *testing.T) {
 		"| v1.37.2 | 1 | 2 | 1 | 1 | 1m0s |",
 		"| sig-apps | 1 | 2 | 0 | 0 |",
 		"| sig-storage | 0 | 0 | 1 | 0 |",
-		"- [sig-apps] Job should delete a job [Conformance]: timed out waiting for the condition",
+		"- [sig-apps] Job should delete a job [Conformance]: timed out waiting for the condition (why: not known yet)",
 		"- [sig-apps] ReplicaSet should list and delete a collection of ReplicaSets [Conformance]: timedout",
 		`- [sig-network] Services should have session affinity \| work [Conformance]: Only supported for providers [gce]`,
 		"| `\\[NodeConformance\\]` | checks the node itself",

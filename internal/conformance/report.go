@@ -44,7 +44,12 @@ func Markdown(results []*Result, command string) string {
 				fmt.Fprintf(&b, "\n### %s (%d)\n\n%s\n", title, len(lines), strings.Join(lines, "\n"))
 			}
 		}
-		list("Failed", func(s Spec) bool { return s.State == "failed" }, func(s Spec) string { return escape(s.Reason) })
+		list("Failed", func(s Spec) bool { return s.State == "failed" }, func(s Spec) string {
+			if why := whyFailed(s.Name); why != "" {
+				return escape(s.Reason) + " (why: " + why + ")"
+			}
+			return escape(s.Reason) + " (why: not known yet)"
+		})
 		list("Skipped by the suite", func(s Spec) bool { return s.State == "skipped" && s.Why == "" }, func(s Spec) string { return escape(s.Reason) })
 	}
 	b.WriteString("\n## Skipped on purpose\n\nWhat these check happens in a real node, which the embedded host simulates. On a real host cluster the same virtual clusters run real containers.\n\n| specs | why |")
