@@ -206,24 +206,47 @@ func (s *Syncer) bind(ctx context.Context, v *corev1.Pod, node string) error {
 // a user or a controller reads. The comparison leaves out fields a virtual
 // apiserver older than the host may drop, so that the two never flap.
 func (s *Syncer) updateVirtualStatus(ctx context.Context, v, h *corev1.Pod) error {
-	if equality.Semantic.DeepEqual(podStatusSummary(&v.Status), podStatusSummary(&h.Status)) {
+	want := h.Status.DeepCopy()
+	want.QOSClass = v.Status.QOSClass // the virtual apiserver's own, immutable
+	// Generations are each side's own: once the host's node has acted on the
+	// host pod's latest spec, it has acted on the virtual pod's too.
+	observed := func(host int64) int64 {
+		if host != 0 && host >= h.Generation {
+			return v.Generation
+		}
+		return 0
+	}
+	want.ObservedGeneration = observed(h.Status.ObservedGeneration)
+	for i := range want.Conditions {
+		want.Conditions[i].ObservedGeneration = observed(want.Conditions[i].ObservedGeneration)
+	}
+	have := podStatusSummary(&v.Status)
+	if s.dropsObservedGeneration.Load() {
+		have.ObservedGeneration = want.ObservedGeneration // not the virtual apiserver's to keep
+	}
+	if equality.Semantic.DeepEqual(have, podStatusSummary(want)) {
 		return nil
 	}
 	cp := v.DeepCopy()
-	cp.Status = *h.Status.DeepCopy()
-	cp.Status.QOSClass = v.Status.QOSClass // the virtual apiserver's own, immutable
-	_, err := s.virtual.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+	cp.Status = *want
+	updated, err := s.virtual.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+	if err == nil && want.ObservedGeneration != 0 && updated.Status.ObservedGeneration == 0 {
+		// A virtual apiserver without PodObservedGenerationTracking drops it:
+		// comparing it would update the pod for ever.
+		s.dropsObservedGeneration.Store(true)
+	}
 	return ignoreGone(err)
 }
 
 type podStatusView struct {
-	Phase            corev1.PodPhase
-	Reason, Message  string
-	HostIP, PodIP    string
-	PodIPs           []corev1.PodIP
-	StartTime        *metav1.Time
-	Conditions       []conditionView
-	Init, Containers []containerView
+	ObservedGeneration int64
+	Phase              corev1.PodPhase
+	Reason, Message    string
+	HostIP, PodIP      string
+	PodIPs             []corev1.PodIP
+	StartTime          *metav1.Time
+	Conditions         []conditionView
+	Init, Containers   []containerView
 }
 
 type conditionView struct{ Type, Status, Reason, Message string }
@@ -238,7 +261,7 @@ type containerView struct {
 }
 
 func podStatusSummary(st *corev1.PodStatus) podStatusView {
-	v := podStatusView{Phase: st.Phase, Reason: st.Reason, Message: st.Message, HostIP: st.HostIP, PodIP: st.PodIP, PodIPs: st.PodIPs, StartTime: st.StartTime}
+	v := podStatusView{ObservedGeneration: st.ObservedGeneration, Phase: st.Phase, Reason: st.Reason, Message: st.Message, HostIP: st.HostIP, PodIP: st.PodIP, PodIPs: st.PodIPs, StartTime: st.StartTime}
 	for _, c := range st.Conditions {
 		v.Conditions = append(v.Conditions, conditionView{string(c.Type), string(c.Status), c.Reason, c.Message})
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,6 +78,9 @@ type Syncer struct {
 
 	ownsNamespace bool     // the host namespace is the syncer's own (it made it)
 	recreating    sync.Map // virtual Services being made again with the host's IP, by key
+	// dropsObservedGeneration: the virtual apiserver does not keep a pod's
+	// status.observedGeneration (a version before the field).
+	dropsObservedGeneration atomic.Bool
 
 	broadcaster record.EventBroadcaster
 	recorder    record.EventRecorder

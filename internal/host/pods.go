@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,8 +59,8 @@ const (
 	AnnotationNeverReady = "vmatrix.io/simulate-never-ready"
 	// AnnotationEvictAfter evicts the pod after this long ("10s").
 	AnnotationEvictAfter = "vmatrix.io/simulate-evict-after"
-	// JobRunTime is how long a container of a Job's pod runs when its command
-	// cannot be read.
+	// JobRunTime is how long a container of a Job's pod, or an init
+	// container, runs when its command cannot be read; then it succeeds.
 	JobRunTime = 2 * time.Second
 )
 
@@ -100,6 +101,10 @@ type podRun struct {
 	evicted    bool
 	startTime  time.Time
 	ip, hostIP string
+	// generation is the pod's latest metadata.generation, which the status
+	// reports as observed; seen pokes the run when it changes.
+	generation atomic.Int64
+	seen       chan struct{}
 }
 
 // track starts running a pod that has come to a simulated node, and notices
@@ -114,6 +119,11 @@ func (k *simulatedKubelet) track(p *corev1.Pod) {
 	if r, ok := k.pods[p.UID]; ok {
 		if p.DeletionTimestamp != nil {
 			r.cancel(errDeleted)
+		} else if r.generation.Swap(p.Generation) != p.Generation {
+			select {
+			case r.seen <- struct{}{}:
+			default:
+			}
 		}
 		return
 	}
@@ -126,6 +136,8 @@ func (k *simulatedKubelet) track(p *corev1.Pod) {
 	default:
 	}
 	r := newPodRun(p, hostIP)
+	r.generation.Store(p.Generation)
+	r.seen = make(chan struct{}, 1)
 	if p.Status.PodIP != "" {
 		r.ip = p.Status.PodIP // a host that starts again keeps its pods' IPs
 		k.ips.take(r.ip)
@@ -182,7 +194,8 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 		switch {
 		case err == nil:
 			sc.next = plan
-		case job && !sc.sidecar:
+		case (job || init) && !sc.sidecar:
+			// Run to completion by their nature: an init container too.
 			sc.next = run{duration: JobRunTime}
 		default:
 			sc.next = run{forever: true}
@@ -296,6 +309,7 @@ func (k *simulatedKubelet) live(ctx context.Context, r *podRun, p *corev1.Pod) {
 			return
 		case <-k.stop:
 			return
+		case <-r.seen: // a new generation to report
 		case <-time.After(wait):
 		}
 	}
@@ -549,7 +563,7 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 		ready = ready && conditionTrue(p, gate.ConditionType)
 	}
 	cond := func(t corev1.PodConditionType, ok bool, reason string) {
-		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(now)}
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(now), ObservedGeneration: r.generation.Load()}
 		if ok {
 			c.Status, reason = corev1.ConditionTrue, ""
 		}
@@ -577,6 +591,8 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 			st.Conditions = append(st.Conditions, c) // PodScheduled, readiness gates, DisruptionTarget...
 		}
 	}
+	// As a kubelet does (PodObservedGenerationTracking): the spec it acted on.
+	st.ObservedGeneration = r.generation.Load()
 	return st
 }
 
