@@ -60,13 +60,13 @@ type Subset struct{ Focus, Skip string }
 
 // Subsets: "ci" is what CI runs on the newest version, a few minutes of the
 // API's behaviour (namespaces, watches, custom resources, workloads,
-// Services' API) that turns red on a regression in faithfulness. It leaves
+// Services' API, a pod's observed generation) that turns red on a regression in faithfulness. It leaves
 // out the specs of those groups that fail on the embedded host for reasons
 // docs/conformance.md gives: traffic to a Service or a pod, a container's
 // real exit code or output.
 var Subsets = map[string]Subset{
 	"ci": {
-		Focus: `\[sig-api-machinery\] (Namespaces|Watchers|CustomResourceDefinition resources) |\[sig-apps\] (Deployment|ReplicaSet|Job) |\[sig-network\] Services `,
+		Focus: `\[sig-api-machinery\] (Namespaces|Watchers|CustomResourceDefinition resources) |\[sig-apps\] (Deployment|ReplicaSet|Job) |\[sig-network\] Services |pod generation should start at 1`,
 		Skip:  `serve a basic image|pod failure policy|DisruptionTarget|session affinity|functioning NodePort|change the type|serve a basic endpoint|serve multiport endpoints|same port and different protocols`,
 	},
 }
