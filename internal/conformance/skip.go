@@ -36,19 +36,25 @@ func skipPattern(more string) string {
 	return strings.Join(p, "|")
 }
 
-var skipRegexps = func() []*regexp.Regexp {
+var skipRegexps = compile(SkippedOnPurpose)
+
+// whySkipped says why a spec is skipped on purpose, "" if it is not.
+func whySkipped(name string) string { return explain(SkippedOnPurpose, skipRegexps, name) }
+
+func compile(list []Skip) []*regexp.Regexp {
 	var rs []*regexp.Regexp
-	for _, s := range SkippedOnPurpose {
+	for _, s := range list {
 		rs = append(rs, regexp.MustCompile(s.Pattern))
 	}
 	return rs
-}()
+}
 
-// whySkipped says why a spec is skipped on purpose, "" if it is not.
-func whySkipped(name string) string {
-	for i, r := range skipRegexps {
+// explain is the Why of the first of list whose pattern (compiled) matches
+// name, "" if none does.
+func explain(list []Skip, compiled []*regexp.Regexp, name string) string {
+	for i, r := range compiled {
 		if r.MatchString(name) {
-			return SkippedOnPurpose[i].Why
+			return list[i].Why
 		}
 	}
 	return ""
@@ -88,20 +94,7 @@ var KnownFailures = []Skip{
 	{`\[sig-apps\] Job .*(pod failure policy|DisruptionTarget)`, "needs a container's real exit code, or an eviction by the node (to investigate)"},
 }
 
-var knownRegexps = func() []*regexp.Regexp {
-	var rs []*regexp.Regexp
-	for _, k := range KnownFailures {
-		rs = append(rs, regexp.MustCompile(k.Pattern))
-	}
-	return rs
-}()
+var knownRegexps = compile(KnownFailures)
 
 // whyFailed explains a failed spec, "" if it is not known.
-func whyFailed(name string) string {
-	for i, r := range knownRegexps {
-		if r.MatchString(name) {
-			return KnownFailures[i].Why
-		}
-	}
-	return ""
-}
+func whyFailed(name string) string { return explain(KnownFailures, knownRegexps, name) }
