@@ -60,7 +60,7 @@ func Markdown(results []*Result, command string) string {
 	}
 	b.WriteString("\n|---|---|" + strings.Repeat("---|", len(results)) + "\n")
 	for _, sk := range SkippedOnPurpose {
-		fmt.Fprintf(&b, "| `%s` | %s |", sk.Pattern, sk.Why)
+		fmt.Fprintf(&b, "| `%s` | %s |", strings.ReplaceAll(sk.Pattern, "|", `\|`), sk.Why) // a | would end the cell
 		for _, r := range results {
 			n := 0
 			for _, s := range r.Specs {
