@@ -408,11 +408,15 @@ func stopSupervised(dir string) error {
 		return nil
 	}
 	rec, _ := state.Read(dir)
-	if proc.Alive(rec.Supervisor) && ownedBy(rec.Supervisor, dir) {
-		_ = syscall.Kill(rec.Supervisor, syscall.SIGTERM)
-		if !waitGone(rec.Supervisor, 20*time.Second) {
-			_ = syscall.Kill(rec.Supervisor, syscall.SIGKILL)
-			waitGone(rec.Supervisor, 5*time.Second)
+	// The recorded supervisor, and one whose spawner was killed before it
+	// wrote its record: the folder on its command line names it.
+	for _, pid := range append([]int{rec.Supervisor}, proc.WithArg("--dir="+dir)...) {
+		if proc.Alive(pid) && ownedBy(pid, dir) {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			if !waitGone(pid, 20*time.Second) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				waitGone(pid, 5*time.Second)
+			}
 		}
 	}
 	// Its children die with it; this is for a supervisor killed in a way that
