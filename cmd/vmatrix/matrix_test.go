@@ -129,6 +129,38 @@ func TestRunOperatorExample(t *testing.T) {
 	}
 }
 
+// TestRunE2EFrameworkExample: under vmatrix run, the e2e-framework adapter
+// creates no cluster of its own for the versions it asks for: it uses the
+// run's cluster, and its suite tests that version only.
+func TestRunE2EFrameworkExample(t *testing.T) {
+	c := newCLI(t)
+	reports := t.TempDir()
+	_, stderr, code := c.runIn("../..", "run", "--versions", "1.37", "--report-dir", reports, "--",
+		"go", "test", "-count=1", "-v", "-run", "TestScenario", "./examples/e2eframework/")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	v := readReport(t, reports).Versions[0]
+	log, err := os.ReadFile(v.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		// Only the provider's own cluster (1.36, asked for by name) is made.
+		if strings.Contains(line, ") ready in") && !strings.Contains(line, "embedded host") && !strings.Contains(line, "v1.36") {
+			t.Errorf("a cluster was created beside the run's: %s", line)
+		}
+	}
+	for _, want := range []string{"using the cluster run-", "web_app_on_1.37", "--- PASS: TestScenario"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the suite's output lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(string(log), "on_1.35") || strings.Contains(string(log), "on_1.36") {
+		t.Errorf("the suite ran features of versions other than the run's:\n%s", log)
+	}
+}
+
 func TestRunBadSpecsExit2(t *testing.T) {
 	c := newCLI(t)
 	for _, spec := range []string{"1.99", "1.37-1.33", "latest-0", ""} {

@@ -95,7 +95,8 @@ func scenario(version string) features.Feature {
 
 func TestScenario(t *testing.T) {
 	var feats []features.Feature
-	for _, v := range versions {
+	// Under vmatrix run, only the run's version.
+	for _, v := range framework.Versions(versions...) {
 		feats = append(feats, scenario(v))
 	}
 	testenv.TestInParallel(t, feats...)

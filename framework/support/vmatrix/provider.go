@@ -199,8 +199,11 @@ type versionsKey struct{}
 // parallel, on the shared host. Each is stored in the context like
 // envfuncs.CreateCluster stores one, under framework.DefaultName(version)
 // (so envfuncs.DestroyCluster and ExportClusterLogs work with that name),
-// and ClusterFromContext finds it by version.
+// and ClusterFromContext finds it by version. Under `vmatrix run` only the
+// run's version is created (framework.Versions), as the other adapters do:
+// a suite builds its features for framework.Versions(versions...) too.
 func CreateVersions(versions ...string) types.EnvFunc {
+	versions = framework.Versions(versions...)
 	return func(ctx context.Context, cfg *envconf.Config) (context.Context, error) {
 		env, err := acquire()
 		if err != nil {
