@@ -25,6 +25,7 @@ import (
 //
 //	go test ./syncer -run '^$' -bench Rollout100 -benchtime 1x -timeout 20m
 func BenchmarkRollout100(b *testing.B) {
+	needsHost(b)
 	const replicas = 100
 	for _, version := range versions() {
 		b.Run(version, func(b *testing.B) {

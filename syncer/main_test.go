@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -19,6 +19,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // One embedded host for the whole package: every test's virtual clusters
@@ -41,7 +42,19 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// needsHost skips a test that needs the embedded host under -short, which
+// runs the unit tests only, in seconds, with no binary.
+func needsHost(t testing.TB) {
+	if testing.Short() {
+		t.Skip("needs the embedded host (not under -short)")
+	}
+}
+
 func run(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "vmatrix-syncer-test-")
@@ -131,55 +144,10 @@ func clientFor(cfg *rest.Config) kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
-// hostObjectsOf lists "kind/name" of every host object in ns labelled for
-// vcluster.
+// hostObjectsOf lists "resource/name" of every host object in ns that
+// selector selects.
 func hostObjectsOf(ctx context.Context, ns, selector string) ([]string, error) {
-	core := hostClient.CoreV1()
-	sel := metav1.ListOptions{LabelSelector: selector}
-	var names []string
-	pods, err := core.Pods(ns).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range pods.Items {
-		names = append(names, "pod/"+o.Name)
-	}
-	svcs, err := core.Services(ns).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range svcs.Items {
-		names = append(names, "service/"+o.Name)
-	}
-	cms, err := core.ConfigMaps(ns).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range cms.Items {
-		names = append(names, "configmap/"+o.Name)
-	}
-	secrets, err := core.Secrets(ns).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range secrets.Items {
-		names = append(names, "secret/"+o.Name)
-	}
-	pvcs, err := core.PersistentVolumeClaims(ns).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range pvcs.Items {
-		names = append(names, "persistentvolumeclaim/"+o.Name)
-	}
-	eps, err := core.Endpoints(ns).List(ctx, sel)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range eps.Items {
-		names = append(names, "endpoints/"+o.Name)
-	}
-	return names, nil
+	return syncer.HostObjectNames(ctx, hostClient, ns, selector)
 }
 
 func writeFile(t *testing.T, name, content string) string {

@@ -66,6 +66,7 @@ func teardown(t testing.TB, s *syncer.Syncer) {
 // starts a new one: the result is exactly one host pod (and one token Secret)
 // per virtual pod, none left over, and no virtual pod replaced.
 func TestRestartMidRollout(t *testing.T) {
+	needsHost(t)
 	const replicas = 30
 	for _, version := range versions() {
 		t.Run(version, func(t *testing.T) {
@@ -119,10 +120,10 @@ func TestRestartMidRollout(t *testing.T) {
 				want := []string{}
 				uids := map[string]string{}
 				for _, p := range vpods.Items {
-					want = append(want, "pod/"+syncer.HostName(p.Name, "default", name), "secret/"+syncer.HostName(p.Name+"-sa-token", "default", name))
+					want = append(want, "pods/"+syncer.HostName(p.Name, "default", name), "secrets/"+syncer.HostName(p.Name+"-sa-token", "default", name))
 					uids[p.Name] = string(p.UID)
 				}
-				want = append(want, "configmap/"+syncer.HostName("kube-root-ca.crt", "default", name))
+				want = append(want, "configmaps/"+syncer.HostName("kube-root-ca.crt", "default", name))
 				got, err := hostObjectsOf(ctx, hostNS, syncer.LabelManagedBy+"="+name)
 				if err != nil {
 					return false, nil

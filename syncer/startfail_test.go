@@ -17,6 +17,7 @@ import (
 // answers fails its start, and leaves no event broadcaster, informer or
 // listener running behind it.
 func TestFailedStartLeavesNothingRunning(t *testing.T) {
+	needsHost(t)
 	before := goroutinesOf("record.(*eventBroadcasterImpl)", "watch.(*Broadcaster)")
 	dead := &rest.Config{Host: "https://127.0.0.1:1", TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
 	s, err := syncer.New(syncer.Options{Name: "never", Virtual: dead, Host: testHost.RESTConfig()})

@@ -21,6 +21,7 @@ import (
 // TestSync runs workloads in one virtual cluster per version and checks both
 // sides, then deletes the cluster and checks that nothing is left on the host.
 func TestSync(t *testing.T) {
+	needsHost(t)
 	for _, version := range versions() {
 		t.Run(version, func(t *testing.T) {
 			name := "v" + strings.ReplaceAll(version, ".", "")
@@ -429,7 +430,7 @@ func (e *virtualEnv) testStaysVirtual(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if name := strings.SplitN(n, "/", 2)[1]; strings.HasPrefix(name, "w-x-shop-x-") || n == "configmap/reader-x-shop-x-"+e.name {
+		if name := strings.SplitN(n, "/", 2)[1]; strings.HasPrefix(name, "w-x-shop-x-") || n == "configmaps/reader-x-shop-x-"+e.name {
 			t.Errorf("unexpected host object %s", n)
 		}
 	}
@@ -526,7 +527,7 @@ func (e *virtualEnv) testTeardown(t *testing.T) {
 	}
 	// The host's own root CA ConfigMap goes with the namespace, which the
 	// host finalizes after Stop returns.
-	after = slices.DeleteFunc(after, func(o string) bool { return o == "configmap/kube-root-ca.crt" })
+	after = slices.DeleteFunc(after, func(o string) bool { return o == "configmaps/kube-root-ca.crt" })
 	if len(after) > 0 {
 		t.Errorf("left on the host: %v", after)
 	}

@@ -143,6 +143,21 @@ func clientConfig(cfg *rest.Config, name string) *rest.Config {
 	return c
 }
 
+// maxNameLength keeps the host namespace "vmatrix-<name>" a valid DNS label.
+const maxNameLength = 52
+
+// ValidateName checks a virtual cluster name: a DNS label short enough that
+// its default host namespace is one too.
+func ValidateName(name string) error {
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return fmt.Errorf("invalid name %q: %s", name, strings.Join(errs, "; "))
+	}
+	if len(name) > maxNameLength {
+		return fmt.Errorf("invalid name %q: at most %d characters", name, maxNameLength)
+	}
+	return nil
+}
+
 // DefaultHostNamespace is the host namespace of the virtual cluster name
 // unless Options say otherwise: vmatrix-<name>.
 func DefaultHostNamespace(name string) string { return "vmatrix-" + name }
@@ -265,11 +280,8 @@ func (s *Syncer) namespaceGone() {
 			s.log.Warn("making the host namespace again", "err", err)
 			return
 		}
-		core := s.vInf.Core().V1()
-		for c, inf := range map[*controller]cache.SharedIndexInformer{
-			s.pods: core.Pods().Informer(), s.services: core.Services().Informer(), s.endpoints: core.Endpoints().Informer(),
-			s.configMaps: core.ConfigMaps().Informer(), s.secrets: core.Secrets().Informer(), s.pvcs: core.PersistentVolumeClaims().Informer(),
-		} {
+		for _, k := range hostKinds {
+			inf, c := k.virtual(s)
 			for _, key := range inf.GetStore().ListKeys() {
 				c.add(key)
 			}
@@ -316,26 +328,10 @@ func (s *Syncer) Stop() {
 func (s *Syncer) Teardown(ctx context.Context) error {
 	s.Stop()
 	ns, sel := s.opts.HostNamespace, metav1.ListOptions{LabelSelector: s.ownedSelector()}
-	core := s.host.CoreV1()
-	// Pods go at once: the virtual cluster that would wait for them is going.
-	now := metav1.DeleteOptions{GracePeriodSeconds: new(int64)}
-	deletes := []struct {
-		kind string
-		del  func() error
-	}{
-		{"pods", func() error { return core.Pods(ns).DeleteCollection(ctx, now, sel) }},
-		{"services", s.deleteServices(ctx, sel)},
-		{"endpoints", func() error { return core.Endpoints(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) }},
-		{"configmaps", func() error { return core.ConfigMaps(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) }},
-		{"secrets", func() error { return core.Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel) }},
-		{"persistentvolumeclaims", func() error {
-			return core.PersistentVolumeClaims(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		}},
-	}
 	var errs []error
-	for _, d := range deletes {
-		if err := d.del(); err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting host %s: %w", d.kind, err))
+	for _, k := range hostKinds {
+		if err := k.deleteAll(ctx, s, sel); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting host %s: %w", k.resource, err))
 		}
 	}
 	var left []string
@@ -360,74 +356,18 @@ func (s *Syncer) Teardown(ctx context.Context) error {
 // virtual cluster name ("3 pods", ...): what its teardown must remove, and
 // what a check after teardown must not find.
 func HostObjects(ctx context.Context, host kubernetes.Interface, namespace, name string) ([]string, error) {
-	core := host.CoreV1()
 	sel := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{LabelManagedBy: name}).String()}
-	counts := []struct {
-		kind  string
-		count func() (int, error)
-	}{
-		{"pods", func() (int, error) {
-			l, err := core.Pods(namespace).List(ctx, sel)
-			return lenOf(l, err, func() int { return len(l.Items) })
-		}},
-		{"services", func() (int, error) {
-			l, err := core.Services(namespace).List(ctx, sel)
-			return lenOf(l, err, func() int { return len(l.Items) })
-		}},
-		{"endpoints", func() (int, error) {
-			l, err := core.Endpoints(namespace).List(ctx, sel)
-			return lenOf(l, err, func() int { return len(l.Items) })
-		}},
-		{"configmaps", func() (int, error) {
-			l, err := core.ConfigMaps(namespace).List(ctx, sel)
-			return lenOf(l, err, func() int { return len(l.Items) })
-		}},
-		{"secrets", func() (int, error) {
-			l, err := core.Secrets(namespace).List(ctx, sel)
-			return lenOf(l, err, func() int { return len(l.Items) })
-		}},
-		{"persistentvolumeclaims", func() (int, error) {
-			l, err := core.PersistentVolumeClaims(namespace).List(ctx, sel)
-			return lenOf(l, err, func() int { return len(l.Items) })
-		}},
-	}
 	var left []string
-	for _, c := range counts {
-		n, err := c.count()
+	for _, k := range hostKinds {
+		names, err := k.names(ctx, host, namespace, sel)
 		if err != nil {
-			return nil, fmt.Errorf("listing host %s: %w", c.kind, err)
+			return nil, err
 		}
-		if n > 0 {
-			left = append(left, fmt.Sprintf("%d %s", n, c.kind))
+		if len(names) > 0 {
+			left = append(left, fmt.Sprintf("%d %s", len(names), k.resource))
 		}
 	}
 	return left, nil
-}
-
-// deleteServices deletes the Services one by one: there is no
-// DeleteCollection for Services.
-func (s *Syncer) deleteServices(ctx context.Context, sel metav1.ListOptions) func() error {
-	return func() error {
-		api := s.host.CoreV1().Services(s.opts.HostNamespace)
-		l, err := api.List(ctx, sel)
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, svc := range l.Items {
-			if err := deleteHost(ctx, s, hostAPI[*corev1.Service](api), &svc, metav1.DeleteOptions{}); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		return errors.Join(errs...)
-	}
-}
-
-func lenOf(list any, err error, n func() int) (int, error) {
-	if err != nil {
-		return 0, err
-	}
-	return n(), nil
 }
 
 // deleteNamespace deletes the host namespace if this syncer created it (its
@@ -466,44 +406,17 @@ func (s *Syncer) deleteNamespace(ctx context.Context) error {
 // the syncer's ("" if there is none). What the host itself puts in every
 // namespace (its root CA ConfigMap, the default ServiceAccount) does not count.
 func (s *Syncer) foreignObjects(ctx context.Context) (string, error) {
-	core, ns := s.host.CoreV1(), s.opts.HostNamespace
 	notOurs := metav1.ListOptions{LabelSelector: "!" + LabelManagedBy}
-	pods, err := core.Pods(ns).List(ctx, notOurs)
-	if err != nil {
-		return "", err
-	}
-	if len(pods.Items) > 0 {
-		return "pod " + pods.Items[0].Name, nil
-	}
-	svcs, err := core.Services(ns).List(ctx, notOurs)
-	if err != nil {
-		return "", err
-	}
-	if len(svcs.Items) > 0 {
-		return "service " + svcs.Items[0].Name, nil
-	}
-	cms, err := core.ConfigMaps(ns).List(ctx, notOurs)
-	if err != nil {
-		return "", err
-	}
-	for _, cm := range cms.Items {
-		if cm.Name != "kube-root-ca.crt" {
-			return "configmap " + cm.Name, nil
+	for _, k := range hostKinds {
+		names, err := k.names(ctx, s.host, s.opts.HostNamespace, notOurs)
+		if err != nil {
+			return "", err
 		}
-	}
-	secrets, err := core.Secrets(ns).List(ctx, notOurs)
-	if err != nil {
-		return "", err
-	}
-	if len(secrets.Items) > 0 {
-		return "secret " + secrets.Items[0].Name, nil
-	}
-	pvcs, err := core.PersistentVolumeClaims(ns).List(ctx, notOurs)
-	if err != nil {
-		return "", err
-	}
-	if len(pvcs.Items) > 0 {
-		return "persistentvolumeclaim " + pvcs.Items[0].Name, nil
+		for _, n := range names {
+			if k.hostMade == nil || !k.hostMade(n) {
+				return k.resource + "/" + n, nil
+			}
+		}
 	}
 	return "", nil
 }

@@ -18,6 +18,7 @@ import (
 // once 80% of its life has passed, on a schedule of its own, not when a
 // resync happens to come by (the resync here is an hour away).
 func TestTokenRenewedOnTime(t *testing.T) {
+	needsHost(t)
 	vs := versions()
 	version := vs[len(vs)-1]
 	cp := startControlPlane(t, "tok", version)

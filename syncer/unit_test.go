@@ -1,0 +1,300 @@
+package syncer
+
+// The translation rules of the package documentation, checked on objects
+// alone: no server, no binary. `go test -short ./syncer/` runs these only.
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// kindOf is the kind of each resource of hostKinds, for the fake's lists.
+var kindOf = map[string]string{"pods": "Pod", "services": "Service", "endpoints": "Endpoints", "configmaps": "ConfigMap", "secrets": "Secret", "persistentvolumeclaims": "PersistentVolumeClaim"}
+
+func unitSyncer() *Syncer {
+	return &Syncer{opts: Options{Name: "vc", HostNamespace: "vmatrix-vc"}}
+}
+
+// hostOf is the host name of name in the virtual namespace "shop".
+func hostOf(name string) string { return HostName(name, "shop", "vc") }
+
+func TestUnitTranslatePodRenamesEveryReference(t *testing.T) {
+	s := unitSyncer()
+	v := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "u1", Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "pull"}},
+			Volumes: []corev1.Volume{
+				{Name: "cm", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}}}},
+				{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}},
+				{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}},
+				{Name: "proj", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "pconf"}}},
+					{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "psec"}}},
+				}}}},
+			},
+			Containers: []corev1.Container{{
+				Name:    "c",
+				EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "envconf"}}}, {SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "envsec"}}}},
+				Env: []corev1.EnvVar{
+					{Name: "A", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "keyconf"}, Key: "k"}}},
+					{Name: "B", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "keysec"}, Key: "k"}}},
+				},
+			}},
+			InitContainers: []corev1.Container{{Name: "i", EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "initconf"}}}}}},
+		},
+	}
+	h := s.translatePod(v)
+	if h.Name != hostOf("web") || h.Namespace != "vmatrix-vc" {
+		t.Errorf("host pod %s/%s", h.Namespace, h.Name)
+	}
+	if h.Labels["app"] != "web" || h.Labels[LabelManagedBy] != "vc" || h.Labels[LabelNamespace] != "shop" {
+		t.Errorf("labels %v", h.Labels)
+	}
+	if h.Annotations[AnnotationName] != "web" || h.Annotations[AnnotationNS] != "shop" || h.Annotations[AnnotationUID] != "u1" || h.Annotations[AnnotationKind] != kindPod {
+		t.Errorf("annotations %v", h.Annotations)
+	}
+	got := map[string]string{
+		"pull":     h.Spec.ImagePullSecrets[0].Name,
+		"conf":     h.Spec.Volumes[0].ConfigMap.Name,
+		"creds":    h.Spec.Volumes[1].Secret.SecretName,
+		"data":     h.Spec.Volumes[2].PersistentVolumeClaim.ClaimName,
+		"pconf":    h.Spec.Volumes[3].Projected.Sources[0].ConfigMap.Name,
+		"psec":     h.Spec.Volumes[3].Projected.Sources[1].Secret.Name,
+		"envconf":  h.Spec.Containers[0].EnvFrom[0].ConfigMapRef.Name,
+		"envsec":   h.Spec.Containers[0].EnvFrom[1].SecretRef.Name,
+		"keyconf":  h.Spec.Containers[0].Env[0].ValueFrom.ConfigMapKeyRef.Name,
+		"keysec":   h.Spec.Containers[0].Env[1].ValueFrom.SecretKeyRef.Name,
+		"initconf": h.Spec.InitContainers[0].EnvFrom[0].ConfigMapRef.Name,
+	}
+	for virtual, host := range got {
+		if host != hostOf(virtual) {
+			t.Errorf("reference to %q became %q, want %q", virtual, host, hostOf(virtual))
+		}
+	}
+	// The virtual pod is untouched.
+	if v.Spec.Volumes[0].ConfigMap.Name != "conf" {
+		t.Error("translatePod changed the virtual pod")
+	}
+	// The references a pod has are the ones the index finds.
+	cms, secrets := podRefs(v)
+	slices.Sort(cms)
+	slices.Sort(secrets)
+	if want := []string{"shop/conf", "shop/envconf", "shop/initconf", "shop/keyconf", "shop/pconf"}; !slices.Equal(cms, want) {
+		t.Errorf("config map refs %v, want %v", cms, want)
+	}
+	if want := []string{"shop/creds", "shop/envsec", "shop/keysec", "shop/psec", "shop/pull"}; !slices.Equal(secrets, want) {
+		t.Errorf("secret refs %v, want %v", secrets, want)
+	}
+}
+
+func TestUnitTranslatePodHostFields(t *testing.T) {
+	s := unitSyncer()
+	prio := int32(1000)
+	v := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop"},
+		Spec: corev1.PodSpec{
+			NodeName: "virtual-node", ServiceAccountName: "builder", DeprecatedServiceAccount: "builder",
+			PriorityClassName: "high", Priority: &prio, Subdomain: "web",
+			Overhead:   corev1.ResourceList{},
+			Containers: []corev1.Container{{Name: "c"}},
+		},
+	}
+	h := s.translatePod(v)
+	spec := h.Spec
+	if spec.NodeName != "" {
+		t.Errorf("nodeName %q: the host scheduler places the pod", spec.NodeName)
+	}
+	if spec.ServiceAccountName != "" || spec.DeprecatedServiceAccount != "" || spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Errorf("service account %q, automount %v: want the host's default, nothing mounted", spec.ServiceAccountName, spec.AutomountServiceAccountToken)
+	}
+	if spec.EnableServiceLinks == nil || *spec.EnableServiceLinks {
+		t.Error("service links stay on: they would name host Services")
+	}
+	if spec.PriorityClassName != "" || spec.Priority != nil || spec.Overhead != nil {
+		t.Errorf("priority %q %v, overhead %v: the virtual cluster's values reach the host", spec.PriorityClassName, spec.Priority, spec.Overhead)
+	}
+	if spec.Hostname != "web-0" || spec.Subdomain != "" {
+		t.Errorf("hostname %q subdomain %q, want the virtual pod's name and none", spec.Hostname, spec.Subdomain)
+	}
+	// A name that is no DNS label is no hostname.
+	v.Name = "web.0"
+	if h := s.translatePod(v); h.Spec.Hostname != "" {
+		t.Errorf("hostname %q for a pod named web.0", h.Spec.Hostname)
+	}
+}
+
+func TestUnitTranslatePodTokenAndDownwardAPI(t *testing.T) {
+	s := unitSyncer()
+	field := func(path string) *corev1.ObjectFieldSelector { return &corev1.ObjectFieldSelector{FieldPath: path} }
+	v := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec: corev1.PodSpec{
+			Volumes: []corev1.Volume{
+				{Name: "token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+					{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "vault", Path: "vault-token"}},
+					{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "ns", FieldRef: field("metadata.namespace")}}}},
+				}}}},
+				{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+					{Path: "name", FieldRef: field("metadata.name")},
+					{Path: "labels", FieldRef: field("metadata.labels")},
+				}}}},
+			},
+			Containers: []corev1.Container{{Name: "c", Env: []corev1.EnvVar{
+				{Name: "UID", ValueFrom: &corev1.EnvVarSource{FieldRef: field("metadata.uid")}},
+				{Name: "IP", ValueFrom: &corev1.EnvVarSource{FieldRef: field("status.podIP")}},
+			}}},
+		},
+	}
+	h := s.translatePod(v)
+	sources := h.Spec.Volumes[0].Projected.Sources
+	token := hostOf("web-sa-token")
+	for i, want := range []corev1.KeyToPath{{Key: "token", Path: "token"}, {Key: tokenKey("vault"), Path: "vault-token"}} {
+		src := sources[i]
+		if src.ServiceAccountToken != nil || src.Secret == nil || src.Secret.Name != token || !equality.Semantic.DeepEqual(src.Secret.Items, []corev1.KeyToPath{want}) {
+			t.Errorf("token source %d: %+v, want the key %q of Secret %s", i, src, want.Key, token)
+		}
+	}
+	if tokenKey("vault") == tokenKey("") {
+		t.Error("two audiences share a key")
+	}
+	annotation := func(a string) string { return "metadata.annotations['" + a + "']" }
+	for what, pair := range map[string][2]string{
+		"projected namespace": {sources[2].DownwardAPI.Items[0].FieldRef.FieldPath, annotation(AnnotationNS)},
+		"volume name":         {h.Spec.Volumes[1].DownwardAPI.Items[0].FieldRef.FieldPath, annotation(AnnotationName)},
+		"volume labels":       {h.Spec.Volumes[1].DownwardAPI.Items[1].FieldRef.FieldPath, "metadata.labels"},
+		"env uid":             {h.Spec.Containers[0].Env[0].ValueFrom.FieldRef.FieldPath, annotation(AnnotationUID)},
+		"env pod IP":          {h.Spec.Containers[0].Env[1].ValueFrom.FieldRef.FieldPath, "status.podIP"},
+	} {
+		if pair[0] != pair[1] {
+			t.Errorf("%s: field path %q, want %q", what, pair[0], pair[1])
+		}
+	}
+}
+
+func TestUnitTranslateService(t *testing.T) {
+	s := unitSyncer()
+	v := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", Labels: map[string]string{"tier": "front"}},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.96.0.42", ClusterIPs: []string{"10.96.0.42"},
+			Selector: map[string]string{"app": "web"}, HealthCheckNodePort: 31000,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80}},
+		},
+	}
+	h := s.translateService(v)
+	if h.Name != hostOf("web") || h.Labels["tier"] != "front" || h.Labels[LabelManagedBy] != "vc" {
+		t.Errorf("host service %s, labels %v", h.Name, h.Labels)
+	}
+	// The selector selects the host copies of this virtual namespace's pods.
+	want := map[string]string{"app": "web", LabelManagedBy: "vc", LabelNamespace: "shop"}
+	if !equality.Semantic.DeepEqual(h.Spec.Selector, want) {
+		t.Errorf("selector %v, want %v", h.Spec.Selector, want)
+	}
+	// Same cluster IP on both sides.
+	if h.Spec.ClusterIP != "10.96.0.42" {
+		t.Errorf("cluster IP %q", h.Spec.ClusterIP)
+	}
+	if h.Spec.HealthCheckNodePort != 0 {
+		t.Errorf("health check node port %d: the host allocates it", h.Spec.HealthCheckNodePort)
+	}
+	// A selector-less Service stays selector-less: its Endpoints are copied.
+	v.Spec.Selector = nil
+	if h := s.translateService(v); h.Spec.Selector != nil {
+		t.Errorf("selector %v for a selector-less Service", h.Spec.Selector)
+	}
+}
+
+func TestUnitMergeServiceKeepsHostNodePorts(t *testing.T) {
+	cur := &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Name: "http", Port: 80, NodePort: 30080}}}}
+	desired := cur.DeepCopy()
+	desired.Spec.Ports[0].NodePort = 0
+	if mergeService(cur, desired) {
+		t.Error("an unpinned node port counts as a change")
+	}
+	desired.Spec.Ports = append(desired.Spec.Ports, corev1.ServicePort{Name: "https", Port: 443})
+	if !mergeService(cur, desired) || len(cur.Spec.Ports) != 2 || cur.Spec.Ports[0].NodePort != 30080 {
+		t.Errorf("after adding a port: %+v", cur.Spec.Ports)
+	}
+}
+
+// TestUnitHostKinds: the table of host kinds lists, counts and tells foreign
+// objects apart for every kind, on a fake clientset.
+func TestUnitHostKinds(t *testing.T) {
+	ctx := context.Background()
+	ns := "vmatrix-vc"
+	ours := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{LabelManagedBy: "vc"}, Annotations: map[string]string{AnnotationName: name}}
+	}
+	theirs := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns} }
+	objects := []runtime.Object{
+		&corev1.Pod{ObjectMeta: ours("p1")}, &corev1.Pod{ObjectMeta: ours("p2")},
+		&corev1.Service{ObjectMeta: ours("s")}, &corev1.Endpoints{ObjectMeta: ours("s")},
+		&corev1.ConfigMap{ObjectMeta: ours("c")}, &corev1.Secret{ObjectMeta: ours("t")},
+		&corev1.PersistentVolumeClaim{ObjectMeta: ours("d")},
+		// What the host makes in every namespace, and for every Service.
+		&corev1.ConfigMap{ObjectMeta: theirs("kube-root-ca.crt")}, &corev1.Endpoints{ObjectMeta: theirs("other")},
+	}
+	host := fake.NewClientset(objects...)
+	// The fake accepts a DeleteCollection and keeps everything: delete what
+	// it selects, as a server does.
+	host.PrependReactor("delete-collection", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		dc := a.(k8stesting.DeleteCollectionAction)
+		sel := dc.GetListRestrictions().Labels
+		gvk := corev1.SchemeGroupVersion.WithKind(kindOf[a.GetResource().Resource])
+		list, err := host.Tracker().List(a.GetResource(), gvk, a.GetNamespace())
+		if err != nil {
+			return true, nil, err
+		}
+		items, _ := meta.ExtractList(list)
+		for _, o := range items {
+			m, _ := meta.Accessor(o)
+			if sel.Matches(labels.Set(m.GetLabels())) {
+				if err := host.Tracker().Delete(a.GetResource(), a.GetNamespace(), m.GetName()); err != nil {
+					return true, nil, err
+				}
+			}
+		}
+		return true, nil, nil
+	})
+	left, err := HostObjects(ctx, host, ns, "vc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2 pods", "1 services", "1 endpoints", "1 configmaps", "1 secrets", "1 persistentvolumeclaims"}
+	if !slices.Equal(left, want) {
+		t.Errorf("HostObjects = %v, want %v", left, want)
+	}
+	s := unitSyncer()
+	s.host = host
+	if foreign, err := s.foreignObjects(ctx); err != nil || foreign != "" {
+		t.Errorf("foreignObjects = %q, %v; want none (only what the host makes)", foreign, err)
+	}
+	if _, err := host.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: theirs("someone-elses")}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if foreign, err := s.foreignObjects(ctx); err != nil || foreign != "secrets/someone-elses" {
+		t.Errorf("foreignObjects = %q, %v; want secrets/someone-elses", foreign, err)
+	}
+	// Teardown's deletes reach every kind.
+	sel := metav1.ListOptions{LabelSelector: s.ownedSelector()}
+	for _, k := range hostKinds {
+		if err := k.deleteAll(ctx, s, sel); err != nil {
+			t.Errorf("deleting %s: %v", k.resource, err)
+		}
+	}
+	if left, err := HostObjects(ctx, host, ns, "vc"); err != nil || len(left) > 0 {
+		t.Errorf("after the deletes: %v, %v", left, err)
+	}
+}
