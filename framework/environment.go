@@ -15,7 +15,6 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
 	"github.com/vmatrix/vmatrix/syncer"
@@ -275,7 +274,7 @@ var startCluster = vcluster.Start
 // reserve claims a name for a cluster being created, so that Destroy knows of
 // it from the first moment (a create cut short still has a folder to remove).
 func (e *Environment) reserve(name, version string) (*VirtualCluster, error) {
-	if err := local.ValidateName(name); err != nil {
+	if err := syncer.ValidateName(name); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()

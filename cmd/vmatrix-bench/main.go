@@ -13,12 +13,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/vmatrix/vmatrix/internal/bench"
 )
 
 func main() {
-	var cfg bench.Config
+	var cfg Config
 	var out, matrix string
 	flag.IntVar(&cfg.Runs, "runs", 5, "iterations of each figure")
 	flag.StringVar(&cfg.Version, "version", "1.37", "virtual version of the single-cluster figures")
@@ -40,7 +38,7 @@ func main() {
 		fail(err)
 	}
 	cfg.Dir = dir
-	res, err := bench.Run(ctx, cfg)
+	res, err := Run(ctx, cfg)
 	os.RemoveAll(dir)
 	if err != nil {
 		fail(err)
@@ -55,7 +53,7 @@ func main() {
 	if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
 		fail(err)
 	}
-	fmt.Println(bench.Table(res))
+	fmt.Println(Table(res))
 	fmt.Printf("written to %s\n", out)
 	if len(res.Failed) > 0 {
 		fail(fmt.Errorf("%d figure(s) could not be measured; see FAILED above", len(res.Failed)))

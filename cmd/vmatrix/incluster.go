@@ -11,7 +11,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/incluster"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // In-cluster mode: the virtual cluster runs in the host as the chart's
@@ -33,7 +33,7 @@ func (f *chartFlags) add(cmd *cobra.Command) {
 // release builds the chart release for cluster name of Kubernetes version
 // (resolved to a patch release; "" keeps the chart's default).
 func (f *chartFlags) release(ctx context.Context, name, version string) (incluster.Release, error) {
-	if err := local.ValidateName(name); err != nil {
+	if err := syncer.ValidateName(name); err != nil {
 		return incluster.Release{}, err
 	}
 	vals, err := f.values.MergeValues(getter.Providers{})

@@ -199,7 +199,7 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 					}
 				}
 			}
-			report, err := matrix.Run(ctx, local.MatrixClusters{M: m, Config: cfg, Fresh: opts.Upgrade}, opts)
+			report, err := matrix.Run(ctx, matrixClusters{M: m, Config: cfg, Fresh: opts.Upgrade}, opts)
 			if board != nil {
 				board.Close("passed")
 			}
@@ -318,7 +318,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 				ts.add(local.UpName(v), v.String(), "waiting")
 			}
 			ts.follow(m, same, local.UpName)
-			recs, err := m.Up(ctx, versions, cfg)
+			recs, err := up(ctx, m, versions, cfg)
 			for i, v := range versions {
 				if i < len(recs) && recs[i].Ready {
 					ts.get(local.UpName(v)).Done(true, "ready ("+recs[i].Name+")")

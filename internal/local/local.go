@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
@@ -69,20 +68,6 @@ type CreateOptions struct {
 	Up    bool
 }
 
-// maxNameLength keeps the host namespace "vmatrix-<name>" a valid DNS label.
-const maxNameLength = 52
-
-// ValidateName checks a virtual cluster name.
-func ValidateName(name string) error {
-	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-		return fmt.Errorf("invalid name %q: %s", name, strings.Join(errs, "; "))
-	}
-	if len(name) > maxNameLength {
-		return fmt.Errorf("invalid name %q: at most %d characters", name, maxNameLength)
-	}
-	return nil
-}
-
 func (m *Manager) self() (string, error) {
 	if m.Self != "" {
 		return m.Self, nil
@@ -99,7 +84,7 @@ func (m *Manager) logf(format string, args ...any) {
 // Create starts a virtual cluster under a supervisor and returns its record
 // once it is ready. On failure nothing of it is left.
 func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Record, err error) {
-	if err := ValidateName(opts.Name); err != nil {
+	if err := syncer.ValidateName(opts.Name); err != nil {
 		return rec, err
 	}
 	v, err := k8sdist.Resolve(ctx, opts.Version)

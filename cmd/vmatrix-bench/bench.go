@@ -1,8 +1,9 @@
-// Package bench measures what users choose a test harness for: time to a ready
+package main
+
+// The figures are what users choose a test harness for: time to a ready
 // cluster, how a matrix of versions scales, teardown, memory per cluster and
 // density, each against the floor of a bare kube-apiserver measured in the
 // same run.
-package bench
 
 import (
 	"context"
