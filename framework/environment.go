@@ -239,7 +239,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	inner, err := startCluster(ctx, vcluster.Config{
 		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h, Backend: e.opts.storage, Flags: e.opts.flagsFor(v).Merge(co.flags),
 		Syncer: func(o *syncer.Options) {
-			o.AllowPrivileged = e.opts.syncer.AllowPrivileged
+			o.AllowPrivileged, o.Sync = e.opts.syncer.AllowPrivileged, e.opts.syncer.Sync
 			if e.opts.syncer.Resync > 0 {
 				o.Resync = e.opts.syncer.Resync
 			}

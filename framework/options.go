@@ -42,6 +42,10 @@ type SyncerOptions struct {
 	// Resync is how often every synced object is compared again without a
 	// change (default 10 minutes).
 	Resync time.Duration
+	// Sync names optional kinds to sync to the host as well: "ingresses"
+	// (for the host's ingress controller; status comes back) and
+	// "networkpolicies" (for the host's network plugin).
+	Sync []string
 }
 
 type options struct {

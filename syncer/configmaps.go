@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 const (
@@ -13,23 +15,25 @@ const (
 	kindSecret    = "Secret"
 )
 
-// ConfigMaps and Secrets are copied down only while a virtual pod refers to
-// one: everything else stays in the virtual cluster, where it may hold what
-// the host has no business seeing.
-func (s *Syncer) setupConfigMaps() error {
+// ConfigMaps and Secrets are copied down only while a virtual pod (or, for a
+// Secret, a synced Ingress) refers to one: everything else stays in the
+// virtual cluster, where it may hold what the host has no business seeing.
+func (s *Syncer) setupConfigMaps() (*controller, error) {
 	s.configMaps = s.newController("configmaps", 2, s.syncConfigMap)
-	s.secrets = s.newController("secrets", 2, s.syncSecret)
 	if _, err := s.vInf.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(s.configMaps.byKey)); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := s.hInf.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(s.configMaps.byVirtualKey(kindConfigMap))); err != nil {
-		return err
-	}
+	_, err := s.hInf.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(s.configMaps.byVirtualKey(kindConfigMap)))
+	return s.configMaps, err
+}
+
+func (s *Syncer) setupSecrets() (*controller, error) {
+	s.secrets = s.newController("secrets", 2, s.syncSecret)
 	if _, err := s.vInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.secrets.byKey)); err != nil {
-		return err
+		return nil, err
 	}
 	_, err := s.hInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.secrets.byVirtualKey(kindSecret)))
-	return err
+	return s.secrets, err
 }
 
 // referenced reports whether a virtual pod refers to the object key through
@@ -78,7 +82,7 @@ func (s *Syncer) syncSecret(ctx context.Context, key string) error {
 		h = nil // a pod's token Secret, or not ours: ensureHost reports the clash
 	}
 	api := s.host.CoreV1().Secrets(s.opts.HostNamespace)
-	if v == nil || !s.referenced(indexSecrets, key) {
+	if v == nil || !s.referenced(indexSecrets, key) && !s.ingressRefers(key) {
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	}
 	typ := v.Type
@@ -94,4 +98,25 @@ func (s *Syncer) syncSecret(ctx context.Context, key string) error {
 		return true
 	})
 	return s.reportClash(err, v)
+}
+
+var configMapKind = hostKind{
+	resource: "configmaps",
+	list:     func(c kubernetes.Interface, ns string) listFunc { return lister(c.CoreV1().ConfigMaps(ns).List) },
+	deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
+		return s.host.CoreV1().ConfigMaps(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	},
+	hostMade: func(name string) bool { return name == "kube-root-ca.crt" },
+	setup:    (*Syncer).setupConfigMaps,
+	informer: func(s *Syncer) cache.SharedIndexInformer { return s.vInf.Core().V1().ConfigMaps().Informer() },
+}
+
+var secretKind = hostKind{
+	resource: "secrets",
+	list:     func(c kubernetes.Interface, ns string) listFunc { return lister(c.CoreV1().Secrets(ns).List) },
+	deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
+		return s.host.CoreV1().Secrets(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	},
+	setup:    (*Syncer).setupSecrets,
+	informer: func(s *Syncer) cache.SharedIndexInformer { return s.vInf.Core().V1().Secrets().Informer() },
 }

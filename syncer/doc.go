@@ -10,11 +10,16 @@
 //     selector-less Services; ConfigMaps and Secrets while a pod refers to
 //     them; PersistentVolumeClaims, status back up.
 //   - Nodes and Events, host to virtual.
+//   - When Options.Sync names them: Ingresses (backends and TLS Secrets
+//     renamed, status up) and NetworkPolicies (selectors of virtual pods
+//     and namespaces translated to selectors of the host copies).
 //
 // Everything else (Deployments, CRDs, RBAC, ...) stays virtual. Host objects
 // are named by HostName and carry labels and annotations that lead back to
 // their virtual objects; the syncer never changes a host object without them.
 //
+// Each kind written to the host is one file with one hostKind entry, listed
+// in hostKinds; teardown and the listings of host objects read that table.
 // Each kind is a controller on shared informers and a rate-limited work
 // queue whose reconcile compares both sides and makes the target match, so a
 // restart or resync never duplicates anything.

@@ -6,17 +6,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 const kindEndpoints = "Endpoints"
 
-func (s *Syncer) setupEndpoints() error {
+func (s *Syncer) setupEndpoints() (*controller, error) {
 	s.endpoints = s.newController("endpoints", 2, s.syncEndpoints)
 	if _, err := s.vInf.Core().V1().Endpoints().Informer().AddEventHandler(handler(s.endpoints.byKey)); err != nil {
-		return err
+		return nil, err
 	}
 	_, err := s.hInf.Core().V1().Endpoints().Informer().AddEventHandler(handler(s.endpoints.byVirtualKey(kindEndpoints)))
-	return err
+	return s.endpoints, err
 }
 
 // syncEndpoints copies the Endpoints of a selector-less virtual Service down:
@@ -68,4 +70,16 @@ func (s *Syncer) syncEndpoints(ctx context.Context, key string) error {
 		return true
 	})
 	return s.reportClash(err, v)
+}
+
+var endpointsKind = hostKind{
+	resource: "endpoints",
+	list:     func(c kubernetes.Interface, ns string) listFunc { return lister(c.CoreV1().Endpoints(ns).List) },
+	deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
+		return s.host.CoreV1().Endpoints(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	},
+	// The host's endpoints controller makes them for every Service.
+	hostMade: func(string) bool { return true },
+	setup:    (*Syncer).setupEndpoints,
+	informer: func(s *Syncer) cache.SharedIndexInformer { return s.vInf.Core().V1().Endpoints().Informer() },
 }

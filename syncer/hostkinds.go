@@ -4,24 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
 // hostKind is a kind the syncer writes into the host namespace. hostKinds is
 // the one list of them: teardown, the listings of what is left and of what
 // is not the syncer's, and the resync after the namespace is made again all
-// read it. How each kind is copied is its own sync's business (pods.go,
-// services.go, ...).
+// read it. Each kind's file (pods.go, ingresses.go, ...) holds its entry and
+// how it is copied: adding a kind is one file and one line here.
 type hostKind struct {
 	resource string // the API's plural name, as listings print it
-	list     func(core typedcorev1.CoreV1Interface, ns string) listFunc
+	// optional kinds are synced only when Options.Sync names them.
+	optional bool
+	// setup makes the kind's controller and registers its informer handlers.
+	setup func(s *Syncer) (*controller, error)
+	// informer is the kind's informer in the virtual cluster: the resync
+	// after the host namespace is made again queues all its keys.
+	informer func(s *Syncer) cache.SharedIndexInformer
+	list     func(c kubernetes.Interface, ns string) listFunc
 	// deleteAll deletes the syncer's objects of the kind in the host
 	// namespace: those sel selects.
 	deleteAll func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error
@@ -29,9 +36,6 @@ type hostKind struct {
 	// the syncer's is one the host makes itself, which does not make the
 	// namespace anyone else's.
 	hostMade func(name string) bool
-	// virtual is the kind's informer in the virtual cluster and the
-	// controller its keys go to.
-	virtual func(s *Syncer) (cache.SharedIndexInformer, *controller)
 }
 
 type listFunc func(context.Context, metav1.ListOptions) (runtime.Object, error)
@@ -42,77 +46,38 @@ func lister[L runtime.Object](list func(context.Context, metav1.ListOptions) (L,
 }
 
 var hostKinds = []hostKind{
-	{
-		resource: "pods",
-		list:     func(c typedcorev1.CoreV1Interface, ns string) listFunc { return lister(c.Pods(ns).List) },
-		// At once: the virtual cluster that would wait for them is going.
-		deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
-			return s.host.CoreV1().Pods(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, sel)
-		},
-		virtual: func(s *Syncer) (cache.SharedIndexInformer, *controller) {
-			return s.vInf.Core().V1().Pods().Informer(), s.pods
-		},
-	},
-	{
-		resource:  "services",
-		list:      func(c typedcorev1.CoreV1Interface, ns string) listFunc { return lister(c.Services(ns).List) },
-		deleteAll: deleteServices,
-		virtual: func(s *Syncer) (cache.SharedIndexInformer, *controller) {
-			return s.vInf.Core().V1().Services().Informer(), s.services
-		},
-	},
-	{
-		resource: "endpoints",
-		list:     func(c typedcorev1.CoreV1Interface, ns string) listFunc { return lister(c.Endpoints(ns).List) },
-		deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
-			return s.host.CoreV1().Endpoints(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		},
-		// The host's endpoints controller makes them for every Service.
-		hostMade: func(string) bool { return true },
-		virtual: func(s *Syncer) (cache.SharedIndexInformer, *controller) {
-			return s.vInf.Core().V1().Endpoints().Informer(), s.endpoints
-		},
-	},
-	{
-		resource: "configmaps",
-		list:     func(c typedcorev1.CoreV1Interface, ns string) listFunc { return lister(c.ConfigMaps(ns).List) },
-		deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
-			return s.host.CoreV1().ConfigMaps(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		},
-		hostMade: func(name string) bool { return name == "kube-root-ca.crt" },
-		virtual: func(s *Syncer) (cache.SharedIndexInformer, *controller) {
-			return s.vInf.Core().V1().ConfigMaps().Informer(), s.configMaps
-		},
-	},
-	{
-		resource: "secrets",
-		list:     func(c typedcorev1.CoreV1Interface, ns string) listFunc { return lister(c.Secrets(ns).List) },
-		deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
-			return s.host.CoreV1().Secrets(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		},
-		virtual: func(s *Syncer) (cache.SharedIndexInformer, *controller) {
-			return s.vInf.Core().V1().Secrets().Informer(), s.secrets
-		},
-	},
-	{
-		resource: "persistentvolumeclaims",
-		list: func(c typedcorev1.CoreV1Interface, ns string) listFunc {
-			return lister(c.PersistentVolumeClaims(ns).List)
-		},
-		deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
-			return s.host.CoreV1().PersistentVolumeClaims(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
-		},
-		virtual: func(s *Syncer) (cache.SharedIndexInformer, *controller) {
-			return s.vInf.Core().V1().PersistentVolumeClaims().Informer(), s.pvcs
-		},
-	},
+	podKind, serviceKind, endpointsKind, configMapKind, secretKind, pvcKind,
+	ingressKind, networkPolicyKind,
+}
+
+// syncedKinds are the kinds this syncer syncs: all but the optional ones
+// its options do not name.
+func (s *Syncer) syncedKinds() []hostKind {
+	var kinds []hostKind
+	for _, k := range hostKinds {
+		if !k.optional || slices.Contains(s.opts.Sync, k.resource) {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}
+
+// OptionalKinds names the kinds Options.Sync may name.
+func OptionalKinds() []string {
+	var names []string
+	for _, k := range hostKinds {
+		if k.optional {
+			names = append(names, k.resource)
+		}
+	}
+	return names
 }
 
 // names lists the names of the objects of k in a host namespace.
 func (k hostKind) names(ctx context.Context, host kubernetes.Interface, ns string, opts metav1.ListOptions) ([]string, error) {
-	list, err := k.list(host.CoreV1(), ns)(ctx, opts)
+	list, err := k.list(host, ns)(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("listing host %s: %w", k.resource, err)
+		return nil, fmt.Errorf("listing host %s: %w", k.resource, err) // still IsForbidden
 	}
 	items, err := meta.ExtractList(list)
 	if err != nil {

@@ -77,9 +77,10 @@ func binaries(ctx context.Context, version string) (k8sdist.Version, k8sdist.Bin
 	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 }
 
-// startVirtual starts a virtual cluster of version on the test host; the
-// cleanup stops it (which also empties its host namespace).
-func startVirtual(t *testing.T, name, version string) *vcluster.VCluster {
+// startVirtual starts a virtual cluster of version on the test host, its
+// syncer configured by opts; the cleanup stops it (which also empties its
+// host namespace).
+func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Options)) *vcluster.VCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -87,7 +88,15 @@ func startVirtual(t *testing.T, name, version string) *vcluster.VCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: testHost})
+	cfg := vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: testHost}
+	if len(opts) > 0 {
+		cfg.Syncer = func(o *syncer.Options) {
+			for _, opt := range opts {
+				opt(o)
+			}
+		}
+	}
+	vc, err := vcluster.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

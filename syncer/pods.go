@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -30,7 +31,7 @@ const (
 	indexNode       = "node"       // pods by node name
 )
 
-func (s *Syncer) setupPods() error {
+func (s *Syncer) setupPods() (*controller, error) {
 	s.pods = s.newController("pods", 8, s.syncPod)
 	vPods := s.vInf.Core().V1().Pods().Informer()
 	hPods := s.hInf.Core().V1().Pods().Informer()
@@ -40,10 +41,10 @@ func (s *Syncer) setupPods() error {
 		indexNode:       byNodeName,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := addIndex(hPods, indexNode, byNodeName); err != nil {
-		return err
+		return nil, err
 	}
 	_, err = vPods.AddEventHandler(handler(func(obj metav1.Object) {
 		s.pods.byKey(obj)
@@ -60,7 +61,7 @@ func (s *Syncer) setupPods() error {
 		}
 	}))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, err = hPods.AddEventHandler(handler(func(obj metav1.Object) {
 		s.pods.byVirtualKey(kindPod)(obj)
@@ -68,7 +69,7 @@ func (s *Syncer) setupPods() error {
 			s.nodes.add(n)
 		}
 	}))
-	return err
+	return s.pods, err
 }
 
 func byNodeName(obj any) ([]string, error) {
@@ -557,4 +558,15 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, refresh.Sub(s.opts.Clock.Now()))
 	}
 	return s.reportClash(err, v)
+}
+
+var podKind = hostKind{
+	resource: "pods",
+	list:     func(c kubernetes.Interface, ns string) listFunc { return lister(c.CoreV1().Pods(ns).List) },
+	// At once: the virtual cluster that would wait for them is going.
+	deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
+		return s.host.CoreV1().Pods(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, sel)
+	},
+	setup:    (*Syncer).setupPods,
+	informer: func(s *Syncer) cache.SharedIndexInformer { return s.vInf.Core().V1().Pods().Informer() },
 }

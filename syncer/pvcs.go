@@ -6,17 +6,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 const kindPVC = "PersistentVolumeClaim"
 
-func (s *Syncer) setupPVCs() error {
-	s.pvcs = s.newController("persistentvolumeclaims", 2, s.syncPVC)
-	if _, err := s.vInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(s.pvcs.byKey)); err != nil {
-		return err
+func (s *Syncer) setupPVCs() (*controller, error) {
+	c := s.newController("persistentvolumeclaims", 2, s.syncPVC)
+	if _, err := s.vInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(c.byKey)); err != nil {
+		return nil, err
 	}
-	_, err := s.hInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(s.pvcs.byVirtualKey(kindPVC)))
-	return err
+	_, err := s.hInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(c.byVirtualKey(kindPVC)))
+	return c, err
 }
 
 // syncPVC copies a virtual claim down and its status back up. Volumes and
@@ -75,4 +77,18 @@ type pvcStatusView struct {
 
 func pvcStatusSummary(st *corev1.PersistentVolumeClaimStatus) pvcStatusView {
 	return pvcStatusView{st.Phase, st.AccessModes, st.Capacity}
+}
+
+var pvcKind = hostKind{
+	resource: "persistentvolumeclaims",
+	list: func(c kubernetes.Interface, ns string) listFunc {
+		return lister(c.CoreV1().PersistentVolumeClaims(ns).List)
+	},
+	deleteAll: func(ctx context.Context, s *Syncer, sel metav1.ListOptions) error {
+		return s.host.CoreV1().PersistentVolumeClaims(s.opts.HostNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, sel)
+	},
+	setup: (*Syncer).setupPVCs,
+	informer: func(s *Syncer) cache.SharedIndexInformer {
+		return s.vInf.Core().V1().PersistentVolumeClaims().Informer()
+	},
 }

@@ -10,20 +10,22 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 )
 
 const kindService = "Service"
 
-func (s *Syncer) setupServices() error {
+func (s *Syncer) setupServices() (*controller, error) {
 	s.services = s.newController("services", 2, s.syncService)
 	if _, err := s.vInf.Core().V1().Services().Informer().AddEventHandler(handler(func(obj metav1.Object) {
 		s.services.byKey(obj)
 		s.endpoints.byKey(obj) // a Service that gains or loses its selector changes who owns its Endpoints
 	})); err != nil {
-		return err
+		return nil, err
 	}
 	_, err := s.hInf.Core().V1().Services().Informer().AddEventHandler(handler(s.services.byVirtualKey(kindService)))
-	return err
+	return s.services, err
 }
 
 // syncService keeps the host Service of a virtual Service: same cluster IP,
@@ -207,4 +209,12 @@ func (s *Syncer) followHostService(ctx context.Context, v, h *corev1.Service) er
 		return ignoreGone(err)
 	}
 	return nil
+}
+
+var serviceKind = hostKind{
+	resource:  "services",
+	list:      func(c kubernetes.Interface, ns string) listFunc { return lister(c.CoreV1().Services(ns).List) },
+	deleteAll: deleteServices,
+	setup:     (*Syncer).setupServices,
+	informer:  func(s *Syncer) cache.SharedIndexInformer { return s.vInf.Core().V1().Services().Informer() },
 }

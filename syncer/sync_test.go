@@ -25,7 +25,7 @@ func TestSync(t *testing.T) {
 	for _, version := range versions() {
 		t.Run(version, func(t *testing.T) {
 			name := "v" + strings.ReplaceAll(version, ".", "")
-			vc := startVirtual(t, name, version)
+			vc := startVirtual(t, name, version, func(o *syncer.Options) { o.Sync = []string{"ingresses", "networkpolicies"} })
 			v := clientFor(vc.RESTConfig())
 			env := &virtualEnv{vc: vc, v: v, ns: vc.HostNamespace(), name: name}
 			t.Run("Nodes", env.testNodes)
@@ -38,6 +38,8 @@ func TestSync(t *testing.T) {
 			t.Run("StaysVirtual", env.testStaysVirtual)
 			t.Run("Policy", env.testPolicy)
 			t.Run("NameClash", env.testNameClash)
+			t.Run("Ingress", env.testIngress)
+			t.Run("NetworkPolicy", env.testNetworkPolicy)
 			t.Run("Teardown", env.testTeardown)
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,10 @@ type Options struct {
 	// virtual Nodes advertise the host nodes' endpoints, which the virtual
 	// apiserver cannot use.
 	Kubelet *KubeletOptions
+	// Sync names optional kinds to sync as well: "ingresses" (copied down
+	// with their backends pointed at the host Services, status up) and
+	// "networkpolicies" (selectors translated to the host copies).
+	Sync []string
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
 	// Clock times the queues' delayed work (back-offs, token renewals); nil
@@ -86,8 +91,10 @@ type Syncer struct {
 	recorder    record.EventRecorder
 	kubelet     *kubeletServer
 
-	controllers                                                         []*controller
-	pods, nodes, services, endpoints, configMaps, secrets, pvcs, events *controller
+	controllers []*controller
+	kinds       map[string]*controller // the controllers of syncedKinds, by resource
+	// The controllers other kinds' handlers queue keys on.
+	pods, nodes, services, endpoints, configMaps, secrets, events *controller
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -105,6 +112,11 @@ func New(opts Options) (*Syncer, error) {
 	}
 	if opts.HostNamespace == "" {
 		opts.HostNamespace = DefaultHostNamespace(opts.Name)
+	}
+	for _, kind := range opts.Sync {
+		if !slices.Contains(OptionalKinds(), kind) {
+			return nil, fmt.Errorf("syncer: cannot sync %q: the optional kinds are %s", kind, strings.Join(OptionalKinds(), ", "))
+		}
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -209,8 +221,14 @@ func (s *Syncer) Start(ctx context.Context) (err error) {
 		factories = append(factories, s.hNs)
 	}
 
-	for _, setup := range []func() error{s.setupPods, s.setupNodes, s.setupServices, s.setupEndpoints, s.setupConfigMaps, s.setupPVCs, s.setupEvents} {
+	for _, setup := range []func() error{s.setupNodes, s.setupEvents} {
 		if err := setup(); err != nil {
+			return err
+		}
+	}
+	s.kinds = map[string]*controller{}
+	for _, k := range s.syncedKinds() {
+		if s.kinds[k.resource], err = k.setup(s); err != nil {
 			return err
 		}
 	}
@@ -280,10 +298,9 @@ func (s *Syncer) namespaceGone() {
 			s.log.Warn("making the host namespace again", "err", err)
 			return
 		}
-		for _, k := range hostKinds {
-			inf, c := k.virtual(s)
-			for _, key := range inf.GetStore().ListKeys() {
-				c.add(key)
+		for _, k := range s.syncedKinds() {
+			for _, key := range k.informer(s).GetStore().ListKeys() {
+				s.kinds[k.resource].add(key)
 			}
 		}
 	}()
@@ -329,7 +346,7 @@ func (s *Syncer) Teardown(ctx context.Context) error {
 	s.Stop()
 	ns, sel := s.opts.HostNamespace, metav1.ListOptions{LabelSelector: s.ownedSelector()}
 	var errs []error
-	for _, k := range hostKinds {
+	for _, k := range s.syncedKinds() {
 		if err := k.deleteAll(ctx, s, sel); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting host %s: %w", k.resource, err))
 		}
@@ -360,6 +377,9 @@ func HostObjects(ctx context.Context, host kubernetes.Interface, namespace, name
 	var left []string
 	for _, k := range hostKinds {
 		names, err := k.names(ctx, host, namespace, sel)
+		if k.optional && apierrors.IsForbidden(err) {
+			continue // a syncer with these rights could not have written any
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -409,6 +429,9 @@ func (s *Syncer) foreignObjects(ctx context.Context) (string, error) {
 	notOurs := metav1.ListOptions{LabelSelector: "!" + LabelManagedBy}
 	for _, k := range hostKinds {
 		names, err := k.names(ctx, s.host, s.opts.HostNamespace, notOurs)
+		if k.optional && apierrors.IsForbidden(err) {
+			continue
+		}
 		if err != nil {
 			return "", err
 		}

@@ -6,20 +6,30 @@ package syncer
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 )
 
 // kindOf is the kind of each resource of hostKinds, for the fake's lists.
-var kindOf = map[string]string{"pods": "Pod", "services": "Service", "endpoints": "Endpoints", "configmaps": "ConfigMap", "secrets": "Secret", "persistentvolumeclaims": "PersistentVolumeClaim"}
+var kindOf = map[string]schema.GroupVersionKind{
+	"pods": corev1.SchemeGroupVersion.WithKind("Pod"), "services": corev1.SchemeGroupVersion.WithKind("Service"),
+	"endpoints": corev1.SchemeGroupVersion.WithKind("Endpoints"), "configmaps": corev1.SchemeGroupVersion.WithKind("ConfigMap"),
+	"secrets": corev1.SchemeGroupVersion.WithKind("Secret"), "persistentvolumeclaims": corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
+	"ingresses": networkingv1.SchemeGroupVersion.WithKind("Ingress"), "networkpolicies": networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
+}
 
 func unitSyncer() *Syncer {
 	return &Syncer{opts: Options{Name: "vc", HostNamespace: "vmatrix-vc"}}
@@ -243,6 +253,7 @@ func TestUnitHostKinds(t *testing.T) {
 		&corev1.Service{ObjectMeta: ours("s")}, &corev1.Endpoints{ObjectMeta: ours("s")},
 		&corev1.ConfigMap{ObjectMeta: ours("c")}, &corev1.Secret{ObjectMeta: ours("t")},
 		&corev1.PersistentVolumeClaim{ObjectMeta: ours("d")},
+		&networkingv1.Ingress{ObjectMeta: ours("i")}, &networkingv1.NetworkPolicy{ObjectMeta: ours("n")},
 		// What the host makes in every namespace, and for every Service.
 		&corev1.ConfigMap{ObjectMeta: theirs("kube-root-ca.crt")}, &corev1.Endpoints{ObjectMeta: theirs("other")},
 	}
@@ -252,8 +263,7 @@ func TestUnitHostKinds(t *testing.T) {
 	host.PrependReactor("delete-collection", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		dc := a.(k8stesting.DeleteCollectionAction)
 		sel := dc.GetListRestrictions().Labels
-		gvk := corev1.SchemeGroupVersion.WithKind(kindOf[a.GetResource().Resource])
-		list, err := host.Tracker().List(a.GetResource(), gvk, a.GetNamespace())
+		list, err := host.Tracker().List(a.GetResource(), kindOf[a.GetResource().Resource], a.GetNamespace())
 		if err != nil {
 			return true, nil, err
 		}
@@ -272,7 +282,7 @@ func TestUnitHostKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"2 pods", "1 services", "1 endpoints", "1 configmaps", "1 secrets", "1 persistentvolumeclaims"}
+	want := []string{"2 pods", "1 services", "1 endpoints", "1 configmaps", "1 secrets", "1 persistentvolumeclaims", "1 ingresses", "1 networkpolicies"}
 	if !slices.Equal(left, want) {
 		t.Errorf("HostObjects = %v, want %v", left, want)
 	}
@@ -296,5 +306,142 @@ func TestUnitHostKinds(t *testing.T) {
 	}
 	if left, err := HostObjects(ctx, host, ns, "vc"); err != nil || len(left) > 0 {
 		t.Errorf("after the deletes: %v, %v", left, err)
+	}
+}
+
+func TestUnitOptionalKinds(t *testing.T) {
+	base := Options{Name: "vc", Virtual: &rest.Config{}, Host: &rest.Config{}}
+	s, err := New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	for _, k := range s.syncedKinds() {
+		synced = append(synced, k.resource)
+	}
+	if slices.Contains(synced, "ingresses") || slices.Contains(synced, "networkpolicies") {
+		t.Errorf("synced by default: %v", synced)
+	}
+	base.Sync = []string{"networkpolicies"}
+	if s, err = New(base); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.syncedKinds()); n != len(synced)+1 {
+		t.Errorf("%d kinds with networkpolicies, want %d", n, len(synced)+1)
+	}
+	base.Sync = []string{"ingress"}
+	if _, err := New(base); err == nil || !strings.Contains(err.Error(), "ingresses, networkpolicies") {
+		t.Errorf("an unknown kind: %v; want an error naming the optional kinds", err)
+	}
+}
+
+func TestUnitTranslateIngress(t *testing.T) {
+	s := unitSyncer()
+	class := "nginx"
+	backend := func(svc string) networkingv1.IngressBackend {
+		return networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}
+	}
+	def := backend("fallback")
+	v := &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", Annotations: map[string]string{"nginx.ingress.kubernetes.io/rewrite-target": "/"}},
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: &class, DefaultBackend: &def,
+			TLS: []networkingv1.IngressTLS{{Hosts: []string{"a.example"}, SecretName: "tls"}, {Hosts: []string{"b.example"}}},
+			Rules: []networkingv1.IngressRule{{Host: "a.example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+				Paths: []networkingv1.HTTPIngressPath{{Path: "/", Backend: backend("web")}, {Path: "/api", Backend: backend("api")}},
+			}}}},
+		},
+	}
+	h := s.translateIngress(v)
+	if h.Name != hostOf("web") || h.Annotations["nginx.ingress.kubernetes.io/rewrite-target"] != "/" || *h.Spec.IngressClassName != "nginx" {
+		t.Errorf("host ingress %s, annotations %v, class %v", h.Name, h.Annotations, *h.Spec.IngressClassName)
+	}
+	paths := h.Spec.Rules[0].HTTP.Paths
+	for virtual, host := range map[string]string{"fallback": h.Spec.DefaultBackend.Service.Name, "web": paths[0].Backend.Service.Name, "api": paths[1].Backend.Service.Name, "tls": h.Spec.TLS[0].SecretName} {
+		if host != hostOf(virtual) {
+			t.Errorf("%s became %q, want %q", virtual, host, hostOf(virtual))
+		}
+	}
+	if h.Spec.TLS[1].SecretName != "" {
+		t.Errorf("a TLS entry without a Secret got %q", h.Spec.TLS[1].SecretName)
+	}
+	if keys := ingressSecrets(v); !slices.Equal(keys, []string{"shop/tls"}) {
+		t.Errorf("ingressSecrets = %v", keys)
+	}
+}
+
+func TestUnitTranslateNetworkPolicy(t *testing.T) {
+	s := unitSyncer()
+	s.vInf = informers.NewSharedInformerFactory(fake.NewClientset(), 0)
+	for name, team := range map[string]string{"shop": "a", "shop-b": "a", "other": "b"} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"team": team}}}
+		if err := s.vInf.Core().V1().Namespaces().Informer().GetIndexer().Add(ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+				{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}},
+				{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "c"}}},
+				{PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "role", Operator: metav1.LabelSelectorOpIn, Values: []string{"db"}}}}},
+				{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8"}},
+			}}},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}}},
+		},
+	}
+	h, err := s.translateNetworkPolicy(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Host pod labels of pods in virtual namespaces, to try the selectors on.
+	pod := func(ns string, l map[string]string) labels.Set {
+		set := labels.Set{LabelManagedBy: "vc", LabelNamespace: ns}
+		for k, v := range l {
+			set[k] = v
+		}
+		return set
+	}
+	picks := func(sel *metav1.LabelSelector, l labels.Set) bool {
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Matches(l)
+	}
+	from, to := h.Spec.Ingress[0].From, h.Spec.Egress[0].To
+	for _, tc := range []struct {
+		what string
+		sel  *metav1.LabelSelector
+		pod  labels.Set
+		want bool
+	}{
+		{"the policy, its pod", &h.Spec.PodSelector, pod("shop", map[string]string{"app": "web"}), true},
+		{"the policy, a pod of another namespace", &h.Spec.PodSelector, pod("other", map[string]string{"app": "web"}), false},
+		{"the policy, another virtual cluster's pod", &h.Spec.PodSelector, labels.Set{LabelManagedBy: "vc2", LabelNamespace: "shop", "app": "web"}, false},
+		{"team a, a pod of shop-b", from[0].PodSelector, pod("shop-b", nil), true},
+		{"team a, a pod of other", from[0].PodSelector, pod("other", nil), false},
+		{"team c (no namespace), a pod of shop", from[1].PodSelector, pod("shop", nil), false},
+		{"role in (db), a db pod of shop", from[2].PodSelector, pod("shop", map[string]string{"role": "db"}), true},
+		{"role in (db), a db pod of shop-b", from[2].PodSelector, pod("shop-b", map[string]string{"role": "db"}), false},
+		{"egress to every pod of shop", to[0].PodSelector, pod("shop", nil), true},
+		{"egress to every pod of shop, not of other", to[0].PodSelector, pod("other", nil), false},
+	} {
+		if got := picks(tc.sel, tc.pod); got != tc.want {
+			t.Errorf("%s: picks = %v, want %v (selector %v)", tc.what, got, tc.want, tc.sel)
+		}
+	}
+	for i, p := range from[:3] {
+		if p.NamespaceSelector != nil {
+			t.Errorf("peer %d keeps a namespace selector: all host copies are in one namespace", i)
+		}
+	}
+	if from[3].IPBlock == nil || from[3].PodSelector != nil {
+		t.Errorf("the IP block peer became %+v", from[3])
+	}
+	if v.Spec.Ingress[0].From[0].NamespaceSelector == nil {
+		t.Error("translateNetworkPolicy changed the virtual policy")
 	}
 }

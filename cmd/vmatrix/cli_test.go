@@ -142,7 +142,7 @@ func portOpen(port int) bool {
 func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 	c := newCLI(t)
 	c.mustRun("create", "a", "--version", "1.35")
-	c.mustRun("create", "b", "--version", "1.37")
+	c.mustRun("create", "b", "--version", "1.37", "--sync", "ingresses")
 
 	for name, version := range map[string]string{"a": resolve(t, "1.35"), "b": resolve(t, "1.37")} {
 		kc := strings.TrimSpace(c.mustRun("kubeconfig", name))
@@ -177,6 +177,29 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 
 	// The embedded host schedules a pod onto a simulated node and runs it.
 	hostKC := strings.TrimSpace(c.mustRun("host", "kubeconfig"))
+
+	// b syncs Ingresses to the host; a, created without --sync, does not.
+	ingress := "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: default}\n" +
+		"spec: {defaultBackend: {service: {name: web, port: {number: 80}}}}\n"
+	for _, name := range []string{"a", "b"} {
+		cmd := exec.Command("kubectl", "--kubeconfig", strings.TrimSpace(c.mustRun("kubeconfig", name)), "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(ingress)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kubectl apply in %s: %v\n%s", name, err, out)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out := kubectl(t, hostKC, "-n", "vmatrix-b", "get", "ingress", "-o", "jsonpath={.items[*].spec.defaultBackend.service.name}")
+		if out == "web-x-default-x-b" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's Ingress on the host: %q, want one for service web-x-default-x-b", out)
+		}
+	}
+	if out := kubectl(t, hostKC, "-n", "vmatrix-a", "get", "ingress", "-o", "name"); out != "" {
+		t.Errorf("a syncs Ingresses without --sync: %s", out)
+	}
 	kubectl(t, hostKC, "run", "probe", "--image=registry.example/probe:1", "--restart=Never")
 	kubectl(t, hostKC, "wait", "--for=condition=Ready", "pod/probe", "--timeout=60s")
 	pod := kubectl(t, hostKC, "get", "pod", "probe", "-o", "jsonpath={.spec.nodeName} {.status.podIP}")
@@ -266,6 +289,7 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"unreadable host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", unreadable}, nil, unreadable},
 		{"missing binary", []string{"create", "x", "--version", "1.37"}, []string{"VMATRIX_KUBE_APISERVER=" + missing}, "VMATRIX_KUBE_APISERVER"},
 		{"unknown backend", []string{"create", "x", "--version", "1.37", "--backend", "nosuch"}, nil, "nosuch"},
+		{"unknown kind to sync", []string{"create", "x", "--version", "1.37", "--sync", "ingress"}, nil, "--sync ingress: the kinds that can be synced as well are ingresses, networkpolicies"},
 		{"sqlite with a DSN", []string{"create", "x", "--version", "1.37", "--backend-dsn", "/tmp/x.db"}, nil, "sqlite"},
 		{"unreachable database", []string{"create", "x", "--version", "1.37", "--backend", "postgres"},
 			[]string{"VMATRIX_BACKEND_DSN=postgres://vm:s3cret-pw@127.0.0.1:1/"}, "postgres"},

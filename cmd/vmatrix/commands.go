@@ -23,6 +23,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 func newRootCommand() *cobra.Command {
@@ -85,6 +86,11 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 			if opts.Backend, err = storage.ParseBackend(backend, dsn); err != nil {
 				return err
 			}
+			for _, kind := range opts.Sync {
+				if !slices.Contains(syncer.OptionalKinds(), kind) {
+					return fmt.Errorf("--sync %s: the kinds that can be synced as well are %s", kind, strings.Join(syncer.OptionalKinds(), ", "))
+				}
+			}
 			m := manager()
 			board := newBoard()
 			ts := newTasks(board)
@@ -113,6 +119,7 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 	cmd.Flags().StringVar(&backend, "backend", storage.SQLite, "storage: sqlite (kine, embedded), postgres or mysql (kine on that server), etcd")
 	// The DSN may hold a password: the variable keeps it out of `ps`.
 	cmd.Flags().StringVar(&dsn, "backend-dsn", os.Getenv("VMATRIX_BACKEND_DSN"), "how to reach the backend's server (default $VMATRIX_BACKEND_DSN; etcd without one: vmatrix starts one)")
+	cmd.Flags().StringSliceVar(&opts.Sync, "sync", nil, "also sync these kinds to the host: "+strings.Join(syncer.OptionalKinds(), ", "))
 	cmd.Flags().BoolVar(&merge, "merge", false, "add context vmatrix-NAME to your kubeconfig (see 'vmatrix kubeconfig --merge')")
 	cmd.Flags().BoolVar(&switchContext, "switch-context", false, "add context vmatrix-NAME to your kubeconfig and make it current, as kind does")
 	_ = cmd.MarkFlagRequired("version")

@@ -34,7 +34,7 @@ func TestLint(t *testing.T) {
 				"persistence": map[string]any{"enabled": false},
 			},
 			"apiServer":        map[string]any{"extraArgs": []any{"--v=2"}},
-			"sync":             map[string]any{"nodes": map[string]any{"mirrorAll": true}},
+			"sync":             map[string]any{"nodes": map[string]any{"mirrorAll": true}, "ingresses": true, "networkPolicies": true},
 			"policy":           map[string]any{"allowPrivileged": true},
 			"imagePullSecrets": []any{"regcred"},
 			"nodeSelector":     map[string]any{"disk": "ssd"},
@@ -70,6 +70,34 @@ func TestRenderGolden(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Errorf("rendered manifests differ from %s (rerun with -update and review the diff):\n%s", golden, got)
+	}
+}
+
+// TestRenderOptionalKinds: the sync switches reach the syncer's config and
+// give its Role the rights on those kinds, and only those.
+func TestRenderOptionalKinds(t *testing.T) {
+	for _, tc := range []struct {
+		values     map[string]any
+		sync, rule string
+	}{
+		{nil, "sync: []", ""},
+		{map[string]any{"ingresses": true}, "sync: [ingresses]", "resources: [ingresses]"},
+		{map[string]any{"ingresses": true, "networkPolicies": true}, "sync: [ingresses, networkpolicies]", "resources: [ingresses, networkpolicies]"},
+	} {
+		vals := map[string]any{}
+		if tc.values != nil {
+			vals["sync"] = tc.values
+		}
+		got, err := incluster.Render(incluster.Release{Name: "demo", Namespace: "vmatrix-demo", Values: vals})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(got, "    "+tc.sync+"\n") {
+			t.Errorf("%v: the config lacks %q", tc.values, tc.sync)
+		}
+		if hasRule := strings.Contains(got, "apiGroups: [networking.k8s.io]"); hasRule != (tc.rule != "") || !strings.Contains(got, tc.rule) {
+			t.Errorf("%v: Role rule for networking.k8s.io: %v, want %q", tc.values, hasRule, tc.rule)
+		}
 	}
 }
 

@@ -49,6 +49,8 @@ type Config struct {
 	// MirrorAllNodes and AllowPrivileged are the syncer's options.
 	MirrorAllNodes  bool `json:"mirrorAllNodes"`
 	AllowPrivileged bool `json:"allowPrivileged"`
+	// Sync names the optional kinds the syncer syncs as well.
+	Sync []string `json:"sync"`
 	// APIServerArgs are extra kube-apiserver flags.
 	APIServerArgs []string `json:"apiServerArgs"`
 }
@@ -194,7 +196,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		},
 		Syncer: func(o *syncer.Options) {
 			o.HostNamespace = namespace
-			o.MirrorAllNodes, o.AllowPrivileged = cfg.MirrorAllNodes, cfg.AllowPrivileged
+			o.MirrorAllNodes, o.AllowPrivileged, o.Sync = cfg.MirrorAllNodes, cfg.AllowPrivileged, cfg.Sync
 			o.Log = slog.New(slog.NewTextHandler(logOrDiscard(opts.Log), nil))
 		},
 	})

@@ -63,6 +63,8 @@ type CreateOptions struct {
 	Flags controlplane.Flags
 	// Backend is the storage backend (zero: kine on SQLite).
 	Backend storage.Backend
+	// Sync names optional kinds the syncer syncs as well (syncer.OptionalKinds).
+	Sync []string
 	// Owner and Up are recorded; see state.Record.
 	Owner int
 	Up    bool
@@ -123,7 +125,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (rec state.Rec
 		}
 	}()
 	rec = state.Record{Name: opts.Name, Version: v.String(), Host: hostName, HostContext: opts.HostContext, Created: time.Now(), Owner: opts.Owner, Up: opts.Up, Flags: opts.Flags,
-		Backend: opts.Backend.Kind, BackendDSN: opts.Backend.DSN}
+		Backend: opts.Backend.Kind, BackendDSN: opts.Backend.DSN, Sync: opts.Sync}
 	if err := state.Write(dir, rec); err != nil {
 		return rec, err
 	}

@@ -45,10 +45,11 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	}
 	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, Flags: rec.Flags,
 		Backend: storage.Backend{Kind: rec.Backend, DSN: rec.BackendDSN}}
-	if rec.Host == state.EmbeddedHost {
-		// Reached through its kubeconfig here, it is still the embedded host,
-		// whose simulated nodes every virtual cluster shows.
-		cfg.Syncer = func(o *syncer.Options) { o.MirrorAllNodes = true }
+	cfg.Syncer = func(o *syncer.Options) {
+		// Reached through its kubeconfig here, the embedded host is still the
+		// embedded host, whose simulated nodes every virtual cluster shows.
+		o.MirrorAllNodes = rec.Host == state.EmbeddedHost
+		o.Sync = rec.Sync
 	}
 	vc, err := vcluster.Start(ctx, cfg)
 	if err != nil {

@@ -75,8 +75,10 @@ type Record struct {
 	Flags controlplane.Flags `json:"flags,omitempty"`
 	// Backend is the storage backend's kind, and BackendDSN how to reach it:
 	// the file is readable by its owner only, and nothing prints the DSN.
-	Backend    string `json:"backend,omitempty"`
-	BackendDSN string `json:"backendDSN,omitempty"`
+	Backend string `json:"backend,omitempty"`
+	// Sync names the optional kinds its syncer syncs as well.
+	Sync       []string `json:"sync,omitempty"`
+	BackendDSN string   `json:"backendDSN,omitempty"`
 	// Control is the supervisor's control socket (vmatrix upgrade).
 	Control string `json:"control,omitempty"`
 }

@@ -37,3 +37,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "vmatrix.imagePullPolicy" -}}
 {{- if kindIs "string" .Values.image -}}IfNotPresent{{- else -}}{{ .Values.image.pullPolicy }}{{- end -}}
 {{- end -}}
+
+{{/* The optional kinds the syncer syncs, as a YAML flow list. */}}
+{{- define "vmatrix.optionalKinds" -}}
+{{- $kinds := list -}}
+{{- if .Values.sync.ingresses }}{{ $kinds = append $kinds "ingresses" }}{{ end -}}
+{{- if .Values.sync.networkPolicies }}{{ $kinds = append $kinds "networkpolicies" }}{{ end -}}
+[{{ join ", " $kinds }}]
+{{- end }}
