@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
 )
 
@@ -36,6 +38,7 @@ type Config struct {
 	SyncReplicas   int           // replicas of the sync figure's Deployment; 0 skips it
 	Rerun          bool          // measure a cold create against a reuse attach
 	Inspect        int           // samples of the logs and exec figure; 0 skips it
+	VMatrix        string        // the vmatrix binary: the memory figure measures clusters made by vmatrix create
 	Dir            string        // scratch space
 	Log            io.Writer
 }
@@ -88,11 +91,11 @@ type Results struct {
 	TeardownOne   Stat `json:"teardown_one_seconds"`
 	TeardownThree Stat `json:"teardown_three_seconds"`
 	Memory        struct {
-		Idle      string `json:"idle"`
-		TotalMB   Stat   `json:"total_mb"`
-		APIServer Stat   `json:"apiserver_mb"`
-		CtrlMgr   Stat   `json:"controller_manager_mb"`
-		InProcess Stat   `json:"in_process_mb"`
+		Idle       string `json:"idle"`
+		TotalMB    Stat   `json:"total_mb"`
+		APIServer  Stat   `json:"apiserver_mb"`
+		CtrlMgr    Stat   `json:"controller_manager_mb"`
+		Supervisor Stat   `json:"supervisor_mb"`
 	} `json:"memory"`
 	Density *Density `json:"density,omitempty"`
 	Sync    *Sync    `json:"sync,omitempty"`
@@ -329,34 +332,51 @@ func (e *env) matrix(ctx context.Context, versions []k8sdist.Version, res *Resul
 	return nil
 }
 
-// memory reads the resident memory of an idle cluster: its processes, plus
-// what this process grew by (its store and syncer run in-process).
+// memory reads the resident memory of an idle cluster as a user has one:
+// made by vmatrix create (on the benchmark's host), every process of it
+// summed: kube-apiserver, kube-controller-manager and the supervisor that
+// holds its store and syncer.
 func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error {
-	var total, api, cm, inproc []float64
+	root := e.dir("memory-state")
+	defer os.RemoveAll(root)
+	vmatrix := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, e.cfg.VMatrix, append([]string{"--state-dir", root}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("vmatrix %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	var total, api, cm, sup []float64
 	for i := 0; i < e.cfg.Runs; i++ {
-		runtime.GC()
-		before := rssMB(os.Getpid())
-		vc, _, err := e.start(ctx, v)
-		if err != nil {
+		name := fmt.Sprintf("memory-%d", i)
+		if err := vmatrix("create", name, "--version", v.String(), "--host", e.host.KubeconfigPath()); err != nil {
 			return err
 		}
 		select {
 		case <-time.After(e.cfg.Idle):
 		case <-ctx.Done():
 		}
-		pids := vc.PIDs()
-		a, c := rssMB(pids["kube-apiserver"]), rssMB(pids["kube-controller-manager"])
-		own := max(rssMB(os.Getpid())-before, 0)
-		api, cm, inproc = append(api, a), append(cm, c), append(inproc, own)
-		total = append(total, a+c+own)
-		e.logf("memory: apiserver %.0f MB, controller manager %.0f MB, in-process %.0f MB", a, c, own)
-		if err := teardown(vc, e.dir(vc.Name())); err != nil {
+		rec, err := state.Read(state.Root(root).ClusterDir(name))
+		if err != nil {
+			return errors.Join(err, vmatrix("delete", name))
+		}
+		a, c, s := rssMB(rec.PIDs["kube-apiserver"]), rssMB(rec.PIDs["kube-controller-manager"]), rssMB(rec.Supervisor)
+		sum := s
+		for _, pid := range rec.PIDs {
+			sum += rssMB(pid) // a storage server of its own too, if it has one
+		}
+		api, cm, sup, total = append(api, a), append(cm, c), append(sup, s), append(total, sum)
+		e.logf("memory: %.0f MB: apiserver %.0f MB, controller manager %.0f MB, supervisor %.0f MB", sum, a, c, s)
+		if err := vmatrix("delete", name); err != nil {
 			return err
+		}
+		if a == 0 || c == 0 || s == 0 {
+			return fmt.Errorf("memory: a process of %s was gone before it was measured (%v, supervisor %d)", name, rec.PIDs, rec.Supervisor)
 		}
 	}
 	res.Memory.Idle = e.cfg.Idle.String()
 	res.Memory.TotalMB, res.Memory.APIServer = newStat("MB", total), newStat("MB", api)
-	res.Memory.CtrlMgr, res.Memory.InProcess = newStat("MB", cm), newStat("MB", inproc)
+	res.Memory.CtrlMgr, res.Memory.Supervisor = newStat("MB", cm), newStat("MB", sup)
 	return nil
 }
 

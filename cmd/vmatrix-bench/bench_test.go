@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +13,12 @@ import (
 // TestSmoke runs every figure once with a short idle time, so the benchmark
 // cannot rot between full runs of make bench.
 func TestSmoke(t *testing.T) {
+	vmatrix := filepath.Join(t.TempDir(), "vmatrix")
+	if out, err := exec.Command("go", "build", "-o", vmatrix, "../vmatrix").CombinedOutput(); err != nil {
+		t.Fatalf("building vmatrix: %v\n%s", err, out)
+	}
 	res, err := Run(context.Background(), Config{
-		Runs: 1, Version: "1.37", MatrixVersions: []string{"1.36", "1.37"},
+		Runs: 1, Version: "1.37", MatrixVersions: []string{"1.36", "1.37"}, VMatrix: vmatrix,
 		Idle: time.Second, DensityMax: 2, SyncReplicas: 10, Rerun: true, Inspect: 3, Dir: t.TempDir(), Log: testWriter{t},
 	})
 	if err != nil {
@@ -21,7 +27,8 @@ func TestSmoke(t *testing.T) {
 	if res.Floor.Median <= 0 || res.Create.Median <= 0 || res.Matrix.Wall.Median <= 0 || res.TeardownOne.Median <= 0 {
 		t.Errorf("a timed figure is missing: %+v", res)
 	}
-	if res.Memory.APIServer.Median < 50 || res.Memory.CtrlMgr.Median < 10 {
+	if res.Memory.APIServer.Median < 50 || res.Memory.CtrlMgr.Median < 10 || res.Memory.Supervisor.Median < 10 ||
+		res.Memory.TotalMB.Median < res.Memory.APIServer.Median+res.Memory.CtrlMgr.Median+res.Memory.Supervisor.Median {
 		t.Errorf("memory figures too small to be real: %+v", res.Memory)
 	}
 	if res.Sync == nil || res.Sync.PodsPerS.Median <= 0 || res.Sync.HostWrite.Median < 1 {
@@ -55,5 +62,28 @@ func TestTableNamesFailedFigures(t *testing.T) {
 	table := Table(&Results{Failed: []Failure{{Figure: "matrix", Reason: "kube-controller-manager exited"}}})
 	if want := "FAILED matrix: kube-controller-manager exited"; !strings.Contains(table, want) {
 		t.Errorf("the table lacks %q:\n%s", want, table)
+	}
+}
+
+// TestTargets: each target says met, missed or not measured, by its
+// direction.
+func TestTargets(t *testing.T) {
+	r := &Results{}
+	r.Create.RatioToFloor = 1.38
+	r.Matrix.RatioToCreate = 1.2
+	r.Memory.TotalMB.Median = 490
+	r.Sync = &Sync{PodsPerS: Stat{Median: 160}, HostWrite: Stat{Median: 5.2}}
+	table := Table(r)
+	for _, want := range []string{
+		"missed: create → Ready vs the floor 1.38x (target ≤ 1x)",
+		"met: 3 versions in parallel vs one create 1.2x (target ≤ 1.3x)",
+		"missed: idle memory of one cluster, all its processes 490 MB (target ≤ 300 MB)",
+		"met: Deployment to Running 160 pods/s (target ≥ 150 pods/s)",
+		"missed: host write requests per synced pod 5.2 (target ≤ 4)",
+		"idle clusters before create time doubles: not measured (target ≥ 40)",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
 	}
 }

@@ -26,6 +26,7 @@ func main() {
 	flag.IntVar(&cfg.SyncReplicas, "sync", 100, "replicas of the sync figure's Deployment (0 skips it)")
 	flag.BoolVar(&cfg.Rerun, "rerun", true, "measure a rerun in reuse mode against a cold run")
 	flag.IntVar(&cfg.Inspect, "inspect", 20, "samples of the logs and exec figure (0 skips it)")
+	flag.StringVar(&cfg.VMatrix, "vmatrix", "bin/vmatrix", "the vmatrix binary whose clusters the memory figure measures (make bench builds it)")
 	flag.StringVar(&out, "out", "bench/results.json", "where to write the JSON")
 	flag.Parse()
 	cfg.MatrixVersions = strings.Split(matrix, ",")

@@ -28,7 +28,7 @@ func Table(r *Results) string {
 	row("memory: one idle cluster after "+r.Memory.Idle, r.Memory.TotalMB, 0)
 	row("  of which kube-apiserver", r.Memory.APIServer, 0)
 	row("  of which kube-controller-manager", r.Memory.CtrlMgr, 0)
-	row("  of which in-process (store, syncer)", r.Memory.InProcess, 0)
+	row("  of which the supervisor (store, syncer)", r.Memory.Supervisor, 0)
 	if s := r.Sync; s != nil {
 		row(fmt.Sprintf("sync: %d-replica Deployment to Running", s.Replicas), s.Seconds, 0)
 		row("  pods per second", s.PodsPerS, 0)
@@ -44,6 +44,10 @@ func Table(r *Results) string {
 	}
 	if d := r.Density; d != nil {
 		fmt.Fprintf(&b, "\ndensity: %d idle clusters (%s)\n", d.Clusters, d.StoppedBecause)
+	}
+	b.WriteString("\nTargets:\n")
+	for _, t := range targets {
+		fmt.Fprintf(&b, "- %s\n", t.check(r))
 	}
 	for _, f := range r.Failed {
 		fmt.Fprintf(&b, "\nFAILED %s: %s\n", f.Figure, f.Reason)
