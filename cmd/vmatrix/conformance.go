@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,7 @@ import (
 func conformanceCommand(manager func() *local.Manager) *cobra.Command {
 	var spec, focus, skip, subset, out, reportDir string
 	var procs int
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "conformance --versions SPEC [--out FILE]",
 		Short: "Run the upstream Kubernetes conformance suite against a virtual cluster of each version",
@@ -38,7 +40,7 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 				if !ok {
 					return usageError{fmt.Errorf("no subset %q: want one of %s", subset, strings.Join(subsetNames(), ", "))}
 				}
-				focus, skip = sub.Focus, sub.Skip
+				focus, skip, timeout = sub.Focus, sub.Skip, sub.Timeout
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
@@ -56,7 +58,7 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 			var results []*conformance.Result
 			failed := 0
 			for _, v := range versions {
-				res, err := runConformance(ctx, m, v, conformance.Options{Focus: focus, Skip: skip, Procs: procs, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr})
+				res, err := runConformance(ctx, m, v, conformance.Options{Focus: focus, Skip: skip, Procs: procs, Timeout: timeout, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr})
 				if err != nil {
 					return fmt.Errorf("%s: %w (logs in %s)", v, err, reportDir)
 				}

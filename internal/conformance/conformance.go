@@ -33,6 +33,9 @@ type Options struct {
 	// Procs is how many specs run at once (default twice the cores; specs
 	// mostly wait). [Serial] specs run alone at the end.
 	Procs int
+	// Timeout ends the run (default 4 hours): the specs still running are
+	// reported as failed by timeout, with where they waited.
+	Timeout time.Duration
 	// Dir receives the suite's JSON report and its output.
 	Dir string
 	// Out receives the suite's output as it runs; nil discards it.
@@ -88,8 +91,14 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 	if procs <= 0 {
 		procs = 2 * runtime.NumCPU()
 	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 4 * time.Hour
+	}
 	args := []string{
-		"--procs=" + fmt.Sprint(procs), "--no-color", "--timeout=4h",
+		"--procs=" + fmt.Sprint(procs), "--no-color", "--timeout=" + timeout.String(),
+		// A spec that runs long says where it waits, in the output.
+		"--poll-progress-after=2m", "--poll-progress-interval=1m",
 		"--label-filter=Conformance", "--skip=" + skipPattern(opts.Skip),
 		"--json-report=report.json", "--output-dir=" + opts.Dir,
 	}

@@ -3,6 +3,7 @@ package conformance
 import (
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Skip is a group of conformance specs that a virtual cluster on the
@@ -62,7 +63,11 @@ func explain(list []Skip, compiled []*regexp.Regexp, name string) string {
 
 // Subset is a named, fixed part of the suite: the specs whose text
 // matches Focus and not Skip.
-type Subset struct{ Focus, Skip string }
+type Subset struct {
+	Focus, Skip string
+	// Timeout bounds the subset's run (Options.Timeout).
+	Timeout time.Duration
+}
 
 // Subsets: "ci" is what CI runs on the newest version, a few minutes of the
 // API's behaviour (namespaces, watches, custom resources, workloads,
@@ -74,6 +79,9 @@ var Subsets = map[string]Subset{
 	"ci": {
 		Focus: `\[sig-api-machinery\] (Namespaces|Watchers|CustomResourceDefinition resources) |\[sig-apps\] (Deployment|ReplicaSet|Job) |\[sig-network\] Services |pod generation should start at 1`,
 		Skip:  `serve a basic image|pod failure policy|DisruptionTarget|session affinity|functioning NodePort|change the type|serve a basic endpoint|serve multiport endpoints|same port and different protocols`,
+		// About a minute alone; a spec that hangs fails it, named, well
+		// inside CI's patience.
+		Timeout: 8 * time.Minute,
 	},
 }
 
