@@ -20,6 +20,7 @@ func conformanceCommand(manager func() *local.Manager) *cobra.Command {
 	var spec, focus, skip, subset, out, reportDir string
 	var procs int
 	var timeout time.Duration
+	var fromReports bool
 	cmd := &cobra.Command{
 		Use:   "conformance --versions SPEC [--out FILE]",
 		Short: "Run the upstream Kubernetes conformance suite against a virtual cluster of each version",
@@ -48,6 +49,9 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 			if err != nil {
 				return usageError{err}
 			}
+			if fromReports && reportDir == "" {
+				return usageError{fmt.Errorf("--from-reports needs --report-dir: the folder of the earlier runs")}
+			}
 			keep := reportDir != ""
 			if !keep {
 				if reportDir, err = os.MkdirTemp("", "vmatrix-conformance-"); err != nil {
@@ -58,7 +62,13 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 			var results []*conformance.Result
 			failed := 0
 			for _, v := range versions {
-				res, err := runConformance(ctx, m, v, conformance.Options{Focus: focus, Skip: skip, Procs: procs, Timeout: timeout, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr})
+				opts := conformance.Options{Focus: focus, Skip: skip, Procs: procs, Timeout: timeout, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr}
+				var res *conformance.Result
+				if fromReports {
+					res, err = conformance.ReadRun(v.String(), opts.Dir, opts)
+				} else {
+					res, err = runConformance(ctx, m, v, opts)
+				}
 				if err != nil {
 					return fmt.Errorf("%s: %w (logs in %s)", v, err, reportDir)
 				}
@@ -87,6 +97,7 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 	cmd.Flags().StringVar(&subset, "subset", "", "a named, fixed subset of the specs (ci)")
 	cmd.Flags().IntVar(&procs, "procs", 0, "specs run at once (default: twice the cores)")
 	cmd.Flags().StringVar(&out, "out", "conformance.md", "the Markdown results")
+	cmd.Flags().BoolVar(&fromReports, "from-reports", false, "run nothing: write the results from the reports of earlier runs in --report-dir (one folder per version)")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "keep the suite's output and JSON report here (default: a temporary folder, kept if a spec fails)")
 	return cmd
 }

@@ -134,6 +134,16 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// ReadRun reads the outcome of an earlier Run of version whose Dir was dir.
+func ReadRun(version, dir string, opts Options) (*Result, error) {
+	res, err := ReadReport(filepath.Join(dir, "report.json"), opts.Selected)
+	if err != nil {
+		return nil, err
+	}
+	res.Version = version
+	return res, nil
+}
+
 var sigPattern = regexp.MustCompile(`\[(sig-[a-z-]+)\]`)
 
 // Selected reports whether a spec was part of the run: a [Conformance]
@@ -162,6 +172,7 @@ func ReadReport(path string, selected func(name string) bool) (*Result, error) {
 	}
 	res := &Result{}
 	for _, r := range reports {
+		res.Duration += r.RunTime
 		for _, s := range r.SpecReports {
 			if s.LeafNodeType != types.NodeTypeIt {
 				continue

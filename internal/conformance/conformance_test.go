@@ -19,7 +19,7 @@ func TestReadReportAndMarkdown(t *testing.T) {
 		return types.SpecReport{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{container}, LeafNodeText: leaf,
 			State: state, RunTime: 2 * time.Second, Failure: types.Failure{Message: msg}}
 	}
-	report := []types.Report{{SpecReports: types.SpecReports{
+	report := []types.Report{{RunTime: 90 * time.Second, SpecReports: types.SpecReports{
 		{LeafNodeType: types.NodeTypeSynchronizedBeforeSuite, State: types.SpecStatePassed},
 		spec("[sig-apps] Deployment", "should delete old replica sets [Conformance]", types.SpecStatePassed, ""),
 		spec("[sig-apps] Job", "should delete a job [Conformance]", types.SpecStateFailed, "\n  timed out waiting for the condition\nmore detail"),
@@ -37,11 +37,15 @@ func TestReadReportAndMarkdown(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := ReadReport(path, Options{Skip: "never-seen"}.Selected)
+	// As vmatrix conformance --from-reports reads an earlier run.
+	res, err := ReadRun("v1.37.2", filepath.Dir(path), Options{Skip: "never-seen"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Version, res.Duration = "v1.37.2", time.Minute
+	if res.Version != "v1.37.2" || res.Duration != 90*time.Second {
+		t.Errorf("version %q, duration %s: want the run's", res.Version, res.Duration)
+	}
+	res.Duration = time.Minute
 	if p, f, o, s := res.Counts(""); p != 1 || f != 2 || o != 1 || s != 1 {
 		t.Errorf("counts %d passed, %d failed, %d on purpose, %d by the suite", p, f, o, s)
 	}
