@@ -25,6 +25,7 @@ import (
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
 	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -357,26 +358,13 @@ func kubeletGet(t *testing.T, port int32, cert *tls.Certificate, path string) (i
 
 func kubectl(t *testing.T, kubeconfig string, args ...string) string {
 	t.Helper()
-	out, err := kubectlErr(kubeconfig, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return testkit.Kubectl(t, kubeconfig, "", args...)
 }
 
 func kubectlErr(kubeconfig string, args ...string) (string, error) {
-	return kubectlIn("", kubeconfig, args...)
+	return testkit.KubectlErr(kubeconfig, "", args...)
 }
 
 func kubectlIn(stdin, kubeconfig string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		return out.String() + errOut.String(), err
-	}
-	return out.String(), nil
+	return testkit.KubectlErr(kubeconfig, stdin, args...)
 }

@@ -1,23 +1,20 @@
 package syncer_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
 	"github.com/vmatrix/vmatrix/syncer"
 )
@@ -108,50 +105,13 @@ func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Optio
 	return vc
 }
 
-// kubectl runs the real kubectl against a kubeconfig, with stdin if not "".
-func kubectl(t testing.TB, kubeconfig, stdin string, args ...string) string {
-	t.Helper()
-	out, err := kubectlErr(kubeconfig, stdin, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func kubectlErr(kubeconfig, stdin string, args ...string) (string, error) {
-	cmd := exec.Command("kubectl", append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-// eventually polls cond until it holds, failing the test after timeout with
-// the last thing cond reported.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
-	t.Helper()
-	last := ""
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, why := cond(ctx)
-		if ctx.Err() == nil { // a call cut short by the deadline says nothing
-			last = why
-		}
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v (last: %s)", what, err, last)
-	}
-}
-
-func clientFor(cfg *rest.Config) kubernetes.Interface {
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 100, 200
-	cfg.WarningHandler = rest.NoWarnings{}
-	return kubernetes.NewForConfigOrDie(cfg)
-}
+// The shared helpers, by the names these tests use.
+var (
+	kubectl    = testkit.Kubectl
+	kubectlErr = testkit.KubectlErr
+	eventually = testkit.Eventually
+	clientFor  = testkit.Client
+)
 
 // hostObjectsOf lists "resource/name" of every host object in ns that
 // selector selects.

@@ -17,6 +17,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 )
 
 // The CLI is tested as a user runs it: the built binary, real kubectl, real
@@ -94,15 +95,7 @@ func (c *cli) mustRun(args ...string) string {
 
 func kubectl(t *testing.T, kubeconfig string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...).Output()
-	if err != nil {
-		stderr := ""
-		if exit, ok := err.(*exec.ExitError); ok {
-			stderr = string(exit.Stderr)
-		}
-		t.Fatalf("kubectl %v: %v\n%s", args, err, stderr)
-	}
-	return string(out)
+	return testkit.Kubectl(t, kubeconfig, "", args...)
 }
 
 // assertNothingLeft fails the test if any process still runs with a path of the

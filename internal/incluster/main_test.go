@@ -7,16 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 )
 
 // One embedded host for the package, and the vmatrix binary the entrypoint
@@ -70,38 +68,9 @@ func needHost(t *testing.T) {
 	}
 }
 
-func clientFor(cfg *rest.Config) kubernetes.Interface {
-	return kubernetes.NewForConfigOrDie(cfg)
-}
-
-// eventually polls cond until it holds, failing the test after timeout with
-// the last thing cond reported.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
-	t.Helper()
-	last := ""
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, why := cond(ctx)
-		last = why
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v (last: %s)", what, err, last)
-	}
-}
-
-// kubectl runs the real kubectl against a kubeconfig, with stdin if not "".
-func kubectl(t *testing.T, kubeconfig, stdin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("kubectl", append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
-	if stdin != "" {
-		cmd.Stdin = stringsReader(stdin)
-	}
-	// Standard output only: kubectl's own warnings go to standard error.
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kubectl %v: %v\n%s%s", args, err, out, stderr.String())
-	}
-	return string(out)
-}
+// The shared helpers, by the names these tests use.
+var (
+	clientFor  = testkit.Client
+	eventually = testkit.Eventually
+	kubectl    = testkit.Kubectl
+)
