@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/vcluster"
 	"github.com/vmatrix/vmatrix/syncer"
@@ -56,6 +57,9 @@ type Environment struct {
 // New returns an Environment. Nothing starts yet: the host comes up with the
 // first virtual cluster that needs it. Call Destroy (or Finish) when done.
 func New(opts ...Option) (*Environment, error) {
+	if err := proc.Supported(); err != nil {
+		return nil, err
+	}
 	o := defaultOptions()
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {

@@ -8,9 +8,15 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 func main() {
+	if err := proc.Supported(); err != nil {
+		fmt.Fprintln(os.Stderr, "vmatrix: "+err.Error())
+		os.Exit(1)
+	}
 	cmd, err := newRootCommand().ExecuteC()
 	if err == nil {
 		return

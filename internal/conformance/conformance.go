@@ -20,6 +20,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // Options say what to run and where.
@@ -119,7 +120,8 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(log, out), io.MultiWriter(log, out)
 	// Its own process group, so that a cancelled run stops its e2e.test
 	// processes too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	proc.DieWithParent(cmd.SysProcAttr)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	start := time.Now()
 	runErr := cmd.Run()

@@ -77,7 +77,7 @@ func Started(cmd *exec.Cmd) (<-chan error, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	DieWithParent(cmd.SysProcAttr)
 	started, waited := make(chan error, 1), make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
