@@ -44,12 +44,7 @@ func (s *Syncer) referenced(index, key string) bool {
 }
 
 func (s *Syncer) syncConfigMap(ctx context.Context, key string) error {
-	ns, name := splitKey(key)
-	v, err := notFound(s.vInf.Core().V1().ConfigMaps().Lister().ConfigMaps(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Core().V1().ConfigMaps().Lister().ConfigMaps(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	_, v, h, err := readBoth[corev1.ConfigMap](s, key, s.vInf.Core().V1().ConfigMaps().Lister().ConfigMaps, s.hInf.Core().V1().ConfigMaps().Lister().ConfigMaps)
 	if err != nil {
 		return err
 	}
@@ -69,12 +64,7 @@ func (s *Syncer) syncConfigMap(ctx context.Context, key string) error {
 }
 
 func (s *Syncer) syncSecret(ctx context.Context, key string) error {
-	ns, name := splitKey(key)
-	v, err := notFound(s.vInf.Core().V1().Secrets().Lister().Secrets(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Core().V1().Secrets().Lister().Secrets(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	_, v, h, err := readBoth[corev1.Secret](s, key, s.vInf.Core().V1().Secrets().Lister().Secrets, s.hInf.Core().V1().Secrets().Lister().Secrets)
 	if err != nil {
 		return err
 	}

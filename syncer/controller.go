@@ -253,6 +253,23 @@ func isNil[T object](o T) bool {
 	return any(o) == any(*new(T))
 }
 
+// namespaceGetter is a typed lister of one namespace.
+type namespaceGetter[T any] interface {
+	Get(name string) (*T, error)
+}
+
+// readBoth reads the virtual object of key and its host copy from the
+// informers (virtual and host are a kind's listers per namespace of each
+// side); a missing one is nil.
+func readBoth[T any, L namespaceGetter[T]](s *Syncer, key string, virtual, host func(namespace string) L) (ns string, v, h *T, err error) {
+	ns, name := splitKey(key)
+	if v, err = notFound(virtual(ns).Get(name)); err != nil {
+		return ns, nil, nil, err
+	}
+	h, err = notFound(host(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	return ns, v, h, err
+}
+
 // notFound turns a lister's NotFound into a nil object.
 func notFound[T any](obj *T, err error) (*T, error) {
 	if apierrors.IsNotFound(err) {

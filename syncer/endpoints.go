@@ -35,11 +35,7 @@ func (s *Syncer) syncEndpoints(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	v, err := notFound(s.vInf.Core().V1().Endpoints().Lister().Endpoints(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Core().V1().Endpoints().Lister().Endpoints(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	_, v, h, err := readBoth[corev1.Endpoints](s, key, s.vInf.Core().V1().Endpoints().Lister().Endpoints, s.hInf.Core().V1().Endpoints().Lister().Endpoints)
 	if err != nil {
 		return err
 	}

@@ -65,12 +65,7 @@ func ingressSecrets(ing *networkingv1.Ingress) []string {
 }
 
 func (s *Syncer) syncIngress(ctx context.Context, key string) error {
-	ns, name := splitKey(key)
-	v, err := notFound(s.vInf.Networking().V1().Ingresses().Lister().Ingresses(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Networking().V1().Ingresses().Lister().Ingresses(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	ns, v, h, err := readBoth[networkingv1.Ingress](s, key, s.vInf.Networking().V1().Ingresses().Lister().Ingresses, s.hInf.Networking().V1().Ingresses().Lister().Ingresses)
 	if err != nil {
 		return err
 	}

@@ -52,12 +52,7 @@ func (s *Syncer) setupNetworkPolicies() (*controller, error) {
 }
 
 func (s *Syncer) syncNetworkPolicy(ctx context.Context, key string) error {
-	ns, name := splitKey(key)
-	v, err := notFound(s.vInf.Networking().V1().NetworkPolicies().Lister().NetworkPolicies(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Networking().V1().NetworkPolicies().Lister().NetworkPolicies(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	_, v, h, err := readBoth[networkingv1.NetworkPolicy](s, key, s.vInf.Networking().V1().NetworkPolicies().Lister().NetworkPolicies, s.hInf.Networking().V1().NetworkPolicies().Lister().NetworkPolicies)
 	if err != nil {
 		return err
 	}

@@ -25,12 +25,7 @@ func (s *Syncer) setupPVCs() (*controller, error) {
 // storage classes are the host's: the claim keeps its class name (none means
 // the host's default), and the host binds it.
 func (s *Syncer) syncPVC(ctx context.Context, key string) error {
-	ns, name := splitKey(key)
-	v, err := notFound(s.vInf.Core().V1().PersistentVolumeClaims().Lister().PersistentVolumeClaims(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Core().V1().PersistentVolumeClaims().Lister().PersistentVolumeClaims(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	ns, v, h, err := readBoth[corev1.PersistentVolumeClaim](s, key, s.vInf.Core().V1().PersistentVolumeClaims().Lister().PersistentVolumeClaims, s.hInf.Core().V1().PersistentVolumeClaims().Lister().PersistentVolumeClaims)
 	if err != nil {
 		return err
 	}

@@ -33,15 +33,10 @@ func (s *Syncer) setupServices() (*controller, error) {
 // namespace's pods. The host's allocations (node ports, and the cluster IP if
 // the virtual one is taken on the host) are copied back up.
 func (s *Syncer) syncService(ctx context.Context, key string) error {
-	ns, name := splitKey(key)
-	if ns == metav1.NamespaceDefault && name == "kubernetes" {
+	if key == metav1.NamespaceDefault+"/kubernetes" {
 		return nil // the virtual apiserver's own
 	}
-	v, err := notFound(s.vInf.Core().V1().Services().Lister().Services(ns).Get(name))
-	if err != nil {
-		return err
-	}
-	h, err := notFound(s.hInf.Core().V1().Services().Lister().Services(s.opts.HostNamespace).Get(s.hostName(ns, name)))
+	_, v, h, err := readBoth[corev1.Service](s, key, s.vInf.Core().V1().Services().Lister().Services, s.hInf.Core().V1().Services().Lister().Services)
 	if err != nil {
 		return err
 	}
