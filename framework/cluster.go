@@ -134,9 +134,11 @@ func (vc *VirtualCluster) Client() kubernetes.Interface { return vc.client }
 // Dynamic is a dynamic client of the cluster, for custom resources.
 func (vc *VirtualCluster) Dynamic() dynamic.Interface { return vc.dynamic }
 
-// Reused reports whether the cluster was left by an earlier run (WithReuse)
-// rather than created by this Environment; Destroy leaves it running.
-func (vc *VirtualCluster) Reused() bool { return vc.attached }
+// Attached reports whether the cluster was not created by this Environment
+// but attached: the cluster `vmatrix run` gave the process
+// (WithRunClusters), one left by an earlier run (WithReuse), or one reached
+// by Connect. Destroy leaves it running.
+func (vc *VirtualCluster) Attached() bool { return vc.attached }
 
 // KubectlCommand is a shell command that reaches the cluster, for messages.
 func (vc *VirtualCluster) KubectlCommand() string {

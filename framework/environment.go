@@ -191,7 +191,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 		return nil, serr
 	}
 
-	if matchesRun(version) {
+	if e.opts.runClusters && matchesRun(version) {
 		step = "attach"
 		name, kubeconfig, v, _ := runCluster()
 		// The run's clusters keep their kubeconfig in their state folder.

@@ -62,6 +62,7 @@ type options struct {
 	keepFor        time.Duration
 	concurrency    int
 	reuse          bool
+	runClusters    bool
 	reuseRoot      string
 	signals        bool
 	log            io.Writer
@@ -202,6 +203,18 @@ func WithConcurrency(n int) Option {
 func WithReuse(root string) Option {
 	return func(o *options) error {
 		o.reuse, o.reuseRoot = true, root
+		return nil
+	}
+}
+
+// WithRunClusters makes Create, under `vmatrix run`, use the cluster the
+// run gave this process when asked for its version, instead of starting
+// one (VirtualCluster.Attached then says so). The adapters (vmatrixtest,
+// vmatrixginkgo, the e2e-framework provider) set it; without it Create
+// always creates.
+func WithRunClusters() Option {
+	return func(o *options) error {
+		o.runClusters = true
 		return nil
 	}
 }

@@ -61,7 +61,7 @@ func TestReuse(t *testing.T) {
 		if took > time.Second {
 			t.Errorf("run %d: attaching took %s", run, took)
 		}
-		if !vc.Reused() {
+		if !vc.Attached() {
 			t.Fatalf("run %d: the cluster was created, not reused", run)
 		}
 		if run == 1 {
@@ -86,6 +86,44 @@ func TestReuse(t *testing.T) {
 		}
 		if _, err := os.Stat(vc.KubeconfigPath()); err != nil {
 			t.Errorf("run %d: %v", run, err)
+		}
+	}
+}
+
+// TestRunClustersIsExplicit: under `vmatrix run` (its variables set to one
+// of the package's clusters), an Environment with WithRunClusters attaches
+// to the run's cluster; one without it creates its own.
+func TestRunClustersIsExplicit(t *testing.T) {
+	run := clusters[2] // 1.37
+	t.Setenv("VMATRIX_CLUSTER", run.Name())
+	t.Setenv("KUBECONFIG", run.KubeconfigPath())
+	t.Setenv("VMATRIX_KUBERNETES_VERSION", run.Version())
+	ctx := context.Background()
+	for _, tc := range []struct {
+		opts     []framework.Option
+		attached bool
+	}{
+		{[]framework.Option{framework.WithRunClusters()}, true},
+		{nil, false},
+	} {
+		e, err := framework.New(append([]framework.Option{sharedHost(t), framework.WithStateDir(t.TempDir()), framework.WithLog(testLog{t})}, tc.opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc, err := e.Create(ctx, "1.37", framework.WithName("explicit"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameServer := vc.RESTConfig().Host == run.RESTConfig().Host
+		if vc.Attached() != tc.attached || sameServer != tc.attached {
+			t.Errorf("with %d options: attached %v, the run's server %v; want %v", len(tc.opts), vc.Attached(), sameServer, tc.attached)
+		}
+		if err := e.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The run's cluster outlives an Environment that attached to it.
+		if _, err := run.Client().Discovery().ServerVersion(); err != nil {
+			t.Errorf("the run's cluster after Destroy: %v", err)
 		}
 	}
 }

@@ -7,8 +7,9 @@ import (
 )
 
 // Under `vmatrix run` each run of a suite is given one cluster: the run sets
-// KUBECONFIG, VMATRIX_KUBERNETES_VERSION and VMATRIX_CLUSTER. A suite that asks
-// the framework for that version gets that cluster instead of a new one.
+// KUBECONFIG, VMATRIX_KUBERNETES_VERSION and VMATRIX_CLUSTER. An Environment
+// with WithRunClusters (the adapters') asked for that version gets that
+// cluster instead of a new one.
 
 // runCluster returns the cluster `vmatrix run` gave this process, if any.
 func runCluster() (name, kubeconfig string, v k8sdist.Version, ok bool) {

@@ -34,7 +34,7 @@ type Suite struct {
 // virtual cluster per version; opts configure the Environment of process 1.
 // Call it once, at the top level of the suite (var suite = NewSuite(...)).
 func NewSuite(versions []string, opts ...framework.Option) *Suite {
-	s := &Suite{versions: framework.Versions(versions...), opts: append([]framework.Option{framework.WithSignalHandling(false)}, opts...)}
+	s := &Suite{versions: framework.Versions(versions...), opts: append([]framework.Option{framework.WithSignalHandling(false), framework.WithRunClusters()}, opts...)}
 	ginkgo.SynchronizedBeforeSuite(s.create, s.connect)
 	ginkgo.SynchronizedAfterSuite(func() {}, s.destroy)
 	ginkgo.ReportAfterSuite("vmatrix run report", reportToRun)

@@ -35,7 +35,7 @@ type pending struct {
 //
 //	func TestMain(m *testing.M) { os.Exit(vmatrixtest.Main(m, []string{"1.35", "1.36", "1.37"})) }
 func Main(m *testing.M, versions []string, opts ...framework.Option) int {
-	env, err := framework.New(opts...)
+	env, err := framework.New(append([]framework.Option{framework.WithRunClusters()}, opts...)...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vmatrixtest:", err)
 		return 1
@@ -89,7 +89,7 @@ func ForEachVersion(t *testing.T, versions []string, f func(t *testing.T, vc *fr
 	var clusters []*framework.VirtualCluster
 	if env == nil {
 		var err error
-		env, err = framework.New()
+		env, err = framework.New(framework.WithRunClusters())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,7 +39,7 @@ func acquire() (*framework.Environment, error) {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.env == nil {
-		env, err := framework.New(shared.opts...)
+		env, err := framework.New(append([]framework.Option{framework.WithRunClusters()}, shared.opts...)...)
 		if err != nil {
 			return nil, err
 		}
