@@ -31,7 +31,8 @@ import (
 //     true, false, exit, echo and sh -c scripts of those) runs for as long as
 //     it sleeps, prints what it echoes into its log, and exits with its code.
 //   - Any other container runs until its pod is deleted; in a pod of a Job it
-//     runs for JobRunTime and succeeds instead, so a Job completes, visibly.
+//     runs for JobRunTime and succeeds instead, so a Job completes, visibly
+//     (but for the pause image's entrypoint, which waits for ever).
 //   - Init containers run one after another before the others; those with
 //     restartPolicy Always (sidecars) start and keep running.
 //   - An exited container is started again as restartPolicy says, after the
@@ -194,8 +195,9 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 		switch {
 		case err == nil:
 			sc.next = plan
-		case (job || init) && !sc.sidecar:
-			// Run to completion by their nature: an init container too.
+		case (job || init) && !sc.sidecar && !(len(argv) == 0 && isPause(c.Image)):
+			// Run to completion by their nature: an init container too. The
+			// pause image's own entrypoint waits for ever, in a Job too.
 			sc.next = run{duration: JobRunTime}
 		default:
 			sc.next = run{forever: true}
@@ -247,6 +249,15 @@ func applyAnnotations(a map[string]string, c *simContainer) {
 // as tests that exercise a failed rollout name one: a registry in the
 // reserved .invalid domain or named invalid.*, or a tag such as 404,
 // invalid or does-not-exist. Every other image is "present on machine".
+// isPause reports whether image is a pause image (registry.k8s.io/pause:3.10
+// and the like), whose entrypoint waits until the container is stopped.
+func isPause(image string) bool {
+	name := image[strings.LastIndexByte(image, '/')+1:]
+	name, _, _ = strings.Cut(name, "@")
+	name, _, _ = strings.Cut(name, ":")
+	return name == "pause"
+}
+
 func unpullable(image string) bool {
 	if host, _, ok := strings.Cut(image, "/"); ok && strings.ContainsAny(host, ".:") &&
 		(strings.HasPrefix(host, "invalid.") || strings.HasSuffix(host, ".invalid")) {

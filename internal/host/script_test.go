@@ -60,3 +60,14 @@ func TestUnpullable(t *testing.T) {
 		}
 	}
 }
+
+func TestIsPause(t *testing.T) {
+	for image, want := range map[string]bool{
+		"registry.k8s.io/pause:3.10.2": true, "pause": true, "k8s.gcr.io/pause@sha256:abc": true,
+		"registry.k8s.io/e2e-test-images/busybox:1.37.0-2": false, "example.com/pause-tool:1": false, "pauser": false,
+	} {
+		if got := isPause(image); got != want {
+			t.Errorf("isPause(%q) = %v, want %v", image, got, want)
+		}
+	}
+}
