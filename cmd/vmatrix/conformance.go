@@ -78,6 +78,10 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 				results = append(results, res)
 			}
 			command := "vmatrix conformance " + strings.Join(os.Args[2:], " ")
+			if fromReports {
+				// What reproduces the table is the runs, not this reading of them.
+				command = "vmatrix conformance --versions " + spec
+			}
 			if err := os.WriteFile(out, []byte(conformance.Markdown(results, command)), 0o644); err != nil {
 				return err
 			}
