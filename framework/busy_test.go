@@ -33,7 +33,7 @@ func TestCreateOnABusyMachine(t *testing.T) {
 		}
 		start := time.Now()
 		// Full versions: names of their own beside the package's clusters.
-		vcs, err := e.CreateMany(ctx, clusters[0].SemVer(), clusters[1].SemVer(), clusters[2].SemVer())
+		vcs, err := e.CreateMany(ctx, clusters[0].Version().SemVer(), clusters[1].Version().SemVer(), clusters[2].Version().SemVer())
 		if err != nil {
 			e.Destroy(ctx)
 			t.Fatalf("round %d of %d: %v", round, rounds, err)

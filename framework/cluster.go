@@ -50,19 +50,10 @@ type VirtualCluster struct {
 // Name is the cluster's name in its Environment.
 func (vc *VirtualCluster) Name() string { return vc.name }
 
-// Version is the Kubernetes release the cluster runs, e.g. "v1.36.3".
-func (vc *VirtualCluster) Version() string { return vc.release().String() }
-
-// MinorVersion is the release's minor, e.g. "1.36": the form test names and
-// version matrices use.
-func (vc *VirtualCluster) MinorVersion() string { return vc.release().MinorString() }
-
-// SemVer is the release without the "v", e.g. "1.36.3", as semantic-version
-// constraint libraries expect it.
-func (vc *VirtualCluster) SemVer() string {
-	v := vc.release()
-	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
-}
+// Version is the Kubernetes release the cluster runs: String() "v1.36.3",
+// MinorString() "1.36" (the form test names and version matrices use),
+// SemVer() "1.36.3" (for semantic-version libraries).
+func (vc *VirtualCluster) Version() Version { return vc.release() }
 
 // release is the version, which Upgrade changes.
 func (vc *VirtualCluster) release() k8sdist.Version {

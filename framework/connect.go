@@ -29,7 +29,7 @@ func (vc *VirtualCluster) Info() ClusterInfo {
 	artifacts := vc.env.opts.artifactsDir
 	vc.env.mu.Unlock()
 	return ClusterInfo{
-		Name: vc.name, Version: vc.Version(), KubeconfigPath: vc.KubeconfigPath(), Dir: vc.dir,
+		Name: vc.name, Version: vc.Version().String(), KubeconfigPath: vc.KubeconfigPath(), Dir: vc.dir,
 		HostKubeconfigPath: vc.env.HostKubeconfigPath(), ArtifactsDir: artifacts,
 	}
 }

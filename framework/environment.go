@@ -137,6 +137,11 @@ func (e *Environment) logf(format string, args ...any) {
 	fmt.Fprintf(e.opts.log, "vmatrix: "+format+"\n", args...)
 }
 
+// Version is a Kubernetes release, as VirtualCluster.Version gives it:
+// String() is "v1.36.3", MinorString() "1.36", SemVer() "1.36.3", and Less
+// orders releases.
+type Version = k8sdist.Version
+
 // DefaultName is the name CreateMany gives the cluster of a version: "v1-36"
 // for "1.36", "v1-36-3" for "1.36.3".
 func DefaultName(version string) string {

@@ -219,7 +219,7 @@ func TestSoak(t *testing.T) {
 	}
 	fault(t, "soak: 10 clusters of 2 versions created and destroyed at once, 5 rounds")
 	ctx := context.Background()
-	versions := []string{clusters[1].SemVer(), clusters[2].SemVer()}
+	versions := []string{clusters[1].Version().SemVer(), clusters[2].Version().SemVer()}
 	var first time.Duration
 	for round := 1; round <= 5; round++ {
 		state := t.TempDir()

@@ -21,12 +21,12 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Destroy(ctx)
-	vcs, err := e.CreateMany(ctx, clusters[1].SemVer(), clusters[2].SemVer())
+	vcs, err := e.CreateMany(ctx, clusters[1].Version().SemVer(), clusters[2].Version().SemVer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, vc := range vcs {
-		want := vc.MinorVersion() == "1.37"
+		want := vc.Version().MinorString() == "1.37"
 		metrics, err := vc.Client().Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -50,7 +50,7 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 		}
 	}
 
-	_, err = e.Create(ctx, clusters[0].SemVer(), framework.WithAPIServerArgs("--no-such-flag=1"))
+	_, err = e.Create(ctx, clusters[0].Version().SemVer(), framework.WithAPIServerArgs("--no-such-flag=1"))
 	if err == nil {
 		t.Fatal("a cluster with an unknown apiserver flag was created")
 	}
@@ -59,7 +59,7 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 	if !strings.Contains(first, "unknown flag: --no-such-flag") {
 		t.Errorf("the first line of the error does not give the apiserver's words: %q", first)
 	}
-	name := framework.DefaultName(clusters[0].SemVer())
+	name := framework.DefaultName(clusters[0].Version().SemVer())
 	if left := leftovers(filepath.Join(state, "clusters", name), nil); len(left) > 0 {
 		t.Errorf("left after the failed create: %v", left)
 	}

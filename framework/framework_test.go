@@ -26,8 +26,8 @@ func TestCreateMany(t *testing.T) {
 		t.Fatalf("got %d clusters, want %d", len(clusters), len(versions))
 	}
 	for i, vc := range clusters {
-		if vc.MinorVersion() != versions[i] {
-			t.Errorf("cluster %d is %s, want %s (CreateMany keeps the order of versions)", i, vc.MinorVersion(), versions[i])
+		if vc.Version().MinorString() != versions[i] {
+			t.Errorf("cluster %d is %s, want %s (CreateMany keeps the order of versions)", i, vc.Version().MinorString(), versions[i])
 		}
 		if want := framework.DefaultName(versions[i]); vc.Name() != want {
 			t.Errorf("cluster %d is named %s, want %s", i, vc.Name(), want)
@@ -36,7 +36,7 @@ func TestCreateMany(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.GitVersion != vc.Version() {
+		if info.GitVersion != vc.Version().String() {
 			t.Errorf("%s: the API server says %s", vc, info.GitVersion)
 		}
 		if env.Cluster(vc.Name()) != vc {
@@ -51,7 +51,7 @@ func TestCreateMany(t *testing.T) {
 func TestApply(t *testing.T) {
 	ctx := context.Background()
 	for _, vc := range clusters {
-		t.Run(vc.MinorVersion(), func(t *testing.T) {
+		t.Run(vc.Version().MinorString(), func(t *testing.T) {
 			ns, err := vc.NewNamespace(ctx, "apply")
 			if err != nil {
 				t.Fatal(err)

@@ -86,7 +86,7 @@ func TestLookInsidePods(t *testing.T) {
 	ctx := context.Background()
 	hostDir := filepath.Dir(env.HostKubeconfigPath())
 	for _, vc := range clusters {
-		t.Run(vc.MinorVersion(), func(t *testing.T) {
+		t.Run(vc.Version().MinorString(), func(t *testing.T) {
 			ns, pod := runWeb(t, vc, "look")
 			node, err := vc.Client().CoreV1().Nodes().Get(ctx, pod.Spec.NodeName, metav1.GetOptions{})
 			if err != nil {

@@ -97,7 +97,7 @@ func TestRunClustersIsExplicit(t *testing.T) {
 	run := clusters[2] // 1.37
 	t.Setenv("VMATRIX_CLUSTER", run.Name())
 	t.Setenv("KUBECONFIG", run.KubeconfigPath())
-	t.Setenv("VMATRIX_KUBERNETES_VERSION", run.Version())
+	t.Setenv("VMATRIX_KUBERNETES_VERSION", run.Version().String())
 	ctx := context.Background()
 	for _, tc := range []struct {
 		opts     []framework.Option

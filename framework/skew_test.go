@@ -37,10 +37,10 @@ func TestVersionSkew(t *testing.T) {
 		have[v.Minor] = true
 	}
 	for _, vc := range clusters {
-		v, _, _ := k8sdist.ParseVersion(vc.Version())
+		v := vc.Version()
 		if v.Minor < host.Minor {
 			have[v.Minor] = true
-			minors = append(minors, vc.SemVer())
+			minors = append(minors, vc.Version().SemVer())
 		}
 	}
 	for m := k8sdist.OldestSupported.Minor; m < host.Minor; m++ {

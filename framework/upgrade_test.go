@@ -87,7 +87,7 @@ func TestUpgradeInPlace(t *testing.T) {
 			t.Errorf("upgrade to %s: %v, want a one-line refusal", bad, err)
 		}
 		t.Logf("upgrade to %s refused: %v", bad, err)
-		if info, err := vc.Client().Discovery().ServerVersion(); err != nil || !strings.HasPrefix(info.GitVersion, "v1.35.") || vc.MinorVersion() != "1.35" {
+		if info, err := vc.Client().Discovery().ServerVersion(); err != nil || !strings.HasPrefix(info.GitVersion, "v1.35.") || vc.Version().MinorString() != "1.35" {
 			t.Errorf("after the refused upgrade to %s the cluster serves %v (%v), says %s", bad, info, err, vc.Version())
 		}
 	}
@@ -114,7 +114,7 @@ func TestUpgradeInPlace(t *testing.T) {
 			t.Fatal(err)
 		}
 		info, err := vc.Client().Discovery().ServerVersion()
-		if err != nil || info.GitVersion != vc.Version() || vc.MinorVersion() != to {
+		if err != nil || info.GitVersion != vc.Version().String() || vc.Version().MinorString() != to {
 			t.Fatalf("after the upgrade to %s: /version %v (%v), the cluster says %s", to, info, err, vc.Version())
 		}
 		t.Logf("upgraded to %s in %s", info.GitVersion, time.Since(start).Round(10*time.Millisecond))

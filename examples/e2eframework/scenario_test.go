@@ -118,7 +118,7 @@ func TestProvider(t *testing.T) {
 			if !ok {
 				t.Fatal("no provider cluster in the context")
 			}
-			if got := c.VirtualCluster().MinorVersion(); got != "1.36" {
+			if got := c.VirtualCluster().Version().MinorString(); got != "1.36" {
 				t.Errorf("provider cluster runs %s, want 1.36", got)
 			}
 			return ctx

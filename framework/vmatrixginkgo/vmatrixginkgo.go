@@ -159,7 +159,7 @@ func skipUnlessMatches(vc *framework.VirtualCluster) {
 	if len(constraints) == 0 {
 		return
 	}
-	have, err := semver.NewVersion(vc.SemVer())
+	have, err := semver.NewVersion(vc.Version().SemVer())
 	if err != nil {
 		ginkgo.Fail(err.Error())
 	}

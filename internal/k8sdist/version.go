@@ -20,6 +20,11 @@ func (v Version) MinorString() string {
 	return fmt.Sprintf("%d.%d", v.Major, v.Minor)
 }
 
+// SemVer returns "1.36.3", as semantic-version libraries expect it.
+func (v Version) SemVer() string {
+	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+}
+
 // Less orders versions by major, minor, then patch.
 func (v Version) Less(o Version) bool {
 	if v.Major != o.Major {
