@@ -22,6 +22,7 @@ var SkippedOnPurpose = []Skip{
 	{`\[sig-network\] Proxy `, "proxies HTTP to a server running in a pod"},
 	{`\[sig-node\] Pod InPlace Resize`, "the kubelet resizes a running container's resources"},
 	{`\[sig-apps\] StatefulSet .*(unhealthy|halt|roll backs)`, "makes a pod unready by moving a file inside its real web server container"},
+	{`\[sig-apps\] Job .*(pod failure policy|DisruptionTarget)`, "its pods share a hostPath volume and count on files a container writes there, from one pod to the next"},
 	{`\[sig-scheduling\] (SchedulerPredicates|SchedulerPreemption)`, "the host's scheduler places a virtual cluster's pods on the host's nodes, whose labels, taints and capacity the test cannot set through the virtual cluster (as in vCluster)"},
 }
 
@@ -78,7 +79,7 @@ type Subset struct {
 var Subsets = map[string]Subset{
 	"ci": {
 		Focus: `\[sig-api-machinery\] (Namespaces|Watchers|CustomResourceDefinition resources) |\[sig-apps\] (Deployment|ReplicaSet|Job) |\[sig-network\] Services |pod generation should start at 1`,
-		Skip:  `serve a basic image|pod failure policy|DisruptionTarget|session affinity|functioning NodePort|change the type|serve a basic endpoint|serve multiport endpoints|same port and different protocols`,
+		Skip:  `serve a basic image|session affinity|functioning NodePort|change the type|serve a basic endpoint|serve multiport endpoints|same port and different protocols`,
 		// About a minute alone; a spec that hangs fails it, named, well
 		// inside CI's patience.
 		Timeout: 8 * time.Minute,
@@ -99,7 +100,7 @@ var KnownFailures = []Skip{
 	{`Pods Extended \(pod generation\)`, "a kubelet reports status.observedGeneration; since this run the simulated kubelet does, the syncer maps it to the virtual pod's generation, and an init container whose command cannot be read completes: all four Pods Extended specs pass (--focus 'Pods Extended', 4m20s)"},
 	{`API Server should have Endpoints`, "the virtual apiserver publishes no address in the kubernetes Service's Endpoints (--endpoint-reconciler-type=none: it listens on 127.0.0.1, which no pod reaches) (to fix)"},
 	{`CustomResourceFieldSelectors`, "sets up a conversion webhook served by a pod before it lists; skipped on purpose since this run, with the other webhook specs"},
-	{`\[sig-apps\] Job .*(pod failure policy|DisruptionTarget)`, "its pods share a hostPath volume, which the syncer refuses by default (the baseline Pod Security level), and count on files a container writes there"},
+	{`\[sig-apps\] Job .*(pod failure policy|DisruptionTarget)`, "its pods share a hostPath volume, which the syncer refuses by default (the baseline Pod Security level), and count on files a container writes there; skipped on purpose since this run"},
 	{`\[sig-apps\] Job should adopt matching orphans`, "its pods run the pause image, whose entrypoint waits for ever; a simulated Job container finished after 2 s: since this run it waits too (TestJobOfPauseRunsOn)"},
 }
 
