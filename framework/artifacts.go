@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/vmatrix/vmatrix/internal/export"
@@ -96,6 +97,21 @@ func (e *Environment) ArtifactsDir() (string, error) {
 		e.opts.artifactsDir = dir
 	}
 	return e.opts.artifactsDir, os.MkdirAll(e.opts.artifactsDir, 0o755)
+}
+
+// unsafeChars are what a test's name may hold that a folder's should not.
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// ExportForTest writes the cluster's artifacts (ExportArtifacts) for a failed
+// test into a folder of the Environment's artifacts folder named after the
+// test, and returns that folder: what every adapter does on a failure.
+func (vc *VirtualCluster) ExportForTest(ctx context.Context, test string) (string, error) {
+	root, err := vc.env.ArtifactsDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, unsafeChars.ReplaceAllString(test, "_"))
+	return dir, vc.ExportArtifacts(ctx, dir)
 }
 
 // ExportArtifacts writes the cluster's component logs (dir/logs), a dump of

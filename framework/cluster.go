@@ -236,6 +236,3 @@ func (vc *VirtualCluster) own() *vcluster.VCluster {
 	defer vc.mu.Unlock()
 	return vc.inner
 }
-
-// ArtifactsDir is the artifacts folder of the cluster's Environment.
-func (vc *VirtualCluster) ArtifactsDir() (string, error) { return vc.env.ArtifactsDir() }

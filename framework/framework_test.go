@@ -280,3 +280,20 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestExportForTest: what an adapter does when a test fails, the artifacts
+// in a folder named after the test.
+func TestExportForTest(t *testing.T) {
+	artifacts := t.TempDir()
+	vc := ownCluster(t, "1.37", "export-for-test", framework.WithArtifactsDir(artifacts))
+	dir, err := vc.ExportForTest(context.Background(), "TestDeploy/1.37 web app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(artifacts, "TestDeploy_1.37_web_app"); dir != want {
+		t.Errorf("folder %s, want %s", dir, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "objects", "default", "configmaps.yaml")); err != nil {
+		t.Errorf("the object dump: %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -174,22 +173,17 @@ func skipUnlessMatches(vc *framework.VirtualCluster) {
 	}
 }
 
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
 func exportOnFailure(ctx context.Context, vc *framework.VirtualCluster) {
 	report := ginkgo.CurrentSpecReport()
 	if !report.Failed() {
 		return
 	}
-	root, err := vc.ArtifactsDir()
+	dir, err := vc.ExportForTest(ctx, report.FullText())
 	if err != nil {
 		ginkgo.GinkgoWriter.Printf("vmatrix: artifacts: %v\n", err)
-		return
 	}
-	dir := filepath.Join(root, unsafeChars.ReplaceAllString(report.FullText(), "_"))
-	if err := vc.ExportArtifacts(ctx, dir); err != nil {
-		ginkgo.GinkgoWriter.Printf("vmatrix: artifacts: %v\n", err)
+	if dir != "" {
+		ginkgo.AddReportEntry("vmatrix artifacts", dir)
+		ginkgo.GinkgoWriter.Printf("vmatrix: artifacts of %s: %s\nreach it with: %s\n", vc, dir, vc.KubectlCommand())
 	}
-	ginkgo.AddReportEntry("vmatrix artifacts", dir)
-	ginkgo.GinkgoWriter.Printf("vmatrix: artifacts of %s: %s\nreach it with: %s\n", vc, dir, vc.KubectlCommand())
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -114,7 +112,7 @@ func ForEachVersion(t *testing.T, versions []string, f func(t *testing.T, vc *fr
 		vc := clusters[i]
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			t.Cleanup(func() { exportOnFailure(t, env, vc) })
+			t.Cleanup(func() { exportOnFailure(t, vc) })
 			f(t, vc)
 			// A cluster whose component could not be kept up fails the test
 			// that ran on it, whatever the test saw.
@@ -149,26 +147,21 @@ func sharedCluster(env *framework.Environment, v string) (*framework.VirtualClus
 	return p.vc, p.err
 }
 
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
 // exportOnFailure writes the cluster's artifacts into a folder named after
 // the failed test.
-func exportOnFailure(t *testing.T, env *framework.Environment, vc *framework.VirtualCluster) {
+func exportOnFailure(t *testing.T, vc *framework.VirtualCluster) {
 	if !t.Failed() {
 		return
 	}
-	root, err := env.ArtifactsDir()
-	if err != nil {
-		t.Errorf("artifacts: %v", err)
-		return
-	}
-	dir := filepath.Join(root, unsafeChars.ReplaceAllString(t.Name(), "_"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := vc.ExportArtifacts(ctx, dir); err != nil {
+	dir, err := vc.ExportForTest(ctx, t.Name())
+	if err != nil {
 		t.Errorf("artifacts: %v", err)
 	}
-	t.Logf("artifacts of %s: %s; reach it with: %s", vc, dir, vc.KubectlCommand())
+	if dir != "" {
+		t.Logf("artifacts of %s: %s; reach it with: %s", vc, dir, vc.KubectlCommand())
+	}
 }
 
 // Namespace creates a test namespace in vc for t and deletes it when t ends,
