@@ -149,7 +149,7 @@ func DefaultName(version string) string {
 }
 
 // StepError is the error of a failed create: which cluster, which version and
-// which step (resolve, binaries, host, start, reuse) failed.
+// which of its steps (attach, reuse, resolve, binaries, host, start) failed.
 type StepError struct {
 	Name, Version, Step string
 	Err                 error
@@ -185,68 +185,112 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	stop := context.AfterFunc(e.ctx, cancel)
 	defer stop()
 
-	step := "start"
-	fail := func(err error) (*VirtualCluster, error) {
-		serr := &StepError{Name: co.name, Version: version, Step: step, Err: err}
-		// Whatever the failed create left goes now; a failure of that is
-		// part of the error too.
-		if derr := e.destroyCluster(vc); derr != nil {
-			return nil, errors.Join(serr, derr)
-		}
-		return nil, serr
-	}
-
-	if e.opts.runClusters && matchesRun(version) {
-		step = "attach"
-		name, kubeconfig, v, _ := runCluster()
-		// The run's clusters keep their kubeconfig in their state folder.
-		vc.dir, vc.version, vc.attached = filepath.Dir(kubeconfig), v, true
-		if err := vc.connect(kubeconfig); err != nil {
-			return fail(err)
-		}
-		vc.setReady()
-		e.logf("%s (%s): using the cluster %s of vmatrix run", vc.name, vc.version, name)
-		return vc, nil
-	}
-	if e.opts.reuse {
-		step = "reuse"
-		ok, err := e.attach(ctx, vc)
+	c := &creation{e: e, vc: vc, co: co, version: version, start: time.Now()}
+	for _, step := range createSteps {
+		done, err := step.run(c, ctx)
 		if err != nil {
-			return fail(err)
+			serr := &StepError{Name: co.name, Version: version, Step: step.name, Err: err}
+			// Whatever the failed create left goes now; a failure of that
+			// is part of the error too.
+			if derr := e.destroyCluster(vc); derr != nil {
+				return nil, errors.Join(serr, derr)
+			}
+			return nil, serr
 		}
-		if ok {
+		if done {
 			vc.setReady()
-			e.logf("%s (%s): reusing the running cluster of %s", vc.name, vc.version, vc.dir)
 			return vc, nil
 		}
 	}
+	return nil, fmt.Errorf("virtual cluster %s: the create ended without its last step", co.name) // cannot happen: start ends it
+}
 
-	start := time.Now()
-	step = "resolve"
-	v, err := k8sdist.Resolve(ctx, version)
-	if err != nil {
-		return fail(err)
+// createStep is one named action of Create, as kind's list of actions: a
+// failure is reported with the step's name (StepError).
+type createStep struct {
+	name string
+	// run does the step; done ends the create there, the cluster ready.
+	run func(c *creation, ctx context.Context) (done bool, err error)
+}
+
+// createSteps are Create's steps, in order.
+var createSteps = []createStep{
+	{"attach", (*creation).attachRun},
+	{"reuse", (*creation).reuse},
+	{"resolve", (*creation).resolve},
+	{"binaries", (*creation).binaries},
+	{"host", (*creation).host},
+	{"start", (*creation).startControlPlane},
+}
+
+// creation is what the steps of one Create share.
+type creation struct {
+	e       *Environment
+	vc      *VirtualCluster
+	co      createOptions
+	version string // as asked for
+	start   time.Time
+	v       k8sdist.Version
+	bins    k8sdist.Binaries
+	h       host.Host
+}
+
+// attachRun uses the cluster `vmatrix run` gave this process, with
+// WithRunClusters and when asked for its version.
+func (c *creation) attachRun(ctx context.Context) (bool, error) {
+	if !c.e.opts.runClusters || !matchesRun(c.version) {
+		return false, nil
 	}
-	vc.version = v
-	step = "binaries"
-	bins, err := e.source.Kubernetes(ctx, v)
-	if err != nil {
-		return fail(err)
+	name, kubeconfig, v, _ := runCluster()
+	// The run's clusters keep their kubeconfig in their state folder.
+	c.vc.dir, c.vc.version, c.vc.attached = filepath.Dir(kubeconfig), v, true
+	if err := c.vc.connect(kubeconfig); err != nil {
+		return false, err
 	}
-	step = "host"
-	h, err := e.ensureHost(ctx)
-	if err != nil {
-		return fail(err)
+	c.e.logf("%s (%s): using the cluster %s of vmatrix run", c.vc.name, c.vc.version, name)
+	return true, nil
+}
+
+// reuse attaches to a cluster an earlier run left, with WithReuse.
+func (c *creation) reuse(ctx context.Context) (bool, error) {
+	if !c.e.opts.reuse {
+		return false, nil
 	}
-	if err := hostNamespaceFree(ctx, h, vc.name); err != nil {
-		return fail(err)
+	ok, err := c.e.attach(ctx, c.vc)
+	if ok {
+		c.e.logf("%s (%s): reusing the running cluster of %s", c.vc.name, c.vc.version, c.vc.dir)
 	}
-	step = "start"
+	return ok, err
+}
+
+func (c *creation) resolve(ctx context.Context) (bool, error) {
+	var err error
+	c.v, err = k8sdist.Resolve(ctx, c.version)
+	c.vc.version = c.v
+	return false, err
+}
+
+func (c *creation) binaries(ctx context.Context) (bool, error) {
+	var err error
+	c.bins, err = c.e.source.Kubernetes(ctx, c.v)
+	return false, err
+}
+
+func (c *creation) host(ctx context.Context) (bool, error) {
+	var err error
+	if c.h, err = c.e.ensureHost(ctx); err != nil {
+		return false, err
+	}
+	return false, hostNamespaceFree(ctx, c.h, c.vc.name)
+}
+
+func (c *creation) startControlPlane(ctx context.Context) (bool, error) {
+	e, vc := c.e, c.vc
 	if err := os.MkdirAll(vc.dir, 0o700); err != nil {
-		return fail(err)
+		return false, err
 	}
 	inner, err := startCluster(ctx, vcluster.Config{
-		Name: vc.name, Dir: vc.dir, Version: v, Binaries: bins, Host: h, Backend: e.opts.storage, Flags: e.opts.flagsFor(v).Merge(co.flags),
+		Name: vc.name, Dir: vc.dir, Version: c.v, Binaries: c.bins, Host: c.h, Backend: e.opts.storage, Flags: e.opts.flagsFor(c.v).Merge(c.co.flags),
 		Syncer: func(o *syncer.Options) {
 			o.AllowPrivileged, o.Sync = e.opts.syncer.AllowPrivileged, e.opts.syncer.Sync
 			if e.opts.syncer.Resync > 0 {
@@ -255,7 +299,7 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 		},
 	})
 	if err != nil {
-		return fail(err)
+		return false, err
 	}
 	// A Destroy that gave up waiting for this create has torn the cluster
 	// down already, before it ran: what started since must not outlive it.
@@ -266,14 +310,13 @@ func (e *Environment) Create(ctx context.Context, version string, opts ...Create
 	}
 	vc.mu.Unlock()
 	if torn {
-		return nil, errors.Join(&StepError{Name: co.name, Version: version, Step: step, Err: errors.New("the environment was destroyed while the cluster was being created")}, inner.Stop())
+		return false, errors.Join(errors.New("the environment was destroyed while the cluster was being created"), inner.Stop())
 	}
 	if err := vc.connect(inner.KubeconfigPath()); err != nil {
-		return fail(err)
+		return false, err
 	}
-	vc.setReady()
-	e.logf("%s (%s) ready in %s", vc.name, v, time.Since(start).Round(10*time.Millisecond))
-	return vc, nil
+	e.logf("%s (%s) ready in %s", vc.name, c.v, time.Since(c.start).Round(10*time.Millisecond))
+	return true, nil
 }
 
 // startCluster is vcluster.Start, held in a variable so that a test can make
