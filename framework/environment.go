@@ -257,7 +257,7 @@ func (c *creation) reuse(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	ok, err := c.e.attach(ctx, c.vc)
-	if ok {
+	if ok && err == nil {
 		c.e.logf("%s (%s): reusing the running cluster of %s", c.vc.name, c.vc.version, c.vc.dir)
 	}
 	return ok, err

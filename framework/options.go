@@ -5,12 +5,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // Option configures an Environment. Options are applied in the order given;
@@ -133,6 +135,11 @@ func WithStorage(s Storage, dsn string) Option {
 // WithSyncer sets the syncer options of every virtual cluster.
 func WithSyncer(s SyncerOptions) Option {
 	return func(o *options) error {
+		for _, kind := range s.Sync {
+			if !slices.Contains(syncer.OptionalKinds(), kind) {
+				return fmt.Errorf("WithSyncer: cannot sync %q: the optional kinds are %s", kind, strings.Join(syncer.OptionalKinds(), ", "))
+			}
+		}
 		o.syncer = s
 		return nil
 	}

@@ -2,7 +2,9 @@ package syncer
 
 import (
 	"context"
+	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,6 +75,11 @@ func (s *Syncer) syncIngress(ctx context.Context, key string) error {
 	if v == nil || v.DeletionTimestamp != nil {
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	}
+	if key := s.snippet(v); key != "" {
+		s.recorder.Eventf(v, corev1.EventTypeWarning, "SyncRefused",
+			"not copied to the host: annotation %s would put configuration of its own into the host's ingress controller, which this virtual cluster does not allow", key)
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+	}
 	h, err = ensureHost(ctx, s, api, kindIngress, h, s.translateIngress(v), func(cur, d *networkingv1.Ingress) bool {
 		if equality.Semantic.DeepEqual(cur.Spec, d.Spec) {
 			return false
@@ -90,6 +97,23 @@ func (s *Syncer) syncIngress(ctx context.Context, key string) error {
 	cp.Status = h.Status
 	_, err = s.virtual.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
 	return ignoreGone(err)
+}
+
+// snippet names an annotation of v that carries raw configuration for an
+// ingress controller (ingress-nginx's *-snippet, which it turns off by
+// default itself), "" if none does or AllowPrivileged lets it through. The
+// other annotations are copied as they are: they are how an Ingress talks to
+// its controller (rewrite-target, ...).
+func (s *Syncer) snippet(v *networkingv1.Ingress) string {
+	if s.opts.AllowPrivileged {
+		return ""
+	}
+	for key := range v.Annotations {
+		if strings.HasSuffix(key, "snippet") {
+			return key
+		}
+	}
+	return ""
 }
 
 // translateIngress is the host Ingress of a virtual one: every backend names

@@ -346,8 +346,12 @@ func (s *Syncer) Teardown(ctx context.Context) error {
 	s.Stop()
 	ns, sel := s.opts.HostNamespace, metav1.ListOptions{LabelSelector: s.ownedSelector()}
 	var errs []error
-	for _, k := range s.syncedKinds() {
-		if err := k.deleteAll(ctx, s, sel); err != nil && !apierrors.IsNotFound(err) {
+	// Every kind, synced or not: an earlier syncer of this cluster may have
+	// synced an optional kind this one does not (one this syncer may not
+	// even touch: then it could not have written any either).
+	for _, k := range hostKinds {
+		err := k.deleteAll(ctx, s, sel)
+		if err != nil && !apierrors.IsNotFound(err) && !(k.optional && apierrors.IsForbidden(err)) {
 			errs = append(errs, fmt.Errorf("deleting host %s: %w", k.resource, err))
 		}
 	}

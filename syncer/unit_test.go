@@ -368,6 +368,18 @@ func TestUnitTranslateIngress(t *testing.T) {
 	if keys := ingressSecrets(v); !slices.Equal(keys, []string{"shop/tls"}) {
 		t.Errorf("ingressSecrets = %v", keys)
 	}
+	// Raw controller configuration is refused, unless privileged pods are allowed.
+	if key := s.snippet(v); key != "" {
+		t.Errorf("snippet(%v) = %q", v.Annotations, key)
+	}
+	v.Annotations["nginx.ingress.kubernetes.io/configuration-snippet"] = "more_set_headers x"
+	if key := s.snippet(v); key != "nginx.ingress.kubernetes.io/configuration-snippet" {
+		t.Errorf("snippet = %q, want the configuration-snippet annotation", key)
+	}
+	s.opts.AllowPrivileged = true
+	if key := s.snippet(v); key != "" {
+		t.Errorf("snippet with AllowPrivileged = %q", key)
+	}
 }
 
 func TestUnitTranslateNetworkPolicy(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
@@ -68,6 +69,15 @@ func newStat(unit string, runs []float64) Stat {
 	return s
 }
 
+// ratio is a/b, or 0 (not measured) when b is: a figure that failed must not
+// make the others +Inf, which JSON cannot hold.
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
 // Results is what `make bench` writes to bench/results.json.
 type Results struct {
 	Time    time.Time `json:"time"`
@@ -109,6 +119,7 @@ type Results struct {
 type Density struct {
 	Clusters       int       `json:"clusters"`
 	StoppedBecause string    `json:"stopped_because"`
+	Limited        bool      `json:"limited"` // it stopped at -density, create time not doubled
 	CreateSeconds  []float64 `json:"create_seconds"`
 }
 
@@ -276,7 +287,7 @@ func (e *env) createAndTeardown(ctx context.Context, v k8sdist.Version, res *Res
 		e.logf("create: %.2fs, teardown: %.3fs", d, teardowns[len(teardowns)-1])
 	}
 	res.Create = newStat("s", creates)
-	res.Create.RatioToFloor = res.Create.Median / res.Floor.Median
+	res.Create.RatioToFloor = ratio(res.Create.Median, res.Floor.Median)
 	res.TeardownOne = newStat("s", teardowns)
 	return nil
 }
@@ -326,8 +337,8 @@ func (e *env) matrix(ctx context.Context, versions []k8sdist.Version, res *Resul
 		e.logf("matrix of %d: %.2fs, teardown %.3fs", len(versions), walls[len(walls)-1], teardowns[len(teardowns)-1])
 	}
 	res.Matrix.Wall = newStat("s", walls)
-	res.Matrix.Wall.RatioToFloor = res.Matrix.Wall.Median / res.Floor.Median
-	res.Matrix.RatioToCreate = res.Matrix.Wall.Median / res.Create.Median
+	res.Matrix.Wall.RatioToFloor = ratio(res.Matrix.Wall.Median, res.Floor.Median)
+	res.Matrix.RatioToCreate = ratio(res.Matrix.Wall.Median, res.Create.Median)
 	res.TeardownThree = newStat("s", teardowns)
 	return nil
 }
@@ -339,26 +350,39 @@ func (e *env) matrix(ctx context.Context, versions []k8sdist.Version, res *Resul
 func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error {
 	root := e.dir("memory-state")
 	defer os.RemoveAll(root)
-	vmatrix := func(args ...string) error {
+	run := func(ctx context.Context, args ...string) error {
 		cmd := exec.CommandContext(ctx, e.cfg.VMatrix, append([]string{"--state-dir", root}, args...)...)
+		// Stopped as a user's Ctrl-C stops it: it removes what it started.
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = time.Minute
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("vmatrix %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 		return nil
 	}
+	vmatrix := func(args ...string) error { return run(ctx, args...) }
+	// vmatrixAfter runs even once ctx has ended, to remove what is left.
+	vmatrixAfter := func(args ...string) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		return run(ctx, args...)
+	}
 	var total, api, cm, sup []float64
 	for i := 0; i < e.cfg.Runs; i++ {
 		name := fmt.Sprintf("memory-%d", i)
 		if err := vmatrix("create", name, "--version", v.String(), "--host", e.host.KubeconfigPath()); err != nil {
-			return err
+			// A create cut short leaves what it started: cleanup finds it
+			// while the state folder is still there.
+			return errors.Join(err, vmatrixAfter("cleanup"))
 		}
 		select {
 		case <-time.After(e.cfg.Idle):
 		case <-ctx.Done():
+			return errors.Join(ctx.Err(), vmatrixAfter("delete", name))
 		}
 		rec, err := state.Read(state.Root(root).ClusterDir(name))
 		if err != nil {
-			return errors.Join(err, vmatrix("delete", name))
+			return errors.Join(err, vmatrixAfter("delete", name))
 		}
 		a, c, s := rssMB(rec.PIDs["kube-apiserver"]), rssMB(rec.PIDs["kube-controller-manager"]), rssMB(rec.Supervisor)
 		sum := s
@@ -367,7 +391,7 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 		}
 		api, cm, sup, total = append(api, a), append(cm, c), append(sup, s), append(total, sum)
 		e.logf("memory: %.0f MB: apiserver %.0f MB, controller manager %.0f MB, supervisor %.0f MB", sum, a, c, s)
-		if err := vmatrix("delete", name); err != nil {
+		if err := vmatrixAfter("delete", name); err != nil {
 			return err
 		}
 		if a == 0 || c == 0 || s == 0 {
@@ -383,7 +407,7 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 // density adds idle clusters one at a time until a create takes twice as long
 // as the first, or DensityMax is reached, then tears them all down.
 func (e *env) density(ctx context.Context, v k8sdist.Version) (d *Density, err error) {
-	d = &Density{StoppedBecause: fmt.Sprintf("reached the limit of %d", e.cfg.DensityMax)}
+	d = &Density{StoppedBecause: fmt.Sprintf("reached the limit of %d", e.cfg.DensityMax), Limited: true}
 	var vcs []*vcluster.VCluster
 	defer func() {
 		for _, vc := range vcs {
@@ -393,14 +417,14 @@ func (e *env) density(ctx context.Context, v k8sdist.Version) (d *Density, err e
 	for len(vcs) < e.cfg.DensityMax {
 		vc, secs, err := e.start(ctx, v)
 		if err != nil {
-			d.StoppedBecause = "a create failed: " + err.Error()
+			d.StoppedBecause, d.Limited = "a create failed: "+err.Error(), false
 			break
 		}
 		vcs = append(vcs, vc)
 		d.CreateSeconds = append(d.CreateSeconds, secs)
 		e.logf("density: cluster %d ready in %.2fs", len(vcs), secs)
 		if secs > 2*d.CreateSeconds[0] {
-			d.StoppedBecause = fmt.Sprintf("create-to-ready doubled (%.2fs against %.2fs)", secs, d.CreateSeconds[0])
+			d.StoppedBecause, d.Limited = fmt.Sprintf("create-to-ready doubled (%.2fs against %.2fs)", secs, d.CreateSeconds[0]), false
 			break
 		}
 	}

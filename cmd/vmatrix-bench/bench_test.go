@@ -73,6 +73,7 @@ func TestTargets(t *testing.T) {
 	r.Matrix.RatioToCreate = 1.2
 	r.Memory.TotalMB.Median = 490
 	r.Sync = &Sync{PodsPerS: Stat{Median: 160}, HostWrite: Stat{Median: 5.2}}
+	r.Density = &Density{Clusters: 20, Limited: true}
 	table := Table(r)
 	for _, want := range []string{
 		"missed: create → Ready vs the floor 1.38x (target ≤ 1x)",

@@ -47,6 +47,11 @@ Exit codes:
 		if stateDir != "" {
 			r = state.Root(stateDir)
 		}
+		// Absolute, as every process of a cluster names its folder: two
+		// relative state folders of one name in two projects stay apart.
+		if abs, err := filepath.Abs(string(r)); err == nil {
+			r = state.Root(abs)
+		}
 		return &local.Manager{Root: r, Log: os.Stderr, Source: k8sdist.Source{Log: os.Stderr}}
 	}
 	root.AddCommand(
