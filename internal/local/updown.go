@@ -95,7 +95,7 @@ func (m *Manager) Cleanup(ctx context.Context, dryRun bool) ([]string, error) {
 	for _, root := range state.OrphanTestRoots(os.TempDir()) {
 		removed = append(removed, "test state folder "+root+": the test process that owned it is gone")
 		if !dryRun {
-			for _, pid := range proc.WithArg(root) {
+			for _, pid := range proc.WithArg(root + "/") { // inside it: not a root that merely starts the same
 				syscall.Kill(-pid, syscall.SIGKILL)
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
