@@ -90,14 +90,11 @@ var Subsets = map[string]Subset{
 // first match wins; docs/conformance.md gives each failure its line. Those
 // marked "to fix" are vmatrix's to close.
 var KnownFailures = []Skip{
-	{`proportional scaling|rollback without unnecessary restarts`, "needed an image that cannot be pulled; since this run a simulated pod fails to pull an image whose name says it does not exist, and proportional scaling passes (in the ci subset)"},
 	{`NoExecuteTaintManager|\[sig-apps\] Daemon set|evicted statefulset`, "taints, labels or fills a node: a virtual cluster's nodes are the host's, which a test cannot change through the virtual cluster"},
 	{`\[sig-network\] (Services|EndpointSlice|HostPort) |Guestbook|Update Demo|image on each replica`, "sends traffic to a Service or a pod and checks the answer: simulated pods serve nothing"},
 	{`ClusterTrustBundle|PodCertificate`, "the kubelet writes trust bundles or pod certificates into a volume (beta features), which a simulated node does not"},
 	{`ServiceAccounts .*(mount|OIDC)`, "reads the token inside the container, or a pod fetches the issuer's keys over HTTP"},
 	{`\[sig-node\] (Variable Expansion|Security Context|ConfigMap|Secrets|PreStop|ImageVolume)|\[sig-storage\] (Subpath|EmptyDir)|Kubectl logs`, "checks the files, user, output or hooks of a real container"},
-	{`StatefulSet .*roll backs`, "execs into a real web server container to make a pod unready; skipped on purpose since this run"},
-	{`Pods Extended \(pod generation\)`, "a kubelet reports status.observedGeneration; since this run the simulated kubelet does, the syncer maps it to the virtual pod's generation, and an init container whose command cannot be read completes: all four Pods Extended specs pass (--focus 'Pods Extended', 4m20s)"},
 	{`API Server should have Endpoints`, "the virtual apiserver publishes no address in the kubernetes Service's Endpoints (--endpoint-reconciler-type=none: it listens on 127.0.0.1, which no pod reaches) (to fix)"},
 	{`CustomResourceFieldSelectors`, "sets up a conversion webhook served by a pod before it lists; skipped on purpose since this run, with the other webhook specs"},
 	{`\[sig-apps\] Job .*(pod failure policy|DisruptionTarget)`, "its pods share a hostPath volume, which the syncer refuses by default (the baseline Pod Security level), and count on files a container writes there; skipped on purpose since this run"},
