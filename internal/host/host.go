@@ -118,7 +118,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(cp.RESTConfig())
+	// The simulated kubelet writes the status of every pod of every node:
+	// client-go's default limits (5 requests a second) would pace a rollout.
+	kubeletConfig := cp.RESTConfig()
+	kubeletConfig.QPS, kubeletConfig.Burst = 300, 600
+	client, err := kubernetes.NewForConfig(kubeletConfig)
 	if err != nil {
 		return nil, err
 	}
