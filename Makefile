@@ -37,9 +37,10 @@ deps:
 	  echo "deps: no apt-get here; install PostgreSQL, MariaDB and etcd for the storage tests" >&2; \
 	fi
 
+# go vet ./... leaves out testdata: the suites the CLI tests run live there.
 vet:
 	test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
-	$(GO) vet ./...
+	$(GO) vet ./... $(addprefix ./,$(sort $(dir $(wildcard cmd/vmatrix/testdata/*/*.go))))
 
 # The packages' tests, then the ci subset of the conformance suite alone (it
 # builds e2e.test of the newest version once, about 11 min cold): beside the
