@@ -2,11 +2,15 @@ package syncer
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Taints the node lifecycle controller of a real cluster manages. A virtual
@@ -28,8 +32,24 @@ func (s *Syncer) setupNodes() error {
 	if _, err := s.hNod.Core().V1().Nodes().Informer().AddEventHandler(handler(s.nodes.byKey)); err != nil {
 		return err
 	}
-	_, err := s.vInf.Core().V1().Nodes().Informer().AddEventHandler(handler(s.nodes.byKey))
+	_, err := s.vInf.Core().V1().Nodes().Informer().AddEventHandler(handler(func(obj metav1.Object) {
+		s.nodes.byKey(obj)
+		if s.opts.MirrorAllNodes {
+			// A pod waiting for a node may go to this one now (see place).
+			s.requeueUnscheduledPods()
+		}
+	}))
 	return err
+}
+
+// requeueUnscheduledPods queues the virtual pods that have no node yet.
+func (s *Syncer) requeueUnscheduledPods() {
+	pods, _ := s.vInf.Core().V1().Pods().Lister().List(labels.Everything())
+	for _, p := range pods {
+		if p.Spec.NodeName == "" {
+			s.pods.byKey(p)
+		}
+	}
 }
 
 // syncNode makes virtual Node name mirror the host node of that name while it
@@ -72,10 +92,15 @@ func (s *Syncer) syncNode(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	desired.Labels = nodeLabels(v, h, s.opts.Name)
 	if !equality.Semantic.DeepEqual(v.Spec.Taints, desired.Spec.Taints) || v.Spec.Unschedulable != desired.Spec.Unschedulable ||
-		!equality.Semantic.DeepEqual(v.Labels, desired.Labels) {
+		!equality.Semantic.DeepEqual(v.Labels, desired.Labels) || v.Annotations[annotationHostLabels] != desired.Annotations[annotationHostLabels] {
 		cp := v.DeepCopy()
 		cp.Labels, cp.Spec.Taints, cp.Spec.Unschedulable = desired.Labels, desired.Spec.Taints, desired.Spec.Unschedulable
+		if cp.Annotations == nil {
+			cp.Annotations = map[string]string{}
+		}
+		cp.Annotations[annotationHostLabels] = desired.Annotations[annotationHostLabels]
 		if v, err = api.Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
@@ -108,6 +133,36 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
+// annotationHostLabels on a virtual Node lists the keys of the labels its
+// host node had when last synced, so that one the host drops is dropped too.
+const annotationHostLabels = "vmatrix.io/host-labels"
+
+// nodeLabels are the labels virtual Node v is to have: its host node's,
+// which the host owns, and those the virtual cluster set on other keys,
+// which stay. A test may label a virtual Node to steer its pods, and the
+// syncer places them by those labels (see place).
+func nodeLabels(v, h *corev1.Node, vcluster string) map[string]string {
+	before := map[string]bool{}
+	for _, k := range strings.Split(v.Annotations[annotationHostLabels], ",") {
+		before[k] = true
+	}
+	out := map[string]string{}
+	for k, val := range v.Labels {
+		if _, ok := h.Labels[k]; !ok && !before[k] {
+			out[k] = val
+		}
+	}
+	for k, val := range h.Labels {
+		out[k] = val
+	}
+	out[LabelManagedBy] = vcluster
+	return out
+}
+
+func hostLabelKeys(h *corev1.Node) string {
+	return strings.Join(slices.Sorted(maps.Keys(h.Labels)), ",")
+}
+
 // virtualNode is the virtual copy of a host node: its labels, schedulable
 // taints, capacity, addresses and conditions.
 func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
@@ -131,7 +186,7 @@ func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
 		st.Conditions = append(st.Conditions, *c.DeepCopy())
 	}
 	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels, Annotations: map[string]string{annotationHostLabels: hostLabelKeys(h)}},
 		Spec:       corev1.NodeSpec{Taints: taints, Unschedulable: h.Spec.Unschedulable},
 		Status:     st,
 	}

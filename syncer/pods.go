@@ -122,7 +122,13 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 		}
 		return s.deleteVirtualPod(ctx, v, grace)
 	}
-	if _, err := ensureHost(ctx, s, api, kindPod, h, s.translatePod(v), mergePod); err != nil {
+	desired := s.translatePod(v)
+	if placementChanged(h, desired) {
+		// Not scheduled yet, and the virtual Nodes it may go to changed:
+		// its deletion requeues this key, which makes it anew.
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	}
+	if _, err := ensureHost(ctx, s, api, kindPod, h, desired, mergePod); err != nil {
 		return s.reportClash(err, v)
 	}
 	if err := s.ensureToken(ctx, v, h); err != nil {
@@ -439,7 +445,9 @@ func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 			}
 		}
 	})
-	// The host scheduler places the pod; the virtual pod is bound afterwards.
+	// The host scheduler places the pod, among the nodes the virtual
+	// cluster's rules allow; the virtual pod is bound afterwards.
+	s.place(v, spec)
 	spec.NodeName = ""
 	// The host's default ServiceAccount, with nothing mounted: the virtual
 	// token comes from the Secret above.

@@ -29,6 +29,7 @@ func TestSync(t *testing.T) {
 			v := clientFor(vc.RESTConfig())
 			env := &virtualEnv{vc: vc, v: v, ns: vc.HostNamespace(), name: name}
 			t.Run("Nodes", env.testNodes)
+			t.Run("NodeLabels", env.testNodeLabels)
 			t.Run("Deployment", env.testDeployment)
 			t.Run("Service", env.testService)
 			t.Run("ServiceIPTaken", env.testServiceIPTaken)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 )
 
 // kindOf is the kind of each resource of hostKinds, for the fake's lists.
@@ -124,6 +125,9 @@ func TestUnitTranslatePodHostFields(t *testing.T) {
 	spec := h.Spec
 	if spec.NodeName != "" {
 		t.Errorf("nodeName %q: the host scheduler places the pod", spec.NodeName)
+	}
+	if a := spec.Affinity; a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		t.Error("the pod is not held to its node")
 	}
 	if spec.ServiceAccountName != "" || spec.DeprecatedServiceAccount != "" || spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		t.Errorf("service account %q, automount %v: want the host's default, nothing mounted", spec.ServiceAccountName, spec.AutomountServiceAccountToken)
@@ -455,5 +459,98 @@ func TestUnitTranslateNetworkPolicy(t *testing.T) {
 	}
 	if v.Spec.Ingress[0].From[0].NamespaceSelector == nil {
 		t.Error("translateNetworkPolicy changed the virtual policy")
+	}
+}
+
+func TestUnitNodeLabels(t *testing.T) {
+	h := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"zone": "a", "disk": "ssd"}}}
+	v := virtualNode(h, "vc")
+	if v.Annotations[annotationHostLabels] != "disk,zone" {
+		t.Errorf("host label keys %q", v.Annotations[annotationHostLabels])
+	}
+	// The virtual cluster adds a label and changes a host one; the host
+	// drops one of its own.
+	v.Labels["color"], v.Labels["zone"] = "blue", "b"
+	delete(h.Labels, "disk")
+	got := nodeLabels(v, h, "vc")
+	want := map[string]string{"zone": "a", "color": "blue", LabelManagedBy: "vc"}
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("labels %v, want %v: the host owns its keys, the virtual cluster the others", got, want)
+	}
+}
+
+func TestUnitPlacement(t *testing.T) {
+	node := func(name string, labels map[string]string) *corev1.Node {
+		l := map[string]string{LabelManagedBy: "vc"}
+		for k, v := range labels {
+			l[k] = v
+		}
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}
+	}
+	virtual := []*corev1.Node{node("n0", nil), node("n1", map[string]string{"color": "blue"}), node("n2", map[string]string{"color": "blue", "disk": "ssd"})}
+	host := map[string]*corev1.Node{"n0": node("n0", nil), "n1": node("n1", nil), "n2": node("n2", map[string]string{"disk": "ssd"})}
+	hostNode := func(name string) *corev1.Node { return host[name] }
+	pod := func(selector map[string]string) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{NodeSelector: selector}}
+	}
+	for _, c := range []struct {
+		selector map[string]string
+		names    []string
+		differ   bool
+	}{
+		{map[string]string{"disk": "ssd"}, []string{"n2"}, false},        // same on both sides: the host decides
+		{map[string]string{"color": "blue"}, []string{"n1", "n2"}, true}, // virtual labels only
+		{map[string]string{"color": "green"}, nil, false},                // no node on either side
+		{map[string]string{"color": "blue", "disk": "ssd"}, []string{"n2"}, true},
+	} {
+		names, differ := virtualChoice(pod(c.selector), virtual, hostNode, "vc")
+		if !slices.Equal(names, c.names) || differ != c.differ {
+			t.Errorf("selector %v: nodes %v differ %v, want %v %v", c.selector, names, differ, c.names, c.differ)
+		}
+	}
+
+	// A pod pinned to the virtual choice keeps its preferences.
+	p := pod(map[string]string{"color": "blue"})
+	p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 1}}}}
+	pinToNodes(&p.Spec, []string{"n1", "n2"})
+	terms := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if p.Spec.NodeSelector != nil || len(terms) != 2 || terms[1].MatchFields[0].Values[0] != "n2" || len(p.Spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Errorf("pinned spec: selector %v, terms %v", p.Spec.NodeSelector, terms)
+	}
+	for _, n := range virtual {
+		ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(n)
+		if ok != (n.Name != "n0") {
+			t.Errorf("pinned pod matches %s: %v", n.Name, ok)
+		}
+	}
+	// With no node to go to, it matches none.
+	pinToNodes(&p.Spec, nil)
+	for _, n := range virtual {
+		if ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(n); ok {
+			t.Errorf("a pod with no node to go to matches %s", n.Name)
+		}
+	}
+
+	// A pod that names its node goes to that node; one the host has
+	// scheduled is never placed again.
+	s := unitSyncer()
+	v := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "shop"}, Spec: corev1.PodSpec{NodeName: "n1", NodeSelector: map[string]string{"color": "blue"}}}
+	h := s.translatePod(v)
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(h).Match(host["n1"]); !ok || h.Spec.NodeName != "" {
+		t.Errorf("a pod on n1: host copy matches n1 %v, node name %q", ok, h.Spec.NodeName)
+	}
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(h).Match(host["n2"]); ok {
+		t.Error("a pod on n1: host copy may go to n2")
+	}
+	if placementChanged(h, s.translatePod(v)) {
+		t.Error("placement changed with nothing changed")
+	}
+	v.Spec.NodeName = "n2"
+	if !placementChanged(h, s.translatePod(v)) {
+		t.Error("placement unchanged with the node changed")
+	}
+	h.Spec.NodeName = "n1"
+	if placementChanged(h, s.translatePod(v)) {
+		t.Error("a scheduled host pod placed again")
 	}
 }

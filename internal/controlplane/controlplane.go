@@ -301,11 +301,43 @@ func runtimeEnv(name string, env []string) []string {
 	return append(env[:len(env):len(env)], "GOGC="+apiserverGOGC)
 }
 
+// advertiseArgs are the flags by which the apiserver publishes itself in the
+// "kubernetes" Service's Endpoints and EndpointSlice, as a real cluster's
+// does: at addr, a non-loopback address of this machine (in a pod, the pod's
+// address, where it listens), the loopback address being no valid endpoint.
+// On a machine with none, it publishes nothing.
+func advertiseArgs(addr string) []string {
+	if addr == "" {
+		return []string{"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"}
+	}
+	return []string{"--advertise-address=" + addr}
+}
+
+// machineAddress is the first IPv4 address of this machine's interfaces that
+// is up, not loopback and globally routable; "" if there is none.
+func machineAddress() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+				return n.IP.String()
+			}
+		}
+	}
+	return ""
+}
+
 func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 	args := []string{
 		"--etcd-servers=" + cp.store.Endpoint(),
 		"--bind-address=" + cmp.Or(cp.cfg.BindAddress, "127.0.0.1"),
-		"--advertise-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + cp.path("pki"),
 		"--tls-cert-file=" + f.ServingCert(),
@@ -330,11 +362,9 @@ func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 		// Nodes here are reached by their address, never by a host name no
 		// resolver knows.
 		"--kubelet-preferred-address-types=InternalIP,ExternalIP",
-		// The loopback address is no valid endpoint for the "kubernetes" Service;
-		// nothing in a test cluster needs the apiserver to publish itself there.
-		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
+	args = append(args, advertiseArgs(machineAddress())...)
 	if cp.cfg.VerifyKubelets {
 		args = append(args, "--kubelet-certificate-authority="+f.CACert())
 	}

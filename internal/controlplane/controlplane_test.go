@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 )
 
 func binaries(t *testing.T, version string) (k8sdist.Version, k8sdist.Binaries) {
@@ -57,6 +58,7 @@ func TestStartStop(t *testing.T) {
 	if len(nss.Items) < 4 {
 		t.Errorf("namespaces: %v", nss.Items)
 	}
+	checkAdvertised(t, client, port)
 	if err := cp.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +74,38 @@ func TestStartStop(t *testing.T) {
 		c.Close()
 		t.Errorf("port %d still open after Stop", port)
 	}
+}
+
+// checkAdvertised: the apiserver publishes itself in the "kubernetes"
+// Service's Endpoints and EndpointSlice at this machine's address, as a real
+// cluster's does (a conformance spec checks both).
+func checkAdvertised(t *testing.T, client kubernetes.Interface, port int) {
+	t.Helper()
+	addr := machineAddress()
+	if addr == "" {
+		t.Log("no non-loopback address on this machine: nothing to publish")
+		return
+	}
+	want := fmt.Sprintf("%s:%d", addr, port)
+	testkit.Eventually(t, 30*time.Second, "the kubernetes Service's endpoints at "+want, func(ctx context.Context) (bool, string) {
+		ep, err := client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		var got []string
+		for _, ss := range ep.Subsets {
+			for _, a := range ss.Addresses {
+				for _, p := range ss.Ports {
+					got = append(got, fmt.Sprintf("%s:%d", a.IP, p.Port))
+				}
+			}
+		}
+		slices, err := client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(got) == 1 && got[0] == want && len(slices.Items) == 1, fmt.Sprintf("endpoints %v, %d slices", got, len(slices.Items))
+	})
 }
 
 // wrapControllerManager writes a stand-in for the controller manager that

@@ -1,0 +1,117 @@
+package syncer
+
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+)
+
+// noVirtualNode is a node label no node has: a host pod that requires it
+// waits, as the virtual pod would with no virtual Node matching its rules.
+const noVirtualNode = "vmatrix.io/no-virtual-node-matches"
+
+// place makes the host scheduler choose among the nodes that the virtual
+// cluster's own rules allow. The host scheduler reads the host's node
+// labels; where a virtual Node's labels differ from its host node's (a test
+// labelled the node in the virtual cluster, as the DaemonSet conformance
+// test does) or the virtual pod names its node, the pod's node selector and
+// required node affinity give way to the names of the virtual Nodes they
+// match. Everything else, preferences and pod affinity included, is left to
+// the host.
+func (s *Syncer) place(v *corev1.Pod, spec *corev1.PodSpec) {
+	var names []string
+	switch {
+	case v.Spec.NodeName != "":
+		names = []string{v.Spec.NodeName}
+	case s.opts.MirrorAllNodes && s.vInf != nil && hasNodeRules(v):
+		// Only when every host node is mirrored is the list of virtual
+		// Nodes the whole choice.
+		nodes, _ := s.vInf.Core().V1().Nodes().Lister().List(labels.Everything())
+		hostNode := func(name string) *corev1.Node {
+			h, _ := s.hNod.Core().V1().Nodes().Lister().Get(name)
+			return h
+		}
+		var differ bool
+		if names, differ = virtualChoice(v, nodes, hostNode, s.opts.Name); !differ {
+			return
+		}
+	default:
+		return
+	}
+	pinToNodes(spec, names)
+}
+
+// hasNodeRules reports whether a pod's node selector or required node
+// affinity restrict the nodes it may run on.
+func hasNodeRules(p *corev1.Pod) bool {
+	a := p.Spec.Affinity
+	return len(p.Spec.NodeSelector) > 0 ||
+		a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
+}
+
+// virtualChoice is the names of the virtual Nodes (of this virtual cluster)
+// whose labels p's rules match, and whether that choice differs from what
+// the same rules pick among their host nodes.
+func virtualChoice(p *corev1.Pod, nodes []*corev1.Node, hostNode func(string) *corev1.Node, vcluster string) (names []string, differ bool) {
+	rules := nodeaffinity.GetRequiredNodeAffinity(p)
+	for _, n := range nodes {
+		if n.Labels[LabelManagedBy] != vcluster {
+			continue
+		}
+		inVirtual, _ := rules.Match(n)
+		inHost := false
+		if h := hostNode(n.Name); h != nil {
+			inHost, _ = rules.Match(h)
+		}
+		if inVirtual {
+			names = append(names, n.Name)
+		}
+		differ = differ || inVirtual != inHost
+	}
+	slices.Sort(names)
+	return names, differ
+}
+
+// pinToNodes replaces a pod spec's node selector and required node affinity
+// with "one of these nodes", by name.
+func pinToNodes(spec *corev1.PodSpec, names []string) {
+	var terms []corev1.NodeSelectorTerm
+	for _, n := range names {
+		// A field requirement on metadata.name takes exactly one value:
+		// terms are ORed, one per node.
+		terms = append(terms, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{
+			{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{n}},
+		}})
+	}
+	if len(terms) == 0 {
+		terms = []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
+			{Key: noVirtualNode, Operator: corev1.NodeSelectorOpExists},
+		}}}
+	}
+	spec.NodeSelector = nil
+	if spec.Affinity == nil {
+		spec.Affinity = &corev1.Affinity{}
+	}
+	if spec.Affinity.NodeAffinity == nil {
+		spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+	}
+	spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: terms}
+}
+
+// placementChanged reports whether a host pod's node rules are not those the
+// virtual cluster wants now. Only a pod the host has not scheduled yet is
+// placed again: its rules are immutable, so the syncer makes it anew.
+func placementChanged(cur, desired *corev1.Pod) bool {
+	return cur.Spec.NodeName == "" && (!equality.Semantic.DeepEqual(cur.Spec.NodeSelector, desired.Spec.NodeSelector) ||
+		!equality.Semantic.DeepEqual(nodeAffinityOf(cur), nodeAffinityOf(desired)))
+}
+
+func nodeAffinityOf(p *corev1.Pod) *corev1.NodeAffinity {
+	if p.Spec.Affinity == nil {
+		return nil
+	}
+	return p.Spec.Affinity.NodeAffinity
+}
