@@ -92,15 +92,17 @@ func (s *Syncer) syncNode(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	desired.Labels = nodeLabels(v, h, s.opts.Name)
+	desired.Labels, desired.Spec.Taints = nodeLabels(v, h, s.opts.Name), nodeTaints(v, h)
 	if !equality.Semantic.DeepEqual(v.Spec.Taints, desired.Spec.Taints) || v.Spec.Unschedulable != desired.Spec.Unschedulable ||
-		!equality.Semantic.DeepEqual(v.Labels, desired.Labels) || v.Annotations[annotationHostLabels] != desired.Annotations[annotationHostLabels] {
+		!equality.Semantic.DeepEqual(v.Labels, desired.Labels) ||
+		v.Annotations[annotationHostLabels] != desired.Annotations[annotationHostLabels] || v.Annotations[annotationHostTaints] != desired.Annotations[annotationHostTaints] {
 		cp := v.DeepCopy()
 		cp.Labels, cp.Spec.Taints, cp.Spec.Unschedulable = desired.Labels, desired.Spec.Taints, desired.Spec.Unschedulable
 		if cp.Annotations == nil {
 			cp.Annotations = map[string]string{}
 		}
 		cp.Annotations[annotationHostLabels] = desired.Annotations[annotationHostLabels]
+		cp.Annotations[annotationHostTaints] = desired.Annotations[annotationHostTaints]
 		if v, err = api.Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
@@ -133,22 +135,23 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// annotationHostLabels on a virtual Node lists the keys of the labels its
-// host node had when last synced, so that one the host drops is dropped too.
-const annotationHostLabels = "vmatrix.io/host-labels"
+// A virtual Node's labels and taints: the host node's, which the host owns,
+// and those the virtual cluster set on other keys, which stay. A test may
+// label or taint a virtual Node to steer its pods; the syncer places them by
+// the virtual Nodes (see place), and the virtual controller manager evicts
+// them for a NoExecute taint. These annotations list the keys the host node
+// had when last synced, so that one the host drops goes too.
+const (
+	annotationHostLabels = "vmatrix.io/host-labels"
+	annotationHostTaints = "vmatrix.io/host-taints"
+)
 
-// nodeLabels are the labels virtual Node v is to have: its host node's,
-// which the host owns, and those the virtual cluster set on other keys,
-// which stay. A test may label a virtual Node to steer its pods, and the
-// syncer places them by those labels (see place).
+// nodeLabels are the labels virtual Node v is to have.
 func nodeLabels(v, h *corev1.Node, vcluster string) map[string]string {
-	before := map[string]bool{}
-	for _, k := range strings.Split(v.Annotations[annotationHostLabels], ",") {
-		before[k] = true
-	}
+	owned := hostOwned(v, annotationHostLabels, slices.Collect(maps.Keys(h.Labels)))
 	out := map[string]string{}
 	for k, val := range v.Labels {
-		if _, ok := h.Labels[k]; !ok && !before[k] {
+		if !owned[k] {
 			out[k] = val
 		}
 	}
@@ -159,9 +162,51 @@ func nodeLabels(v, h *corev1.Node, vcluster string) map[string]string {
 	return out
 }
 
-func hostLabelKeys(h *corev1.Node) string {
-	return strings.Join(slices.Sorted(maps.Keys(h.Labels)), ",")
+// nodeTaints are the taints virtual Node v is to have, but for the
+// lifecycle ones.
+func nodeTaints(v, h *corev1.Node) []corev1.Taint {
+	out := hostTaints(h)
+	owned := hostOwned(v, annotationHostTaints, taintKeys(out))
+	for _, t := range v.Spec.Taints {
+		if !owned[taintKey(t)] && !lifecycleTaints[t.Key] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
+
+// hostOwned is the set of keys the host owns on virtual Node v: those its
+// host node has now and those it had when last synced (in annotation).
+func hostOwned(v *corev1.Node, annotation string, now []string) map[string]bool {
+	owned := map[string]bool{}
+	for _, k := range append(now, strings.Split(v.Annotations[annotation], ",")...) {
+		owned[k] = true
+	}
+	return owned
+}
+
+func taintKey(t corev1.Taint) string { return t.Key + ":" + string(t.Effect) }
+
+func taintKeys(taints []corev1.Taint) []string {
+	var keys []string
+	for _, t := range taints {
+		keys = append(keys, taintKey(t))
+	}
+	return keys
+}
+
+// hostTaints are a host node's taints but for the lifecycle ones.
+func hostTaints(h *corev1.Node) []corev1.Taint {
+	var taints []corev1.Taint
+	for _, t := range h.Spec.Taints {
+		if !lifecycleTaints[t.Key] {
+			taints = append(taints, t)
+		}
+	}
+	return taints
+}
+
+func joinSorted(keys []string) string { return strings.Join(slices.Sorted(slices.Values(keys)), ",") }
 
 // virtualNode is the virtual copy of a host node: its labels, schedulable
 // taints, capacity, addresses and conditions.
@@ -171,12 +216,7 @@ func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
 		labels[k] = v
 	}
 	labels[LabelManagedBy] = vcluster
-	var taints []corev1.Taint
-	for _, t := range h.Spec.Taints {
-		if !lifecycleTaints[t.Key] {
-			taints = append(taints, t)
-		}
-	}
+	taints := hostTaints(h)
 	st := corev1.NodeStatus{
 		Capacity: h.Status.Capacity, Allocatable: h.Status.Allocatable,
 		Addresses: h.Status.Addresses, NodeInfo: h.Status.NodeInfo, DaemonEndpoints: h.Status.DaemonEndpoints,
@@ -186,9 +226,11 @@ func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
 		st.Conditions = append(st.Conditions, *c.DeepCopy())
 	}
 	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels, Annotations: map[string]string{annotationHostLabels: hostLabelKeys(h)}},
-		Spec:       corev1.NodeSpec{Taints: taints, Unschedulable: h.Spec.Unschedulable},
-		Status:     st,
+		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels, Annotations: map[string]string{
+			annotationHostLabels: joinSorted(slices.Collect(maps.Keys(h.Labels))), annotationHostTaints: joinSorted(taintKeys(taints)),
+		}},
+		Spec:   corev1.NodeSpec{Taints: taints, Unschedulable: h.Spec.Unschedulable},
+		Status: st,
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
 )
 
 // noVirtualNode is a node label no node has: a host pod that requires it
@@ -14,19 +16,19 @@ import (
 const noVirtualNode = "vmatrix.io/no-virtual-node-matches"
 
 // place makes the host scheduler choose among the nodes that the virtual
-// cluster's own rules allow. The host scheduler reads the host's node
-// labels; where a virtual Node's labels differ from its host node's (a test
-// labelled the node in the virtual cluster, as the DaemonSet conformance
-// test does) or the virtual pod names its node, the pod's node selector and
-// required node affinity give way to the names of the virtual Nodes they
-// match. Everything else, preferences and pod affinity included, is left to
-// the host.
+// cluster's own rules allow. The host scheduler reads the host's node labels
+// and taints; where a virtual Node's differ from its host node's (a test
+// labelled or tainted the node in the virtual cluster, as the DaemonSet
+// conformance test does) or the virtual pod names its node, the pod's node
+// selector and required node affinity give way to the names of the virtual
+// Nodes it may go to. Everything else, preferences and pod affinity
+// included, is left to the host.
 func (s *Syncer) place(v *corev1.Pod, spec *corev1.PodSpec) {
 	var names []string
 	switch {
 	case v.Spec.NodeName != "":
 		names = []string{v.Spec.NodeName}
-	case s.opts.MirrorAllNodes && s.vInf != nil && hasNodeRules(v):
+	case s.opts.MirrorAllNodes && s.vInf != nil:
 		// Only when every host node is mirrored is the list of virtual
 		// Nodes the whole choice.
 		nodes, _ := s.vInf.Core().V1().Nodes().Lister().List(labels.Everything())
@@ -44,28 +46,24 @@ func (s *Syncer) place(v *corev1.Pod, spec *corev1.PodSpec) {
 	pinToNodes(spec, names)
 }
 
-// hasNodeRules reports whether a pod's node selector or required node
-// affinity restrict the nodes it may run on.
-func hasNodeRules(p *corev1.Pod) bool {
-	a := p.Spec.Affinity
-	return len(p.Spec.NodeSelector) > 0 ||
-		a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
-}
-
 // virtualChoice is the names of the virtual Nodes (of this virtual cluster)
-// whose labels p's rules match, and whether that choice differs from what
-// the same rules pick among their host nodes.
+// that p may go to, by their labels and taints, and whether that choice
+// differs from what the same rules pick among their host nodes.
 func virtualChoice(p *corev1.Pod, nodes []*corev1.Node, hostNode func(string) *corev1.Node, vcluster string) (names []string, differ bool) {
 	rules := nodeaffinity.GetRequiredNodeAffinity(p)
+	fits := func(n *corev1.Node) bool {
+		if n == nil {
+			return false
+		}
+		match, _ := rules.Match(n)
+		_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, p.Spec.Tolerations, keepsPodsOff, false)
+		return match && !untolerated
+	}
 	for _, n := range nodes {
 		if n.Labels[LabelManagedBy] != vcluster {
 			continue
 		}
-		inVirtual, _ := rules.Match(n)
-		inHost := false
-		if h := hostNode(n.Name); h != nil {
-			inHost, _ = rules.Match(h)
-		}
+		inVirtual, inHost := fits(n), fits(hostNode(n.Name))
 		if inVirtual {
 			names = append(names, n.Name)
 		}
@@ -73,6 +71,11 @@ func virtualChoice(p *corev1.Pod, nodes []*corev1.Node, hostNode func(string) *c
 	}
 	slices.Sort(names)
 	return names, differ
+}
+
+// keepsPodsOff: the taints the scheduler heeds.
+func keepsPodsOff(t *corev1.Taint) bool {
+	return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
 }
 
 // pinToNodes replaces a pod spec's node selector and required node affinity

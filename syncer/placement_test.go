@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -33,9 +34,10 @@ spec:
   - {name: c, image: nginx:1.27}
 `
 
-// testNodeLabels labels virtual Nodes, as the DaemonSet conformance test
-// does, and checks that the labels stay and that pods go where they say,
-// though the host's nodes have no such label.
+// testNodeLabels labels and taints virtual Nodes, as the DaemonSet and
+// taint conformance tests do, and checks that the labels and taints stay,
+// that pods go where they say though the host's nodes have no such label,
+// and that a NoExecute taint evicts.
 func (e *virtualEnv) testNodeLabels(t *testing.T) {
 	e.namespace(t, "paint")
 	e.kubectl(t, "", "label", "node", "vmatrix-node-1", "vmatrix.io/test-color=blue")
@@ -59,7 +61,20 @@ func (e *virtualEnv) testNodeLabels(t *testing.T) {
 	}
 	e.kubectl(t, "", "label", "node", "vmatrix-node-2", "vmatrix.io/test-color=green")
 	e.waitOnNode(t, "app!=blue", "vmatrix-node-2")
-	// The label set in the virtual cluster outlives the syncer's node updates.
+	// A NoExecute taint set in the virtual cluster evicts the pod that does
+	// not tolerate it, on both sides.
+	e.kubectl(t, "", "taint", "node", "vmatrix-node-2", "vmatrix.io/test=evict:NoExecute")
+	t.Cleanup(func() { e.kubectl(t, "", "taint", "node", "vmatrix-node-2", "vmatrix.io/test-") })
+	eventually(t, 60*time.Second, "pod green evicted", func(ctx context.Context) (bool, string) {
+		_, err := e.v.CoreV1().Pods("paint").Get(ctx, "green", metav1.GetOptions{})
+		_, herr := hostClient.CoreV1().Pods(e.ns).Get(ctx, "green-x-paint-x-"+e.name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && apierrors.IsNotFound(herr), fmt.Sprintf("virtual: %v, host: %v", err, herr)
+	})
+	// The label and taint set in the virtual cluster outlive the syncer's
+	// node updates.
+	if out := e.kubectl(t, "", "get", "node", "vmatrix-node-2", "-o", "jsonpath={.spec.taints[*].key}"); out != "vmatrix.io/test" {
+		t.Errorf("vmatrix-node-2's taints are %q", out)
+	}
 	out := e.kubectl(t, "", "get", "node", "vmatrix-node-1", "-o", "jsonpath={.metadata.labels.vmatrix\\.io/test-color}")
 	if out != "blue" {
 		t.Errorf("vmatrix-node-1's label is %q, want blue", out)

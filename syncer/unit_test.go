@@ -479,6 +479,25 @@ func TestUnitNodeLabels(t *testing.T) {
 	}
 }
 
+func TestUnitNodeTaints(t *testing.T) {
+	h := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{
+		{Key: "gpu", Effect: corev1.TaintEffectNoSchedule}, {Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute},
+		{Key: "old", Effect: corev1.TaintEffectNoSchedule},
+	}}}
+	v := virtualNode(h, "vc")
+	if len(v.Spec.Taints) != 2 || v.Annotations[annotationHostTaints] != "gpu:NoSchedule,old:NoSchedule" {
+		t.Fatalf("taints %v, annotation %q: want the host's but for not-ready", v.Spec.Taints, v.Annotations[annotationHostTaints])
+	}
+	// The virtual cluster adds a taint and the apiserver's not-ready one;
+	// the host drops one of its own.
+	v.Spec.Taints = append(v.Spec.Taints, corev1.Taint{Key: "evict", Effect: corev1.TaintEffectNoExecute}, corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule})
+	h.Spec.Taints = h.Spec.Taints[:2]
+	got := taintKeys(nodeTaints(v, h))
+	if !slices.Equal(got, []string{"gpu:NoSchedule", "evict:NoExecute"}) {
+		t.Errorf("taints %v", got)
+	}
+}
+
 func TestUnitPlacement(t *testing.T) {
 	node := func(name string, labels map[string]string) *corev1.Node {
 		l := map[string]string{LabelManagedBy: "vc"}
@@ -502,12 +521,26 @@ func TestUnitPlacement(t *testing.T) {
 		{map[string]string{"color": "blue"}, []string{"n1", "n2"}, true}, // virtual labels only
 		{map[string]string{"color": "green"}, nil, false},                // no node on either side
 		{map[string]string{"color": "blue", "disk": "ssd"}, []string{"n2"}, true},
+		{nil, []string{"n0", "n1", "n2"}, false}, // no rules, no taints
 	} {
 		names, differ := virtualChoice(pod(c.selector), virtual, hostNode, "vc")
 		if !slices.Equal(names, c.names) || differ != c.differ {
 			t.Errorf("selector %v: nodes %v differ %v, want %v %v", c.selector, names, differ, c.names, c.differ)
 		}
 	}
+
+	// A taint set in the virtual cluster keeps off the pods that do not
+	// tolerate it.
+	virtual[0].Spec.Taints = []corev1.Taint{{Key: "dedicated", Effect: corev1.TaintEffectNoSchedule}}
+	if names, differ := virtualChoice(pod(nil), virtual, hostNode, "vc"); !slices.Equal(names, []string{"n1", "n2"}) || !differ {
+		t.Errorf("a taint on n0: nodes %v, differ %v", names, differ)
+	}
+	tolerant := pod(nil)
+	tolerant.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}
+	if names, differ := virtualChoice(tolerant, virtual, hostNode, "vc"); len(names) != 3 || differ {
+		t.Errorf("a pod that tolerates the taint on n0: nodes %v, differ %v", names, differ)
+	}
+	virtual[0].Spec.Taints = nil
 
 	// A pod pinned to the virtual choice keeps its preferences.
 	p := pod(map[string]string{"color": "blue"})

@@ -20,7 +20,7 @@ func conformanceCommand(manager func() *local.Manager) *cobra.Command {
 	var spec, focus, skip, subset, out, reportDir string
 	var procs int
 	var timeout time.Duration
-	var fromReports bool
+	var fromReports, update bool
 	cmd := &cobra.Command{
 		Use:   "conformance --versions SPEC [--out FILE]",
 		Short: "Run the upstream Kubernetes conformance suite against a virtual cluster of each version",
@@ -49,8 +49,11 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 			if err != nil {
 				return usageError{err}
 			}
-			if fromReports && reportDir == "" {
-				return usageError{fmt.Errorf("--from-reports needs --report-dir: the folder of the earlier runs")}
+			if (fromReports || update) && reportDir == "" {
+				return usageError{fmt.Errorf("--from-reports and --update need --report-dir: the folder of the earlier runs")}
+			}
+			if update && (focus == "" || fromReports) {
+				return usageError{fmt.Errorf("--update runs the --focus specs again: give --focus, and not --from-reports")}
 			}
 			keep := reportDir != ""
 			if !keep {
@@ -64,10 +67,16 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 			for _, v := range versions {
 				opts := conformance.Options{Focus: focus, Skip: skip, Procs: procs, Timeout: timeout, Dir: filepath.Join(reportDir, v.String()), Out: os.Stderr}
 				var res *conformance.Result
-				if fromReports {
+				switch {
+				case fromReports:
 					res, err = conformance.ReadRun(v.String(), opts.Dir, opts)
-				} else {
-					res, err = runConformance(ctx, m, v, opts)
+				case update:
+					if err := conformance.HasRun(v.String(), opts.Dir); err != nil {
+						return usageError{err}
+					}
+					res, err = runConformance(ctx, m, v, opts, conformance.Update)
+				default:
+					res, err = runConformance(ctx, m, v, opts, conformance.Run)
 				}
 				if err != nil {
 					return fmt.Errorf("%s: %w (logs in %s)", v, err, reportDir)
@@ -78,7 +87,7 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 				results = append(results, res)
 			}
 			command := "vmatrix conformance " + strings.Join(os.Args[2:], " ")
-			if fromReports {
+			if fromReports || update {
 				// What reproduces the table is the runs, not this reading of them.
 				command = "vmatrix conformance --versions " + spec
 			}
@@ -102,13 +111,15 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 	cmd.Flags().IntVar(&procs, "procs", 0, "specs run at once (default: twice the cores)")
 	cmd.Flags().StringVar(&out, "out", "conformance.md", "the Markdown results")
 	cmd.Flags().BoolVar(&fromReports, "from-reports", false, "run nothing: write the results from the reports of earlier runs in --report-dir (one folder per version)")
+	cmd.Flags().BoolVar(&update, "update", false, "run the --focus specs again and put their outcome in place of the full run's in --report-dir")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "", "keep the suite's output and JSON report here (default: a temporary folder, kept if a spec fails)")
 	return cmd
 }
 
 // runConformance runs the suite of version on a virtual cluster of its own,
 // deleted afterwards.
-func runConformance(ctx context.Context, m *local.Manager, v k8sdist.Version, opts conformance.Options) (*conformance.Result, error) {
+func runConformance(ctx context.Context, m *local.Manager, v k8sdist.Version, opts conformance.Options,
+	run func(context.Context, string, conformance.Options) (*conformance.Result, error)) (*conformance.Result, error) {
 	var err error
 	if opts.Suite, err = m.Source.E2E(ctx, v); err != nil {
 		return nil, err
@@ -121,7 +132,7 @@ func runConformance(ctx context.Context, m *local.Manager, v k8sdist.Version, op
 	if opts.Kubeconfig, err = m.Kubeconfig(name); err != nil {
 		return nil, err
 	}
-	return conformance.Run(ctx, v.String(), opts)
+	return run(ctx, v.String(), opts)
 }
 
 func subsetNames() []string {

@@ -4,15 +4,20 @@
 package conformance
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +64,9 @@ type Result struct {
 	Version  string        `json:"version"`
 	Duration time.Duration `json:"duration"`
 	Specs    []Spec        `json:"specs"`
+	// Updates are the focuses of the later runs (Update) whose outcomes
+	// replace the full run's for the specs they ran, oldest first.
+	Updates []string `json:"updates,omitempty"`
 }
 
 // Counts tallies the specs of one SIG ("" for all).
@@ -136,14 +144,94 @@ func Run(ctx context.Context, version string, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// ReadRun reads the outcome of an earlier Run of version whose Dir was dir.
+// ReadRun reads the outcome of an earlier Run of version whose Dir was dir,
+// with the outcomes of the Updates saved there since in place of the run's.
 func ReadRun(version, dir string, opts Options) (*Result, error) {
 	res, err := ReadReport(filepath.Join(dir, "report.json"), opts.Selected)
 	if err != nil {
 		return nil, err
 	}
 	res.Version = version
+	updates, err := filepath.Glob(filepath.Join(dir, updatePrefix+"*", updateFile))
+	if err != nil {
+		return nil, err
+	}
+	// update-1, update-2, ... update-10: in the order they were made.
+	slices.SortFunc(updates, func(a, b string) int { return cmp.Compare(len(a), len(b))*2 + cmp.Compare(a, b) })
+	for _, path := range updates {
+		var u Result
+		data, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(data, &u)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("an update of %s: %w", version, err)
+		}
+		res.merge(&u)
+	}
 	return res, nil
+}
+
+const (
+	updatePrefix = "update-"
+	updateFile   = "result.json"
+)
+
+// Update runs the specs of opts.Focus again, after a full Run whose Dir
+// is opts.Dir, and saves their outcome there for ReadRun, which then gives
+// the full run's result with these specs' outcomes replaced: a fix is
+// checked on the specs it concerns without the hours of a full run.
+func Update(ctx context.Context, version string, opts Options) (*Result, error) {
+	if opts.Focus == "" {
+		return nil, fmt.Errorf("an update needs a focus: the specs to run again")
+	}
+	if err := HasRun(version, opts.Dir); err != nil {
+		return nil, err
+	}
+	full := opts.Dir
+	for n := 1; ; n++ {
+		opts.Dir = filepath.Join(full, updatePrefix+strconv.Itoa(n))
+		if _, err := os.Stat(opts.Dir); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	res, err := Run(ctx, version, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.Updates = []string{opts.Focus}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(opts.Dir, updateFile), data, 0o644); err != nil {
+		return nil, err
+	}
+	return ReadRun(version, full, Options{})
+}
+
+// HasRun says whether dir holds a full run of version to update.
+func HasRun(version, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
+		return fmt.Errorf("no full run of %s to update in %s", version, dir)
+	}
+	return nil
+}
+
+// merge puts the outcomes of update u in place of r's for the specs u ran.
+func (r *Result) merge(u *Result) {
+	at := map[string]int{}
+	for i, s := range r.Specs {
+		at[s.Name] = i
+	}
+	for _, s := range u.Specs {
+		if i, ok := at[s.Name]; ok {
+			r.Specs[i] = s
+		} else {
+			r.Specs = append(r.Specs, s)
+		}
+	}
+	r.Updates = append(r.Updates, u.Updates...)
 }
 
 var sigPattern = regexp.MustCompile(`\[(sig-[a-z-]+)\]`)

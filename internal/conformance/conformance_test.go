@@ -1,7 +1,9 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +67,55 @@ func TestReadReportAndMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("the Markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// Updates saved beside a full run replace its outcomes for the specs they
+// ran, the later update winning, and the Markdown names them.
+func TestUpdatesReplaceTheFullRunsOutcome(t *testing.T) {
+	dir := t.TempDir()
+	full := []types.Report{{RunTime: time.Hour, SpecReports: types.SpecReports{
+		{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{"[sig-apps] Daemon set"}, LeafNodeText: "should run and stop complex daemon [Conformance]", State: types.SpecStateFailed},
+		{LeafNodeType: types.NodeTypeIt, ContainerHierarchyTexts: []string{"[sig-apps] Job"}, LeafNodeText: "should delete a job [Conformance]", State: types.SpecStatePassed},
+	}}}
+	write := func(path string, v any) {
+		data, err := json.Marshal(v)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(path), 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(path, data, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "report.json"), full)
+	daemon := "[sig-apps] Daemon set should run and stop complex daemon [Conformance]"
+	// Ten updates, so that update-10 must sort after update-9.
+	for n := 1; n <= 10; n++ {
+		state := "failed"
+		if n == 10 {
+			state = "passed"
+		}
+		write(filepath.Join(dir, fmt.Sprintf("update-%d", n), "result.json"),
+			Result{Specs: []Spec{{SIG: "sig-apps", Name: daemon, State: state}}, Updates: []string{fmt.Sprintf("daemon %d", n)}})
+	}
+	res, err := ReadRun("v1.37.2", dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, f, _, _ := res.Counts(""); p != 2 || f != 0 || len(res.Specs) != 2 || res.Duration != time.Hour {
+		t.Errorf("%d passed, %d failed of %d specs in %s: want the last update's outcome in place of the full run's", p, f, len(res.Specs), res.Duration)
+	}
+	if len(res.Updates) != 10 || res.Updates[9] != "daemon 10" {
+		t.Errorf("updates %v", res.Updates)
+	}
+	if md := Markdown([]*Result{res}, "vmatrix conformance --versions 1.37"); !strings.Contains(md, "- `daemon 10`") {
+		t.Errorf("the Markdown does not name the updates:\n%s", md)
+	}
+	if _, err := Update(context.Background(), "v1.37.2", Options{Dir: t.TempDir(), Focus: "x"}); err == nil || !strings.Contains(err.Error(), "no full run") {
+		t.Errorf("an update with no full run: %v", err)
 	}
 }
 

@@ -20,7 +20,15 @@ func Markdown(results []*Result, command string) string {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", r.Version, p, f, o, s, r.Duration.Round(time.Second))
 	}
 	for _, r := range results {
-		fmt.Fprintf(&b, "\n## %s\n\n| SIG | passed | failed | skipped on purpose | skipped by the suite |\n|---|---|---|---|---|\n", r.Version)
+		fmt.Fprintf(&b, "\n## %s\n\n", r.Version)
+		if len(r.Updates) > 0 {
+			fmt.Fprintf(&b, "After the full run, these specs ran again, with `vmatrix conformance --versions %s --report-dir DIR --update --focus F`; their outcome here is the later one:\n\n", r.Version)
+			for _, f := range r.Updates {
+				fmt.Fprintf(&b, "- `%s`\n", escape(f))
+			}
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "| SIG | passed | failed | skipped on purpose | skipped by the suite |\n|---|---|---|---|---|\n")
 		var sigs []string
 		for _, s := range r.Specs {
 			if !slices.Contains(sigs, s.SIG) {
