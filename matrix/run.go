@@ -22,23 +22,27 @@ import (
 	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
+// Version is a Kubernetes release (the same type as framework.Version), so
+// that a program of its own can implement Clusters.
+type Version = k8sdist.Version
+
 // Cluster is a virtual cluster the runner runs a command against.
 type Cluster struct {
 	Name       string
-	Version    k8sdist.Version
+	Version    Version
 	Kubeconfig string
 }
 
 // Clusters provides one cluster per version and takes it back afterwards.
 type Clusters interface {
-	Acquire(ctx context.Context, v k8sdist.Version) (Cluster, error)
+	Acquire(ctx context.Context, v Version) (Cluster, error)
 	Release(ctx context.Context, c Cluster) error
 }
 
 // Upgrader is what Clusters also does for a run along an upgrade path:
 // upgrade a cluster it provided, in place, to the next version.
 type Upgrader interface {
-	Upgrade(ctx context.Context, c Cluster, v k8sdist.Version) (Cluster, error)
+	Upgrade(ctx context.Context, c Cluster, v Version) (Cluster, error)
 }
 
 // DeprecatedAPI is a deprecated API the command called.
@@ -52,7 +56,7 @@ type Exporter interface {
 
 // RunOptions says what to run and how.
 type RunOptions struct {
-	Versions []k8sdist.Version
+	Versions []Version
 	// Command runs once per version, with KUBECONFIG, VMATRIX_KUBERNETES_VERSION
 	// and VMATRIX_CLUSTER set. `go test` gets -json added, so each Go test is
 	// reported; its output is still shown as go test prints it.
@@ -157,7 +161,7 @@ func (r *Report) finish() *Report {
 
 // CheckUpgradePath says whether versions, in order, can be one cluster's
 // in-place upgrades, one minor at a time.
-func CheckUpgradePath(versions []k8sdist.Version) error {
+func CheckUpgradePath(versions []Version) error {
 	for i := 1; i < len(versions); i++ {
 		if err := k8sdist.CheckUpgrade(versions[i-1], versions[i]); err != nil {
 			return fmt.Errorf("upgrade path: %w", err)
@@ -170,7 +174,7 @@ func CheckUpgradePath(versions []k8sdist.Version) error {
 // upgrading it in place between runs. A failed upgrade ends the path.
 func runUpgradePath(ctx context.Context, clusters Clusters, opts RunOptions, results []*VersionResult, out io.Writer) {
 	first := opts.Versions[0]
-	sayFor := func(v k8sdist.Version) func(string, ...any) {
+	sayFor := func(v Version) func(string, ...any) {
 		return func(format string, args ...any) { fmt.Fprintf(out, "[%s] %s\n", v, fmt.Sprintf(format, args...)) }
 	}
 	cancelRest := func(from int, why string) {
@@ -226,7 +230,7 @@ func runUpgradePath(ctx context.Context, clusters Clusters, opts RunOptions, res
 	}
 }
 
-func runVersion(ctx context.Context, clusters Clusters, v k8sdist.Version, opts RunOptions, res *VersionResult, out io.Writer) {
+func runVersion(ctx context.Context, clusters Clusters, v Version, opts RunOptions, res *VersionResult, out io.Writer) {
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
 	last := ""

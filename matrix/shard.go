@@ -43,11 +43,11 @@ func ParseShard(s string) (k, n int, err error) {
 // set of versions, not on the order of the spec, so every job of a CI
 // matrix that resolves the same spec takes a different share and together
 // they take each version once.
-func Shard(versions []k8sdist.Version, k, n int) []k8sdist.Version {
+func Shard(versions []Version, k, n int) []Version {
 	sorted := slices.Clone(versions)
 	slices.SortFunc(sorted, k8sdist.Compare)
 	sorted = slices.Compact(sorted)
-	var out []k8sdist.Version
+	var out []Version
 	for i, v := range sorted {
 		if i%n == k-1 {
 			out = append(out, v)

@@ -20,7 +20,7 @@ import (
 //	latest-3    the three newest minors ("latest" alone: the newest)
 //	+1.34       add (the same as 1.34)
 //	-1.36       remove what the terms before it selected of 1.36
-func Resolve(ctx context.Context, spec string) ([]k8sdist.Version, error) {
+func Resolve(ctx context.Context, spec string) ([]Version, error) {
 	releases, err := k8sdist.Releases(ctx)
 	if err != nil {
 		return nil, err
@@ -29,12 +29,12 @@ func Resolve(ctx context.Context, spec string) ([]k8sdist.Version, error) {
 }
 
 // resolve is Resolve against a given list of releases.
-func resolve(spec string, releases []k8sdist.Version) ([]k8sdist.Version, error) {
+func resolve(spec string, releases []Version) ([]Version, error) {
 	if strings.TrimSpace(spec) == "" {
 		return nil, errors.New("empty version spec: want e.g. 1.35,1.36,1.37 or 1.33-1.37 or latest-3")
 	}
 	newest := newestPatches(releases)
-	var out []k8sdist.Version
+	var out []Version
 	for _, term := range strings.Split(spec, ",") {
 		term = strings.TrimSpace(term)
 		remove := strings.HasPrefix(term, "-")
@@ -43,8 +43,8 @@ func resolve(spec string, releases []k8sdist.Version) ([]k8sdist.Version, error)
 			return nil, fmt.Errorf("version spec %q: %w", spec, err)
 		}
 		if remove {
-			out = slices.DeleteFunc(out, func(v k8sdist.Version) bool {
-				return slices.ContainsFunc(vs, func(r k8sdist.Version) bool { return sameRelease(term[1:], r, v) })
+			out = slices.DeleteFunc(out, func(v Version) bool {
+				return slices.ContainsFunc(vs, func(r Version) bool { return sameRelease(term[1:], r, v) })
 			})
 			continue
 		}
@@ -59,14 +59,14 @@ func resolve(spec string, releases []k8sdist.Version) ([]k8sdist.Version, error)
 
 // sameRelease reports whether v is what a removal term written as term means
 // by r: the whole minor when the term names no patch.
-func sameRelease(term string, r, v k8sdist.Version) bool {
+func sameRelease(term string, r, v Version) bool {
 	if strings.Count(strings.TrimPrefix(term, "v"), ".") == 2 {
 		return r == v
 	}
 	return r.Major == v.Major && r.Minor == v.Minor
 }
 
-func resolveTerm(term string, releases, newest []k8sdist.Version) ([]k8sdist.Version, error) {
+func resolveTerm(term string, releases, newest []Version) ([]Version, error) {
 	switch {
 	case term == "":
 		return nil, errors.New("empty term")
@@ -95,7 +95,7 @@ func resolveTerm(term string, releases, newest []k8sdist.Version) ([]k8sdist.Ver
 		if to.Less(from) {
 			return nil, fmt.Errorf("range %q runs backwards", term)
 		}
-		var out []k8sdist.Version
+		var out []Version
 		for _, v := range newest {
 			if v.Major == from.Major && v.Minor >= from.Minor && v.Minor <= to.Minor {
 				out = append(out, v)
@@ -107,13 +107,13 @@ func resolveTerm(term string, releases, newest []k8sdist.Version) ([]k8sdist.Ver
 		if err != nil {
 			return nil, err
 		}
-		return []k8sdist.Version{v}, nil
+		return []Version{v}, nil
 	}
 }
 
 // newestPatches is the newest patch of every minor, oldest minor first.
-func newestPatches(releases []k8sdist.Version) []k8sdist.Version {
-	var out []k8sdist.Version
+func newestPatches(releases []Version) []Version {
+	var out []Version
 	for _, v := range releases {
 		if n := len(out); n > 0 && out[n-1].Major == v.Major && out[n-1].Minor == v.Minor {
 			out[n-1] = v
