@@ -21,7 +21,9 @@ func (f fileClusters) Acquire(ctx context.Context, v matrix.Version) (matrix.Clu
 	return matrix.Cluster{Name: "c" + v.String(), Version: v, Kubeconfig: path}, os.WriteFile(path, []byte("{}"), 0o600)
 }
 
-func (f fileClusters) Release(ctx context.Context, c matrix.Cluster) error { return os.Remove(c.Kubeconfig) }
+func (f fileClusters) Release(ctx context.Context, c matrix.Cluster) error {
+	return os.Remove(c.Kubeconfig)
+}
 
 func TestClustersFromOutside(t *testing.T) {
 	dir := t.TempDir()
