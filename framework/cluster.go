@@ -17,7 +17,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/deprecated"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 // TestNamespaceLabel marks the namespaces that NewNamespace makes. Resetting a
@@ -34,7 +34,7 @@ type VirtualCluster struct {
 	mu         sync.Mutex
 	isReady    bool
 	version    k8sdist.Version
-	inner      *vcluster.VCluster // nil for a cluster attached by reuse
+	inner      *virtual.Cluster // nil for a cluster attached by reuse
 	attached   bool
 	kubeconfig string
 	config     *rest.Config
@@ -231,7 +231,7 @@ func (vc *VirtualCluster) PIDs() map[string]int {
 }
 
 // own is the running cluster, if this process created it.
-func (vc *VirtualCluster) own() *vcluster.VCluster {
+func (vc *VirtualCluster) own() *virtual.Cluster {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	return vc.inner

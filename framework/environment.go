@@ -17,7 +17,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -289,7 +289,7 @@ func (c *creation) startControlPlane(ctx context.Context) (bool, error) {
 	if err := os.MkdirAll(vc.dir, 0o700); err != nil {
 		return false, err
 	}
-	inner, err := startCluster(ctx, vcluster.Config{
+	inner, err := startCluster(ctx, virtual.Config{
 		Name: vc.name, Dir: vc.dir, Version: c.v, Binaries: c.bins, Host: c.h, Backend: e.opts.storage, Flags: e.opts.flagsFor(c.v).Merge(c.co.flags),
 		Syncer: func(o *syncer.Options) {
 			o.AllowPrivileged, o.Sync = e.opts.syncer.AllowPrivileged, e.opts.syncer.Sync
@@ -319,9 +319,9 @@ func (c *creation) startControlPlane(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// startCluster is vcluster.Start, held in a variable so that a test can make
+// startCluster is virtual.Start, held in a variable so that a test can make
 // a start outlast a Destroy that gave up waiting for it.
-var startCluster = vcluster.Start
+var startCluster = virtual.Start
 
 // reserve claims a name for a cluster being created, so that Destroy knows of
 // it from the first moment (a create cut short still has a folder to remove).

@@ -24,7 +24,7 @@ import (
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
 	"github.com/vmatrix/vmatrix/internal/proc"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -303,7 +303,7 @@ func TestCreateFinishingAfterDestroy(t *testing.T) {
 	fault(t, "a create that finishes after Destroy gave up waiting for it")
 	started, release := make(chan struct{}), make(chan struct{})
 	real := *framework.StartCluster
-	*framework.StartCluster = func(ctx context.Context, cfg vcluster.Config) (*vcluster.VCluster, error) {
+	*framework.StartCluster = func(ctx context.Context, cfg virtual.Config) (*virtual.Cluster, error) {
 		vc, err := real(ctx, cfg)
 		close(started)
 		<-release // past the Destroy, as a start that ignores its context would be

@@ -15,7 +15,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/testkit"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -77,7 +77,7 @@ func binaries(ctx context.Context, version string) (k8sdist.Version, k8sdist.Bin
 // startVirtual starts a virtual cluster of version on the test host, its
 // syncer configured by opts; the cleanup stops it (which also empties its
 // host namespace).
-func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Options)) *vcluster.VCluster {
+func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Options)) *virtual.Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -85,7 +85,7 @@ func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Optio
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: testHost}
+	cfg := virtual.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: testHost}
 	if len(opts) > 0 {
 		cfg.Syncer = func(o *syncer.Options) {
 			for _, opt := range opts {
@@ -93,7 +93,7 @@ func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Optio
 			}
 		}
 	}
-	vc, err := vcluster.Start(ctx, cfg)
+	vc, err := virtual.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -47,7 +47,7 @@ func TestSync(t *testing.T) {
 }
 
 type virtualEnv struct {
-	vc   *vcluster.VCluster
+	vc   *virtual.Cluster
 	v    kubernetes.Interface
 	ns   string // host namespace
 	name string

@@ -26,7 +26,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 // Config says what to measure and how often.
@@ -238,7 +238,7 @@ func (e *env) floor(ctx context.Context, v k8sdist.Version) (Stat, error) {
 }
 
 // start starts one virtual cluster and returns it with its time to ready.
-func (e *env) start(ctx context.Context, v k8sdist.Version) (*vcluster.VCluster, float64, error) {
+func (e *env) start(ctx context.Context, v k8sdist.Version) (*virtual.Cluster, float64, error) {
 	bins, err := e.src.Kubernetes(ctx, v)
 	if err != nil {
 		return nil, 0, err
@@ -246,13 +246,13 @@ func (e *env) start(ctx context.Context, v k8sdist.Version) (*vcluster.VCluster,
 	e.n++
 	name := fmt.Sprintf("bench-%d", e.n)
 	start := time.Now()
-	vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: e.dir(name), Version: v, Binaries: bins, Host: e.host})
+	vc, err := virtual.Start(ctx, virtual.Config{Name: name, Dir: e.dir(name), Version: v, Binaries: bins, Host: e.host})
 	return vc, time.Since(start).Seconds(), err
 }
 
 // teardown stops a cluster and verifies that none of its processes, its port
 // or its folder is left.
-func teardown(vc *vcluster.VCluster, dir string) error {
+func teardown(vc *virtual.Cluster, dir string) error {
 	pids, port := vc.PIDs(), vc.Port()
 	if err := vc.Stop(); err != nil {
 		return err
@@ -296,7 +296,7 @@ func (e *env) createAndTeardown(ctx context.Context, v k8sdist.Version, res *Res
 func (e *env) matrix(ctx context.Context, versions []k8sdist.Version, res *Results) error {
 	var walls, teardowns []float64
 	for i := 0; i < e.cfg.Runs; i++ {
-		vcs := make([]*vcluster.VCluster, len(versions))
+		vcs := make([]*virtual.Cluster, len(versions))
 		errs := make([]error, len(versions))
 		var wg sync.WaitGroup
 		var mu sync.Mutex // e.n
@@ -311,7 +311,7 @@ func (e *env) matrix(ctx context.Context, versions []k8sdist.Version, res *Resul
 				mu.Unlock()
 				bins, err := e.src.Kubernetes(ctx, v)
 				if err == nil {
-					vcs[j], err = vcluster.Start(ctx, vcluster.Config{Name: name, Dir: e.dir(name), Version: v, Binaries: bins, Host: e.host})
+					vcs[j], err = virtual.Start(ctx, virtual.Config{Name: name, Dir: e.dir(name), Version: v, Binaries: bins, Host: e.host})
 				}
 				errs[j] = err
 			}()
@@ -408,7 +408,7 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 // as the first, or DensityMax is reached, then tears them all down.
 func (e *env) density(ctx context.Context, v k8sdist.Version) (d *Density, err error) {
 	d = &Density{StoppedBecause: fmt.Sprintf("reached the limit of %d", e.cfg.DensityMax), Limited: true}
-	var vcs []*vcluster.VCluster
+	var vcs []*virtual.Cluster
 	defer func() {
 		for _, vc := range vcs {
 			err = errors.Join(err, teardown(vc, e.dir(vc.Name())))

@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -21,7 +21,7 @@ import (
 
 // up creates the clusters of `vmatrix up` in parallel; running ones of the
 // same name and version are kept.
-func up(ctx context.Context, m *local.Manager, versions []k8sdist.Version, cfg matrix.Config) ([]state.Record, error) {
+func up(ctx context.Context, m *supervisor.Manager, versions []k8sdist.Version, cfg matrix.Config) ([]state.Record, error) {
 	backend, err := configBackend(cfg)
 	if err != nil {
 		return nil, err
@@ -30,11 +30,11 @@ func up(ctx context.Context, m *local.Manager, versions []k8sdist.Version, cfg m
 	g, ctx := errgroup.WithContext(ctx)
 	for i, v := range versions {
 		g.Go(func() error {
-			if rec, ok := m.Running(local.UpName(v), v); ok {
+			if rec, ok := m.Running(supervisor.UpName(v), v); ok {
 				recs[i] = rec
 				return nil
 			}
-			rec, err := m.Create(ctx, local.CreateOptions{Name: local.UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, Flags: cfg.FlagsFor(v.String()), Backend: backend})
+			rec, err := m.Create(ctx, supervisor.CreateOptions{Name: supervisor.UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, Flags: cfg.FlagsFor(v.String()), Backend: backend})
 			recs[i] = rec
 			return err
 		})
@@ -45,7 +45,7 @@ func up(ctx context.Context, m *local.Manager, versions []k8sdist.Version, cfg m
 // matrixClusters gives `vmatrix run` its clusters: those of `vmatrix up` when
 // they run, else clusters of its own, owned by this process and deleted after.
 type matrixClusters struct {
-	M *local.Manager
+	M *supervisor.Manager
 	// Config gives the node count of a host this run starts and per-version
 	// apiserver flags.
 	Config matrix.Config
@@ -71,15 +71,15 @@ var _ interface {
 } = matrixClusters{}
 
 func (c matrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.Cluster, error) {
-	if rec, ok := c.M.Running(local.UpName(v), v); ok && !c.Fresh {
+	if rec, ok := c.M.Running(supervisor.UpName(v), v); ok && !c.Fresh {
 		return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
 	}
-	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(local.UpName(v), "up-"))
+	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(supervisor.UpName(v), "up-"))
 	backend, err := configBackend(c.Config)
 	if err != nil {
 		return matrix.Cluster{}, err
 	}
-	rec, err := c.M.Create(ctx, local.CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, Flags: c.Config.FlagsFor(v.String()), Backend: backend})
+	rec, err := c.M.Create(ctx, supervisor.CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid(), HostNodes: c.Config.Nodes, Flags: c.Config.FlagsFor(v.String()), Backend: backend})
 	if err != nil {
 		return matrix.Cluster{}, err
 	}

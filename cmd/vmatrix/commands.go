@@ -19,10 +19,10 @@ import (
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
-	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -42,7 +42,7 @@ Exit codes:
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&stateDir, "state-dir", "", "where cluster state lives (default $VMATRIX_STATE_DIR, $XDG_STATE_HOME/vmatrix or ~/.local/state/vmatrix)")
-	manager := func() *local.Manager {
+	manager := func() *supervisor.Manager {
 		r := state.DefaultRoot()
 		if stateDir != "" {
 			r = state.Root(stateDir)
@@ -52,7 +52,7 @@ Exit codes:
 		if abs, err := filepath.Abs(string(r)); err == nil {
 			r = state.Root(abs)
 		}
-		return &local.Manager{Root: r, Log: os.Stderr, Source: k8sdist.Source{Log: os.Stderr}}
+		return &supervisor.Manager{Root: r, Log: os.Stderr, Source: k8sdist.Source{Log: os.Stderr}}
 	}
 	root.AddCommand(
 		inClusterCreate(createCommand(manager)), inClusterDelete(deleteCommand(manager)), listCommand(manager), upgradeCommand(manager), renderCommand(), controlplaneCommand(),
@@ -70,8 +70,8 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func createCommand(manager func() *local.Manager) *cobra.Command {
-	var opts local.CreateOptions
+func createCommand(manager func() *supervisor.Manager) *cobra.Command {
+	var opts supervisor.CreateOptions
 	var flags func() controlplane.Flags
 	var backend, dsn string
 	var merge, switchContext bool
@@ -132,7 +132,7 @@ func createCommand(manager func() *local.Manager) *cobra.Command {
 	return cmd
 }
 
-func deleteCommand(manager func() *local.Manager) *cobra.Command {
+func deleteCommand(manager func() *supervisor.Manager) *cobra.Command {
 	return &cobra.Command{
 		Use:               "delete NAME...",
 		Short:             "Delete virtual clusters (and their vmatrix-NAME context, if merged); the embedded host stops with the last one",
@@ -176,7 +176,7 @@ func deleteCommand(manager func() *local.Manager) *cobra.Command {
 	}
 }
 
-func upgradeCommand(manager func() *local.Manager) *cobra.Command {
+func upgradeCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var version string
 	cmd := &cobra.Command{
 		Use:   "upgrade NAME --version VERSION",
@@ -231,7 +231,7 @@ func restarts(n map[string]int) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-func kubeconfigCommand(manager func() *local.Manager) *cobra.Command {
+func kubeconfigCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var merge, switchContext, print bool
 	cmd := &cobra.Command{
 		Use:   "kubeconfig NAME [--merge [--switch-context] | --print]",
@@ -289,7 +289,7 @@ func mergeKubeconfig(cmd *cobra.Command, path, name string, switchContext bool) 
 	return nil
 }
 
-func exportCommand(manager func() *local.Manager) *cobra.Command {
+func exportCommand(manager func() *supervisor.Manager) *cobra.Command {
 	cmd := &cobra.Command{Use: "export", Short: "Export what a running virtual cluster holds, for a bug report or a CI artifact"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "logs NAME [DIR]",
@@ -323,7 +323,7 @@ func exportCommand(manager func() *local.Manager) *cobra.Command {
 	return cmd
 }
 
-func hostCommand(manager func() *local.Manager) *cobra.Command {
+func hostCommand(manager func() *supervisor.Manager) *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "The embedded host cluster"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "kubeconfig",
@@ -437,7 +437,7 @@ func versionsCommand() *cobra.Command {
 
 // The supervisors are started by create; they are not for users.
 
-func serveClusterCommand(manager func() *local.Manager) *cobra.Command {
+func serveClusterCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:    "serve-cluster --dir DIR",
@@ -446,7 +446,7 @@ func serveClusterCommand(manager func() *local.Manager) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			return local.ServeCluster(ctx, manager().Root, dir, local.ReadyPipe())
+			return supervisor.ServeCluster(ctx, manager().Root, dir, supervisor.ReadyPipe())
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "the cluster's state folder")
@@ -463,7 +463,7 @@ func serveHostCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			return local.ServeHost(ctx, dir, nodes, local.ReadyPipe())
+			return supervisor.ServeHost(ctx, dir, nodes, supervisor.ReadyPipe())
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "the host's state folder")

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 )
 
 // Shell completion: cobra's `vmatrix completion bash|zsh|fish|powershell`
@@ -17,7 +17,7 @@ import (
 
 // completeClusters completes the names of the state directory's clusters,
 // up to max of them per command line (-1: any number), each once.
-func completeClusters(manager func() *local.Manager, max int) cobra.CompletionFunc {
+func completeClusters(manager func() *supervisor.Manager, max int) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if max >= 0 && len(args) >= max {
 			return nil, cobra.ShellCompDirectiveNoFileComp

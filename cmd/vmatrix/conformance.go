@@ -12,11 +12,11 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/conformance"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
-func conformanceCommand(manager func() *local.Manager) *cobra.Command {
+func conformanceCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var spec, focus, skip, subset, out, reportDir string
 	var procs int
 	var timeout time.Duration
@@ -118,14 +118,14 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 
 // runConformance runs the suite of version on a virtual cluster of its own,
 // deleted afterwards.
-func runConformance(ctx context.Context, m *local.Manager, v k8sdist.Version, opts conformance.Options,
+func runConformance(ctx context.Context, m *supervisor.Manager, v k8sdist.Version, opts conformance.Options,
 	run func(context.Context, string, conformance.Options) (*conformance.Result, error)) (*conformance.Result, error) {
 	var err error
 	if opts.Suite, err = m.Source.E2E(ctx, v); err != nil {
 		return nil, err
 	}
 	name := fmt.Sprintf("conformance-%d-%d-%d", os.Getpid(), v.Major, v.Minor)
-	if _, err := m.Create(ctx, local.CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid()}); err != nil {
+	if _, err := m.Create(ctx, supervisor.CreateOptions{Name: name, Version: v.String(), Owner: os.Getpid()}); err != nil {
 		return nil, err
 	}
 	defer m.Delete(context.WithoutCancel(ctx), name)

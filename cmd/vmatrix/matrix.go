@@ -11,9 +11,9 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -45,7 +45,7 @@ func addComponentFlags(cfg *matrix.Config, f controlplane.Flags) error {
 	return nil
 }
 
-func runCommand(manager func() *local.Manager) *cobra.Command {
+func runCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var spec, upgradePath, reportDir, configPath, shard string
 	var dryRun bool
 	var components func() controlplane.Flags
@@ -180,7 +180,7 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 				}
 				ts.follow(m, func(cluster string) string {
 					for _, v := range versions {
-						if strings.HasSuffix(cluster, "-"+strings.TrimPrefix(local.UpName(v), "up-")) {
+						if strings.HasSuffix(cluster, "-"+strings.TrimPrefix(supervisor.UpName(v), "up-")) {
 							return v.String()
 						}
 					}
@@ -287,7 +287,7 @@ func (prefixWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func upCommand(manager func() *local.Manager) *cobra.Command {
+func upCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var spec, configPath string
 	var components func() controlplane.Flags
 	cmd := &cobra.Command{
@@ -315,15 +315,15 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 			board := newBoard()
 			ts := newTasks(board)
 			for _, v := range versions {
-				ts.add(local.UpName(v), v.String(), "waiting")
+				ts.add(supervisor.UpName(v), v.String(), "waiting")
 			}
-			ts.follow(m, same, local.UpName)
+			ts.follow(m, same, supervisor.UpName)
 			recs, err := up(ctx, m, versions, cfg)
 			for i, v := range versions {
 				if i < len(recs) && recs[i].Ready {
-					ts.get(local.UpName(v)).Done(true, "ready ("+recs[i].Name+")")
+					ts.get(supervisor.UpName(v)).Done(true, "ready ("+recs[i].Name+")")
 				} else {
-					ts.get(local.UpName(v)).Done(false, "failed")
+					ts.get(supervisor.UpName(v)).Done(false, "failed")
 				}
 			}
 			board.Close("ready")
@@ -343,7 +343,7 @@ func upCommand(manager func() *local.Manager) *cobra.Command {
 	return cmd
 }
 
-func downCommand(manager func() *local.Manager) *cobra.Command {
+func downCommand(manager func() *supervisor.Manager) *cobra.Command {
 	return &cobra.Command{
 		Use:   "down",
 		Short: "Delete the clusters of vmatrix up",
@@ -360,7 +360,7 @@ func downCommand(manager func() *local.Manager) *cobra.Command {
 	}
 }
 
-func cleanupCommand(manager func() *local.Manager) *cobra.Command {
+func cleanupCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "cleanup",

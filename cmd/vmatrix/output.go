@@ -17,9 +17,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 )
 
 // Output formats of -o.
@@ -93,7 +93,7 @@ func infoOf(root state.Root, r state.Record) clusterInfo {
 	}
 }
 
-func listCommand(manager func() *local.Manager) *cobra.Command {
+func listCommand(manager func() *supervisor.Manager) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "list [-o json|yaml|wide]",

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/local"
 	"github.com/vmatrix/vmatrix/internal/status"
+	"github.com/vmatrix/vmatrix/internal/supervisor"
 )
 
 // progressMode is --progress: auto, plain or tty.
@@ -60,7 +60,7 @@ func (ts *tasks) get(key string) *status.Task {
 // follow sends the manager's progress to the board: its lines, the phases
 // of the clusters it creates and how their binaries' builds stand, to their
 // tasks (match maps a cluster name, byVersion a version, to a task key).
-func (ts *tasks) follow(m *local.Manager, match func(cluster string) string, byVersion func(v k8sdist.Version) string) {
+func (ts *tasks) follow(m *supervisor.Manager, match func(cluster string) string, byVersion func(v k8sdist.Version) string) {
 	m.Log = ts.board.Writer()
 	m.Source.Log = m.Log
 	m.Phase = func(cluster, phase string) {

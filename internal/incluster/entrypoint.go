@@ -21,7 +21,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/storage"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -186,7 +186,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		sans = append(sans, ip)
 	}
 	logf("starting virtual cluster %s (%s) syncing into namespace %s", cfg.Name, v, namespace)
-	vc, err := vcluster.Start(ctx, vcluster.Config{
+	vc, err := virtual.Start(ctx, virtual.Config{
 		Name: cfg.Name, Dir: opts.DataDir, Version: v, Binaries: bins,
 		Host:  inClusterHost{config: hostConfig, serviceCIDR: cfg.ServiceCIDR},
 		Flags: controlplane.Flags{APIServer: cfg.APIServerArgs},
@@ -223,7 +223,7 @@ func logOrDiscard(w io.Writer) io.Writer {
 
 // publishKubeconfig writes the admin kubeconfig, pointed at the Service, to
 // the Secret the chart made for it.
-func publishKubeconfig(ctx context.Context, hostConfig *rest.Config, namespace string, cfg Config, vc *vcluster.VCluster) error {
+func publishKubeconfig(ctx context.Context, hostConfig *rest.Config, namespace string, cfg Config, vc *virtual.Cluster) error {
 	kc, err := clientcmd.LoadFromFile(vc.KubeconfigPath())
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vmatrix/vmatrix/internal/host"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -24,13 +24,13 @@ func TestNesting(t *testing.T) {
 	needHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	start := func(name, version string, h host.Host) *vcluster.VCluster {
+	start := func(name, version string, h host.Host) *virtual.Cluster {
 		t.Helper()
 		v, bins, err := binaries(ctx, version)
 		if err != nil {
 			t.Fatal(err)
 		}
-		vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: h})
+		vc, err := virtual.Start(ctx, virtual.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: h})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 const deployment = `apiVersion: apps/v1
@@ -56,7 +56,7 @@ func TestDeploymentOnEachBackend(t *testing.T) {
 	for _, bc := range backends(t) {
 		bc.run(t, func(t *testing.T) {
 			name := "dep-" + strings.ReplaceAll(bc.name, "_", "-")
-			vc, err := vcluster.Start(ctx, vcluster.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: h, Backend: bc.backend})
+			vc, err := virtual.Start(ctx, virtual.Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, Host: h, Backend: bc.backend})
 			if err != nil {
 				t.Fatal(err)
 			}

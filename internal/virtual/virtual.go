@@ -1,7 +1,7 @@
-// Package vcluster runs one virtual cluster: a control plane of its own version
+// Package virtual runs one virtual cluster: a control plane of its own version
 // whose workloads run on a host cluster. The framework and the CLI's background
 // supervisor both start virtual clusters through here.
-package vcluster
+package virtual
 
 import (
 	"context"
@@ -41,15 +41,15 @@ type Config struct {
 	ControlPlane func(*controlplane.Config)
 }
 
-// VCluster is a running virtual cluster.
-type VCluster struct {
+// Cluster is a running virtual cluster.
+type Cluster struct {
 	cfg    Config
 	cp     *controlplane.ControlPlane
 	syncer *syncer.Syncer
 }
 
 // Start starts a virtual cluster and returns once it is ready.
-func Start(ctx context.Context, cfg Config) (*VCluster, error) {
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	cpc := controlplane.Config{
 		Name: cfg.Name, Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
 		VerifyKubelets: true, AuditDeprecated: true,
@@ -84,36 +84,36 @@ func Start(ctx context.Context, cfg Config) (*VCluster, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err), cp.Stop())
 	}
-	return &VCluster{cfg: cfg, cp: cp, syncer: s}, nil
+	return &Cluster{cfg: cfg, cp: cp, syncer: s}, nil
 }
 
-func (v *VCluster) Name() string             { return v.cfg.Name }
-func (v *VCluster) Version() k8sdist.Version { return v.cp.Version() }
-func (v *VCluster) KubeconfigPath() string   { return v.cp.KubeconfigPath() }
-func (v *VCluster) RESTConfig() *rest.Config { return v.cp.RESTConfig() }
-func (v *VCluster) Port() int                { return v.cp.Port() }
-func (v *VCluster) PIDs() map[string]int     { return v.cp.PIDs() }
+func (v *Cluster) Name() string             { return v.cfg.Name }
+func (v *Cluster) Version() k8sdist.Version { return v.cp.Version() }
+func (v *Cluster) KubeconfigPath() string   { return v.cp.KubeconfigPath() }
+func (v *Cluster) RESTConfig() *rest.Config { return v.cp.RESTConfig() }
+func (v *Cluster) Port() int                { return v.cp.Port() }
+func (v *Cluster) PIDs() map[string]int     { return v.cp.PIDs() }
 
 // Health says whether the control plane's components are up; Changed is
 // closed when that changes.
-func (v *VCluster) Health() controlplane.Health { return v.cp.Health() }
-func (v *VCluster) Changed() <-chan struct{}    { return v.cp.Changed() }
+func (v *Cluster) Health() controlplane.Health { return v.cp.Health() }
+func (v *Cluster) Changed() <-chan struct{}    { return v.cp.Changed() }
 
 // Upgrade runs the cluster's control plane at version, on the same storage
 // and PKI (controlplane.ControlPlane.Upgrade). The syncer keeps running, so
 // the workloads on the host are not made again.
-func (v *VCluster) Upgrade(ctx context.Context, version k8sdist.Version, bins k8sdist.Binaries) error {
+func (v *Cluster) Upgrade(ctx context.Context, version k8sdist.Version, bins k8sdist.Binaries) error {
 	return v.cp.Upgrade(ctx, version, bins)
 }
 
 // HostNamespace is the host namespace that holds the cluster's workloads.
-func (v *VCluster) HostNamespace() string { return v.syncer.HostNamespace() }
+func (v *Cluster) HostNamespace() string { return v.syncer.HostNamespace() }
 
 // Stop stops the virtual cluster: the syncer, which removes everything of the
 // cluster from the host and waits until it is gone, then the control plane and
 // its store, and drops the database vmatrix made for it on an external
 // backend. It is idempotent.
-func (v *VCluster) Stop() error {
+func (v *Cluster) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	return errors.Join(v.syncer.Teardown(ctx), v.cp.Stop(), v.cfg.Backend.Drop(ctx, filepath.Join(v.cfg.Dir, "data")))
@@ -122,7 +122,7 @@ func (v *VCluster) Stop() error {
 // Shutdown stops the syncer and the control plane but leaves the host objects:
 // a virtual cluster in a pod that restarts takes them over again, and only
 // its uninstall removes them. It is idempotent.
-func (v *VCluster) Shutdown() error {
+func (v *Cluster) Shutdown() error {
 	v.syncer.Stop()
 	return v.cp.Stop()
 }

@@ -1,4 +1,4 @@
-package local
+package supervisor
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
-	"github.com/vmatrix/vmatrix/internal/vcluster"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -43,7 +43,7 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	if err != nil {
 		return report(ready, err)
 	}
-	cfg := vcluster.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, Flags: rec.Flags,
+	cfg := virtual.Config{Name: rec.Name, Dir: dir, Version: v, Binaries: bins, Host: h, Flags: rec.Flags,
 		Backend: storage.Backend{Kind: rec.Backend, DSN: rec.BackendDSN}}
 	cfg.Syncer = func(o *syncer.Options) {
 		// Reached through its kubeconfig here, the embedded host is still the
@@ -51,7 +51,7 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 		o.MirrorAllNodes = rec.Host == state.EmbeddedHost
 		o.Sync = rec.Sync
 	}
-	vc, err := vcluster.Start(ctx, cfg)
+	vc, err := virtual.Start(ctx, cfg)
 	if err != nil {
 		return report(ready, err)
 	}
@@ -95,7 +95,7 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 }
 
 // upgrade runs vc at version v; the binaries are in the cache already.
-func upgrade(ctx context.Context, vc *vcluster.VCluster, v k8sdist.Version) error {
+func upgrade(ctx context.Context, vc *virtual.Cluster, v k8sdist.Version) error {
 	bins, err := k8sdist.Source{}.Kubernetes(ctx, v)
 	if err != nil {
 		return err

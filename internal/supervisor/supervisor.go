@@ -1,8 +1,8 @@
-// Package local manages virtual clusters that outlive the command that created
+// Package supervisor manages virtual clusters that outlive the command that created
 // them, as `vmatrix create` makes them: each runs under a background supervisor
 // process recorded in a state directory, and so does the embedded host, which
 // starts with the first cluster that needs it and stops with the last.
-package local
+package supervisor
 
 import (
 	"bufio"
