@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -122,8 +123,14 @@ func (vc *VirtualCluster) RESTConfig() *rest.Config { return rest.CopyConfig(vc.
 // Client is a client-go clientset of the cluster.
 func (vc *VirtualCluster) Client() kubernetes.Interface { return vc.client }
 
-// Dynamic is a dynamic client of the cluster, for custom resources.
-func (vc *VirtualCluster) Dynamic() dynamic.Interface { return vc.dynamic }
+// Resource is the cluster's dynamic client for resource, custom resources
+// included: a VirtualCluster is a dynamic.Interface, which is what
+// fixtures and other dynamic helpers take.
+func (vc *VirtualCluster) Resource(resource schema.GroupVersionResource) dynamic.NamespaceableResourceInterface {
+	return vc.dynamic.Resource(resource)
+}
+
+var _ dynamic.Interface = (*VirtualCluster)(nil)
 
 // Attached reports whether the cluster was not created by this Environment
 // but attached: the cluster `vmatrix run` gave the process

@@ -71,7 +71,7 @@ data: {k: v}
 `); err != nil {
 				t.Fatal(err)
 			}
-			w, err := vc.Dynamic().Resource(schema.GroupVersionResource{Group: "example.vmatrix.io", Version: "v1", Resource: "widgets"}).
+			w, err := vc.Resource(schema.GroupVersionResource{Group: "example.vmatrix.io", Version: "v1", Resource: "widgets"}).
 				Namespace(ns).Get(ctx, "w1", metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)

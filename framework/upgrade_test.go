@@ -47,7 +47,7 @@ func TestUpgradeInPlace(t *testing.T) {
 	uidsOf := func() map[string]string {
 		uids := map[string]string{}
 		for key, gvr := range objects {
-			o, err := vc.Dynamic().Resource(gvr).Namespace(ns).Get(ctx, strings.TrimSuffix(key, "-svc"), metav1.GetOptions{})
+			o, err := vc.Resource(gvr).Namespace(ns).Get(ctx, strings.TrimSuffix(key, "-svc"), metav1.GetOptions{})
 			if err != nil {
 				t.Fatalf("%s %s: %v", gvr.Resource, key, err)
 			}
