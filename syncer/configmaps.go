@@ -2,9 +2,9 @@ package syncer
 
 import (
 	"context"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -54,11 +54,7 @@ func (s *Syncer) syncConfigMap(ctx context.Context, key string) error {
 	}
 	desired := &corev1.ConfigMap{ObjectMeta: s.hostMeta(kindConfigMap, v, v.Labels, nil), Data: v.Data, BinaryData: v.BinaryData, Immutable: v.Immutable}
 	_, err = ensureHost(ctx, s, api, kindConfigMap, h, desired, func(cur, d *corev1.ConfigMap) bool {
-		if equality.Semantic.DeepEqual(cur.Data, d.Data) && equality.Semantic.DeepEqual(cur.BinaryData, d.BinaryData) {
-			return false
-		}
-		cur.Data, cur.BinaryData = d.Data, d.BinaryData
-		return true
+		return slices.Contains([]bool{takeField(&cur.Data, d.Data), takeField(&cur.BinaryData, d.BinaryData)}, true)
 	})
 	return s.reportClash(err, v)
 }
@@ -80,13 +76,7 @@ func (s *Syncer) syncSecret(ctx context.Context, key string) error {
 		typ = corev1.SecretTypeOpaque // the host's token controller would fill it with a host token
 	}
 	desired := &corev1.Secret{ObjectMeta: s.hostMeta(kindSecret, v, v.Labels, nil), Data: v.Data, Type: typ, Immutable: v.Immutable}
-	_, err = ensureHost(ctx, s, api, kindSecret, h, desired, func(cur, d *corev1.Secret) bool {
-		if equality.Semantic.DeepEqual(cur.Data, d.Data) {
-			return false
-		}
-		cur.Data = d.Data
-		return true
-	})
+	_, err = ensureHost(ctx, s, api, kindSecret, h, desired, func(cur, d *corev1.Secret) bool { return takeField(&cur.Data, d.Data) })
 	return s.reportClash(err, v)
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -146,6 +147,16 @@ type clashError struct{ kind, namespace, name string }
 
 func (e *clashError) Error() string {
 	return fmt.Sprintf("host %s %s/%s exists and is not managed by this virtual cluster; it is left untouched", e.kind, e.namespace, e.name)
+}
+
+// takeField sets *cur to desired, as a merge function of ensureHost does
+// for each field the syncer owns, and reports whether that changed it.
+func takeField[F any](cur *F, desired F) bool {
+	if equality.Semantic.DeepEqual(*cur, desired) {
+		return false
+	}
+	*cur = desired
+	return true
 }
 
 // ensureHost makes the host object match desired: it creates it when the

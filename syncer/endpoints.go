@@ -4,7 +4,6 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -58,13 +57,7 @@ func (s *Syncer) syncEndpoints(ctx context.Context, key string) error {
 		}
 		desired.Subsets = append(desired.Subsets, sub)
 	}
-	_, err = ensureHost(ctx, s, api, kindEndpoints, h, desired, func(cur, d *corev1.Endpoints) bool {
-		if equality.Semantic.DeepEqual(cur.Subsets, d.Subsets) {
-			return false
-		}
-		cur.Subsets = d.Subsets
-		return true
-	})
+	_, err = ensureHost(ctx, s, api, kindEndpoints, h, desired, func(cur, d *corev1.Endpoints) bool { return takeField(&cur.Subsets, d.Subsets) })
 	return s.reportClash(err, v)
 }
 

@@ -80,13 +80,7 @@ func (s *Syncer) syncIngress(ctx context.Context, key string) error {
 			"not copied to the host: annotation %s would put configuration of its own into the host's ingress controller, which this virtual cluster does not allow", key)
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	}
-	h, err = ensureHost(ctx, s, api, kindIngress, h, s.translateIngress(v), func(cur, d *networkingv1.Ingress) bool {
-		if equality.Semantic.DeepEqual(cur.Spec, d.Spec) {
-			return false
-		}
-		cur.Spec = d.Spec
-		return true
-	})
+	h, err = ensureHost(ctx, s, api, kindIngress, h, s.translateIngress(v), func(cur, d *networkingv1.Ingress) bool { return takeField(&cur.Spec, d.Spec) })
 	if err != nil {
 		return s.reportClash(err, v)
 	}

@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -64,13 +63,7 @@ func (s *Syncer) syncNetworkPolicy(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	_, err = ensureHost(ctx, s, api, kindNetworkPolicy, h, desired, func(cur, d *networkingv1.NetworkPolicy) bool {
-		if equality.Semantic.DeepEqual(cur.Spec, d.Spec) {
-			return false
-		}
-		cur.Spec = d.Spec
-		return true
-	})
+	_, err = ensureHost(ctx, s, api, kindNetworkPolicy, h, desired, func(cur, d *networkingv1.NetworkPolicy) bool { return takeField(&cur.Spec, d.Spec) })
 	return s.reportClash(err, v)
 }
 

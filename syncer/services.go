@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -130,23 +131,14 @@ func mergeService(cur, desired *corev1.Service) bool {
 			}
 		}
 	}
-	changed := false
-	if !equality.Semantic.DeepEqual(cur.Spec.Ports, ports) {
-		cur.Spec.Ports, changed = ports, true
+	changed := []bool{
+		takeField(&cur.Spec.Ports, ports),
+		takeField(&cur.Spec.Type, desired.Spec.Type),
+		takeField(&cur.Spec.Selector, desired.Spec.Selector),
+		takeField(&cur.Spec.ExternalName, desired.Spec.ExternalName),
+		takeField(&cur.Spec.PublishNotReadyAddresses, desired.Spec.PublishNotReadyAddresses),
 	}
-	if cur.Spec.Type != desired.Spec.Type {
-		cur.Spec.Type, changed = desired.Spec.Type, true
-	}
-	if !equality.Semantic.DeepEqual(cur.Spec.Selector, desired.Spec.Selector) {
-		cur.Spec.Selector, changed = desired.Spec.Selector, true
-	}
-	if cur.Spec.ExternalName != desired.Spec.ExternalName {
-		cur.Spec.ExternalName, changed = desired.Spec.ExternalName, true
-	}
-	if cur.Spec.PublishNotReadyAddresses != desired.Spec.PublishNotReadyAddresses {
-		cur.Spec.PublishNotReadyAddresses, changed = desired.Spec.PublishNotReadyAddresses, true
-	}
-	return changed
+	return slices.Contains(changed, true)
 }
 
 // followHostService makes the virtual Service carry what the host allocated:
