@@ -146,7 +146,9 @@ func TestDownloadFailsFast(t *testing.T) {
 	if err == nil {
 		t.Fatal("download from a silent server succeeded")
 	}
-	if d > firstRequestTimeout+time.Second {
+	// It gives up by itself, on its first-request timeout, rather than wait
+	// for the test's deadline: the bound only tells that from a hang.
+	if d > 10*firstRequestTimeout {
 		t.Errorf("download gave up after %v, want about %v", d, firstRequestTimeout)
 	}
 	t.Logf("gave up after %v: %v", d.Round(time.Millisecond), err)
@@ -157,7 +159,8 @@ func TestDownloadFailsFast(t *testing.T) {
 	if err := (Source{}).download(t.Context(), Version{1, 99, 0}, t.TempDir(), []string{"kube-apiserver"}); err == nil {
 		t.Fatal("download from a closed port succeeded")
 	}
-	if d := time.Since(start); d > time.Second {
+	// Refused at once, never waiting out the silent server's timeout.
+	if d := time.Since(start); d >= firstRequestTimeout {
 		t.Errorf("download from a closed port took %v", d)
 	}
 }

