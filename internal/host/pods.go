@@ -249,15 +249,6 @@ func applyAnnotations(a map[string]string, c *simContainer) {
 // as tests that exercise a failed rollout name one: a registry in the
 // reserved .invalid domain or named invalid.*, or a tag such as 404,
 // invalid or does-not-exist. Every other image is "present on machine".
-// isPause reports whether image is a pause image (registry.k8s.io/pause:3.10
-// and the like), whose entrypoint waits until the container is stopped.
-func isPause(image string) bool {
-	name := image[strings.LastIndexByte(image, '/')+1:]
-	name, _, _ = strings.Cut(name, "@")
-	name, _, _ = strings.Cut(name, ":")
-	return name == "pause"
-}
-
 func unpullable(image string) bool {
 	if host, _, ok := strings.Cut(image, "/"); ok && strings.ContainsAny(host, ".:") &&
 		(strings.HasPrefix(host, "invalid.") || strings.HasSuffix(host, ".invalid")) {
@@ -270,6 +261,15 @@ func unpullable(image string) bool {
 		return true
 	}
 	return false
+}
+
+// isPause reports whether image is a pause image (registry.k8s.io/pause:3.10
+// and the like), whose entrypoint waits until the container is stopped.
+func isPause(image string) bool {
+	name := image[strings.LastIndexByte(image, '/')+1:]
+	name, _, _ = strings.Cut(name, "@")
+	name, _, _ = strings.Cut(name, ":")
+	return name == "pause"
 }
 
 // crashRun is the run of a container made to crash.
