@@ -146,7 +146,7 @@ func (e *Environment) teardownCluster(vc *VirtualCluster) error {
 	port := 0
 	if inner != nil {
 		pids, port = inner.PIDs(), inner.Port()
-		errs = append(errs, e.bounded(vc.name, pids, inner.Stop))
+		errs = append(errs, e.bounded(vc.name, pids, inner.Delete))
 	}
 	e.mu.Lock()
 	h := e.host

@@ -310,7 +310,7 @@ func (c *creation) startControlPlane(ctx context.Context) (bool, error) {
 	}
 	vc.mu.Unlock()
 	if torn {
-		return false, errors.Join(errors.New("the environment was destroyed while the cluster was being created"), inner.Stop())
+		return false, errors.Join(errors.New("the environment was destroyed while the cluster was being created"), inner.Delete())
 	}
 	if err := vc.connect(inner.KubeconfigPath()); err != nil {
 		return false, err

@@ -43,7 +43,7 @@ func BenchmarkRollout100(b *testing.B) {
 			b.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 				defer cancel()
-				if err := s.Teardown(ctx); err != nil {
+				if err := s.Delete(ctx); err != nil {
 					b.Error(err)
 				}
 			})

@@ -98,7 +98,7 @@ func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Optio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := vc.Stop(); err != nil {
+		if err := vc.Delete(); err != nil {
 			t.Errorf("stopping virtual cluster %s: %v", name, err)
 		}
 	})

@@ -57,7 +57,7 @@ func startSyncerWith(t testing.TB, opts syncer.Options) *syncer.Syncer {
 func teardown(t testing.TB, s *syncer.Syncer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := s.Teardown(ctx); err != nil {
+	if err := s.Delete(ctx); err != nil {
 		t.Error(err)
 	}
 }

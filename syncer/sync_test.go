@@ -521,7 +521,7 @@ func (e *virtualEnv) testTeardown(t *testing.T) {
 	if len(before) == 0 {
 		t.Fatal("no host objects before the teardown: nothing to check")
 	}
-	if err := e.vc.Stop(); err != nil {
+	if err := e.vc.Delete(); err != nil {
 		t.Fatal(err)
 	}
 	after, err := hostObjectsOf(ctx, e.ns, "")

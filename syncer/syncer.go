@@ -38,7 +38,7 @@ type Options struct {
 	Virtual, Host *rest.Config
 	// HostNamespace is where all host objects go; "" means
 	// DefaultHostNamespace(Name).
-	// The syncer creates it if missing, and deletes it on Teardown if it did.
+	// The syncer creates it if missing, and deletes it on Delete if it did.
 	HostNamespace string
 	// MirrorAllNodes shows every Ready, schedulable host node as a virtual Node
 	// from the start; otherwise a virtual Node exists only while synced pods
@@ -179,7 +179,7 @@ func (s *Syncer) HostNamespace() string { return s.opts.HostNamespace }
 
 // Start creates the host namespace if needed, fills the informer caches and
 // starts the controllers; it returns once they run. ctx bounds the start
-// only: the syncer runs until Stop or Teardown.
+// only: the syncer runs until Stop or Delete.
 func (s *Syncer) Start(ctx context.Context) (err error) {
 	if err := s.ensureNamespace(ctx); err != nil {
 		return err
@@ -253,7 +253,7 @@ func (s *Syncer) Start(ctx context.Context) (err error) {
 }
 
 // ensureNamespace creates the host namespace, labelled as this syncer's so
-// that Teardown knows it may delete it.
+// that Delete knows it may delete it.
 func (s *Syncer) ensureNamespace(ctx context.Context) error {
 	api := s.host.CoreV1().Namespaces()
 	// A namespace left Terminating by the teardown of an earlier cluster of
@@ -338,11 +338,11 @@ func (s *Syncer) Stop() {
 	}
 }
 
-// Teardown stops the syncer, deletes every host object labelled for this
+// Delete stops the syncer, deletes every host object labelled for this
 // virtual cluster and waits until they are gone; then it deletes the host
 // namespace if the syncer created it. It returns nil only when no object of
 // the virtual cluster is left on the host.
-func (s *Syncer) Teardown(ctx context.Context) error {
+func (s *Syncer) Delete(ctx context.Context) error {
 	s.Stop()
 	ns, sel := s.opts.HostNamespace, metav1.ListOptions{LabelSelector: s.ownedSelector()}
 	var errs []error

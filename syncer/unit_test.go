@@ -301,7 +301,7 @@ func TestUnitHostKinds(t *testing.T) {
 	if foreign, err := s.foreignObjects(ctx); err != nil || foreign != "secrets/someone-elses" {
 		t.Errorf("foreignObjects = %q, %v; want secrets/someone-elses", foreign, err)
 	}
-	// Teardown's deletes reach every kind.
+	// Delete's deletes reach every kind.
 	sel := metav1.ListOptions{LabelSelector: s.ownedSelector()}
 	for _, k := range hostKinds {
 		if err := k.deleteAll(ctx, s, sel); err != nil {

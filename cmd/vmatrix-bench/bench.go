@@ -254,7 +254,7 @@ func (e *env) start(ctx context.Context, v k8sdist.Version) (*virtual.Cluster, f
 // or its folder is left.
 func teardown(vc *virtual.Cluster, dir string) error {
 	pids, port := vc.PIDs(), vc.Port()
-	if err := vc.Stop(); err != nil {
+	if err := vc.Delete(); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {

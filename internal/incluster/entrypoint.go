@@ -205,13 +205,13 @@ func Run(ctx context.Context, opts RunOptions) error {
 	}
 	if cfg.KubeconfigSecret != "" {
 		if err := publishKubeconfig(ctx, hostConfig, namespace, cfg, vc); err != nil {
-			return errors.Join(err, vc.Shutdown())
+			return errors.Join(err, vc.Stop())
 		}
 	}
 	logf("virtual cluster %s is ready on port %d", cfg.Name, vc.Port())
 	<-ctx.Done()
 	logf("stopping virtual cluster %s", cfg.Name)
-	return vc.Shutdown()
+	return vc.Stop()
 }
 
 func logOrDiscard(w io.Writer) io.Writer {

@@ -40,7 +40,7 @@ func TestNesting(t *testing.T) {
 	middleStopped := false
 	defer func() {
 		if !middleStopped {
-			_ = middle.Stop()
+			_ = middle.Delete()
 		}
 	}()
 	// Any API server is a host: the middle cluster through its kubeconfig,
@@ -53,7 +53,7 @@ func TestNesting(t *testing.T) {
 	innerStopped := false
 	defer func() {
 		if !innerStopped {
-			_ = inner.Stop()
+			_ = inner.Delete()
 		}
 	}()
 
@@ -103,11 +103,11 @@ func TestNesting(t *testing.T) {
 
 	// Deleting the middle cluster takes the one it hosts first.
 	innerStopped = true
-	if err := inner.Stop(); err != nil {
+	if err := inner.Delete(); err != nil {
 		t.Errorf("stopping the inner cluster: %v", err)
 	}
 	middleStopped = true
-	if err := middle.Stop(); err != nil {
+	if err := middle.Delete(); err != nil {
 		t.Errorf("stopping the middle cluster: %v", err)
 	}
 	// The namespace is deleted, not waited for: the host finalizes it.

@@ -61,7 +61,7 @@ func TestDeploymentOnEachBackend(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() {
-				if err := vc.Stop(); err != nil {
+				if err := vc.Delete(); err != nil {
 					t.Error(err)
 				}
 			}()

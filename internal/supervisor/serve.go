@@ -57,18 +57,18 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	}
 	control, removeControl, err := controlSocketPath(dir)
 	if err != nil {
-		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Delete()))
 	}
 	defer removeControl()
 	upgrades := make(chan upgradeRequest)
 	stopControl, err := serveControl(ctx, control, upgrades)
 	if err != nil {
-		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Delete()))
 	}
 	defer stopControl()
 	rec.Port, rec.PIDs, rec.Ready, rec.Control = vc.Port(), vc.PIDs(), true, control
 	if err := state.Write(dir, rec); err != nil {
-		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Stop()))
+		return report(ready, fmt.Errorf("%w (and stopping: %v)", err, vc.Delete()))
 	}
 	report(ready, nil)
 	// The record follows the components: restarted ones have new PIDs, and
@@ -76,7 +76,7 @@ func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.Wri
 	for {
 		select {
 		case <-ctx.Done():
-			return vc.Stop()
+			return vc.Delete()
 		case <-vc.Changed():
 		case up := <-upgrades:
 			err := upgrade(ctx, vc, up.version)

@@ -109,20 +109,20 @@ func (v *Cluster) Upgrade(ctx context.Context, version k8sdist.Version, bins k8s
 // HostNamespace is the host namespace that holds the cluster's workloads.
 func (v *Cluster) HostNamespace() string { return v.syncer.HostNamespace() }
 
-// Stop stops the virtual cluster: the syncer, which removes everything of the
-// cluster from the host and waits until it is gone, then the control plane and
-// its store, and drops the database vmatrix made for it on an external
-// backend. It is idempotent.
-func (v *Cluster) Stop() error {
+// Delete stops the virtual cluster and removes it: the syncer, which removes
+// everything of the cluster from the host and waits until it is gone, then
+// the control plane and its store, and drops the database vmatrix made for
+// it on an external backend. It is idempotent.
+func (v *Cluster) Delete() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	return errors.Join(v.syncer.Teardown(ctx), v.cp.Stop(), v.cfg.Backend.Drop(ctx, filepath.Join(v.cfg.Dir, "data")))
+	return errors.Join(v.syncer.Delete(ctx), v.cp.Stop(), v.cfg.Backend.Drop(ctx, filepath.Join(v.cfg.Dir, "data")))
 }
 
-// Shutdown stops the syncer and the control plane but leaves the host objects:
+// Stop stops the syncer and the control plane but leaves the host objects:
 // a virtual cluster in a pod that restarts takes them over again, and only
 // its uninstall removes them. It is idempotent.
-func (v *Cluster) Shutdown() error {
+func (v *Cluster) Stop() error {
 	v.syncer.Stop()
 	return v.cp.Stop()
 }
