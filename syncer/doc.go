@@ -9,7 +9,11 @@
 //   - Services with the same cluster IP on both sides; Endpoints of
 //     selector-less Services; ConfigMaps and Secrets while a pod refers to
 //     them; PersistentVolumeClaims, status back up.
-//   - Nodes and Events, host to virtual.
+//   - Nodes and Events, host to virtual. A virtual Node keeps the labels and
+//     taints set in the virtual cluster beside its host node's; where they
+//     make the virtual choice of nodes differ from the host's, or a pod names
+//     its node, the host copy of a pod is held to the virtual cluster's
+//     choice, by node name.
 //   - When Options.Sync names them: Ingresses (backends and TLS Secrets
 //     renamed, status up) and NetworkPolicies (selectors of virtual pods
 //     and namespaces translated to selectors of the host copies).
@@ -19,7 +23,7 @@
 // their virtual objects; the syncer never changes a host object without them.
 //
 // Each kind written to the host is one file with one hostKind entry, listed
-// in hostKinds; teardown and the listings of host objects read that table.
+// in hostKinds; Delete and the listings of host objects read that table.
 // Each kind is a controller on shared informers and a rate-limited work
 // queue whose reconcile compares both sides and makes the target match, so a
 // restart or resync never duplicates anything.
