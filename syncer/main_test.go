@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vmatrix/vmatrix/internal/host"
-	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/testkit"
+	"github.com/vmatrix/vmatrix/internal/testkit/testhost"
 	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
@@ -54,24 +54,14 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "vmatrix-syncer-test-")
+	h, _, stop, err := testhost.Start(ctx, "vmatrix-syncer-test-", 3)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	testHost, err = host.StartNewest(ctx, k8sdist.Source{Log: os.Stderr}, dir, 3)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testHost.Stop()
-	hostClient = clientFor(testHost.RESTConfig())
+	defer stop()
+	testHost, hostClient = h, clientFor(h.RESTConfig())
 	return m.Run()
-}
-
-func binaries(ctx context.Context, version string) (k8sdist.Version, k8sdist.Binaries, error) {
-	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 }
 
 // startVirtual starts a virtual cluster of version on the test host, its
@@ -81,7 +71,7 @@ func startVirtual(t *testing.T, name, version string, opts ...func(*syncer.Optio
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	v, bins, err := binaries(ctx, version)
+	v, bins, err := testkit.Release(ctx, version)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,17 +115,22 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 	case h == nil:
 		return s.createHostPod(ctx, v)
 	}
+	desired := s.translatePod(v)
+	// Not scheduled yet, and the virtual Nodes it may go to changed: the
+	// host pod is deleted, and its deletion requeues this key, which makes
+	// it anew.
+	replace := placementChanged(h, desired)
 	if h.DeletionTimestamp != nil {
+		if replace {
+			return nil // that deletion, under way
+		}
 		grace := int64(0)
 		if h.DeletionGracePeriodSeconds != nil {
 			grace = *h.DeletionGracePeriodSeconds
 		}
 		return s.deleteVirtualPod(ctx, v, grace)
 	}
-	desired := s.translatePod(v)
-	if placementChanged(h, desired) {
-		// Not scheduled yet, and the virtual Nodes it may go to changed:
-		// its deletion requeues this key, which makes it anew.
+	if replace {
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 	}
 	if _, err := ensureHost(ctx, s, api, kindPod, h, desired, mergePod); err != nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
@@ -22,7 +23,7 @@ func startControlPlane(t testing.TB, name, version string) *controlplane.Control
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	v, bins, err := binaries(ctx, version)
+	v, bins, err := testkit.Release(ctx, version)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vmatrix/vmatrix/internal/host"
-	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/testkit"
+	"github.com/vmatrix/vmatrix/internal/testkit/testhost"
 )
 
 // One embedded host for the package, and the vmatrix binary the entrypoint
@@ -36,29 +36,19 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "vmatrix-incluster-test-")
+	h, dir, stop, err := testhost.Start(ctx, "vmatrix-incluster-test-", 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer stop()
+	testHost, hostClient = h, clientFor(h.RESTConfig())
 	vmatrixBin = filepath.Join(dir, "vmatrix")
 	if out, err := exec.Command("go", "build", "-o", vmatrixBin, "github.com/vmatrix/vmatrix/cmd/vmatrix").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building vmatrix: %v\n%s", err, out)
 		return 1
 	}
-	testHost, err = host.StartNewest(ctx, k8sdist.Source{Log: os.Stderr}, filepath.Join(dir, "host"), 0)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer testHost.Stop()
-	hostClient = clientFor(testHost.RESTConfig())
 	return m.Run()
-}
-
-func binaries(ctx context.Context, version string) (k8sdist.Version, k8sdist.Binaries, error) {
-	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 }
 
 func needHost(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vmatrix/vmatrix/internal/host"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
@@ -26,7 +27,7 @@ func TestNesting(t *testing.T) {
 	defer cancel()
 	start := func(name, version string, h host.Host) *virtual.Cluster {
 		t.Helper()
-		v, bins, err := binaries(ctx, version)
+		v, bins, err := testkit.Release(ctx, version)
 		if err != nil {
 			t.Fatal(err)
 		}

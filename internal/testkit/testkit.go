@@ -5,11 +5,13 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -69,4 +71,10 @@ func Client(cfg *rest.Config) kubernetes.Interface {
 	cfg.QPS, cfg.Burst = 100, 200
 	cfg.WarningHandler = rest.NoWarnings{}
 	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// Release is the binaries of a Kubernetes version from the cache (built
+// there first if missing, with progress on standard error).
+func Release(ctx context.Context, version string) (k8sdist.Version, k8sdist.Binaries, error) {
+	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
 }
