@@ -252,7 +252,10 @@ func deleteHost[T object](ctx context.Context, s *Syncer, api hostAPI[T], curren
 		return nil
 	}
 	uid := current.GetUID()
-	opts.Preconditions = &metav1.Preconditions{UID: &uid}
+	if opts.Preconditions == nil {
+		opts.Preconditions = &metav1.Preconditions{}
+	}
+	opts.Preconditions.UID = &uid // a resource version, if given, stays
 	err := api.Delete(ctx, current.GetName(), opts)
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Taints the node lifecycle controller of a real cluster manages. A virtual
@@ -32,13 +33,24 @@ func (s *Syncer) setupNodes() error {
 	if _, err := s.hNod.Core().V1().Nodes().Informer().AddEventHandler(handler(s.nodes.byKey)); err != nil {
 		return err
 	}
-	_, err := s.vInf.Core().V1().Nodes().Informer().AddEventHandler(handler(func(obj metav1.Object) {
-		s.nodes.byKey(obj)
-		if s.opts.MirrorAllNodes {
-			// A pod waiting for a node may go to this one now (see place).
-			s.requeueUnscheduledPods()
-		}
-	}))
+	if _, err := s.vInf.Core().V1().Nodes().Informer().AddEventHandler(handler(s.nodes.byKey)); err != nil {
+		return err
+	}
+	if !s.opts.MirrorAllNodes {
+		return nil // pods are placed by the virtual Nodes only when all are mirrored
+	}
+	// A pod waiting for a node may go elsewhere once a virtual Node comes,
+	// goes or changes what decides placement (see place).
+	_, err := s.vInf.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.requeueUnscheduledPods() },
+		DeleteFunc: func(any) { s.requeueUnscheduledPods() },
+		UpdateFunc: func(old, cur any) {
+			o, n := old.(*corev1.Node), cur.(*corev1.Node)
+			if !equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Spec.Taints, n.Spec.Taints) || o.Spec.Unschedulable != n.Spec.Unschedulable {
+				s.requeueUnscheduledPods()
+			}
+		},
+	})
 	return err
 }
 

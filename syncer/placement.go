@@ -1,10 +1,12 @@
 package syncer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -73,9 +75,11 @@ func virtualChoice(p *corev1.Pod, nodes []*corev1.Node, hostNode func(string) *c
 	return names, differ
 }
 
-// keepsPodsOff: the taints the scheduler heeds.
+// keepsPodsOff: the taints the scheduler heeds, but for the node lifecycle
+// ones, which a virtual Node never has: the host's scheduler heeds those
+// itself, and they come and go with a node's health.
 func keepsPodsOff(t *corev1.Taint) bool {
-	return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+	return (t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute) && !lifecycleTaints[t.Key]
 }
 
 // pinToNodes replaces a pod spec's node selector and required node affinity
@@ -104,17 +108,29 @@ func pinToNodes(spec *corev1.PodSpec, names []string) {
 	spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = &corev1.NodeSelector{NodeSelectorTerms: terms}
 }
 
-// placementChanged reports whether a host pod's node rules are not those the
-// virtual cluster wants now. Only a pod the host has not scheduled yet is
-// placed again: its rules are immutable, so the syncer makes it anew.
-func placementChanged(cur, desired *corev1.Pod) bool {
-	return cur.Spec.NodeName == "" && (!equality.Semantic.DeepEqual(cur.Spec.NodeSelector, desired.Spec.NodeSelector) ||
-		!equality.Semantic.DeepEqual(nodeAffinityOf(cur), nodeAffinityOf(desired)))
+// annotationPlacement on a host pod is a digest of the node rules the
+// syncer gave it. The syncer compares digests, not the rules themselves, so
+// that a host that adds rules of its own (an admission plugin, a webhook)
+// never looks like a change of the virtual cluster's.
+const annotationPlacement = "vmatrix.io/placement"
+
+// notePlacement writes the digest of a host pod's node rules on it.
+func notePlacement(h *corev1.Pod) {
+	var affinity *corev1.NodeAffinity
+	if h.Spec.Affinity != nil {
+		affinity = h.Spec.Affinity.NodeAffinity
+	}
+	data, _ := json.Marshal([]any{h.Spec.NodeSelector, affinity})
+	sum := sha256.Sum256(data)
+	if h.Annotations == nil {
+		h.Annotations = map[string]string{}
+	}
+	h.Annotations[annotationPlacement] = hex.EncodeToString(sum[:8])
 }
 
-func nodeAffinityOf(p *corev1.Pod) *corev1.NodeAffinity {
-	if p.Spec.Affinity == nil {
-		return nil
-	}
-	return p.Spec.Affinity.NodeAffinity
+// placementChanged reports whether a host pod was given other node rules
+// than the virtual cluster wants now. Only a pod the host has not scheduled
+// yet is placed again: its rules are immutable, so the syncer makes it anew.
+func placementChanged(cur, desired *corev1.Pod) bool {
+	return cur.Spec.NodeName == "" && cur.Annotations[annotationPlacement] != desired.Annotations[annotationPlacement]
 }

@@ -113,16 +113,13 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 		// The host removed the pod (evicted, deleted): so does the virtual cluster.
 		return s.deleteVirtualPod(ctx, v, 0)
 	case h == nil:
+		s.replacing.Delete(key)
 		return s.createHostPod(ctx, v)
 	}
 	desired := s.translatePod(v)
-	// Not scheduled yet, and the virtual Nodes it may go to changed: the
-	// host pod is deleted, and its deletion requeues this key, which makes
-	// it anew.
-	replace := placementChanged(h, desired)
 	if h.DeletionTimestamp != nil {
-		if replace {
-			return nil // that deletion, under way
+		if _, ok := s.replacing.Load(key); ok {
+			return nil // deleted to be placed again: made anew once gone
 		}
 		grace := int64(0)
 		if h.DeletionGracePeriodSeconds != nil {
@@ -130,8 +127,16 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 		}
 		return s.deleteVirtualPod(ctx, v, grace)
 	}
-	if replace {
-		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	if !placementChanged(h, desired) {
+		s.replacing.Delete(key) // a replacement the host's scheduling overtook
+	} else {
+		// Not scheduled yet, and the virtual Nodes it may go to changed:
+		// the host pod goes, unless the host scheduled it meanwhile (the
+		// resource version says), and its deletion requeues this key,
+		// which makes it anew.
+		s.replacing.Store(key, true)
+		rv := h.ResourceVersion
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
 	}
 	if _, err := ensureHost(ctx, s, api, kindPod, h, desired, mergePod); err != nil {
 		return s.reportClash(err, v)
@@ -468,6 +473,7 @@ func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 	}
 	spec.Subdomain = ""
 	h.Spec = *spec
+	notePlacement(h)
 	return h
 }
 

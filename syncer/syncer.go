@@ -83,6 +83,7 @@ type Syncer struct {
 
 	ownsNamespace bool     // the host namespace is the syncer's own (it made it)
 	recreating    sync.Map // virtual Services being made again with the host's IP, by key
+	replacing     sync.Map // virtual pods whose host pod is deleted to be placed again, by key
 	// dropsObservedGeneration: the virtual apiserver does not keep a pod's
 	// status.observedGeneration (a version before the field).
 	dropsObservedGeneration atomic.Bool

@@ -541,6 +541,12 @@ func TestUnitPlacement(t *testing.T) {
 		t.Errorf("a pod that tolerates the taint on n0: nodes %v, differ %v", names, differ)
 	}
 	virtual[0].Spec.Taints = nil
+	// A host node's health taints are the host scheduler's own business.
+	host["n1"].Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}}
+	if names, differ := virtualChoice(pod(nil), virtual, hostNode, "vc"); len(names) != 3 || differ {
+		t.Errorf("memory pressure on host node n1: nodes %v, differ %v", names, differ)
+	}
+	host["n1"].Spec.Taints = nil
 
 	// A pod pinned to the virtual choice keeps its preferences.
 	p := pod(map[string]string{"color": "blue"})
@@ -577,6 +583,11 @@ func TestUnitPlacement(t *testing.T) {
 	}
 	if placementChanged(h, s.translatePod(v)) {
 		t.Error("placement changed with nothing changed")
+	}
+	// Rules the host adds by itself (an admission plugin) are no change.
+	h.Spec.NodeSelector = map[string]string{"pool": "tenants"}
+	if placementChanged(h, s.translatePod(v)) {
+		t.Error("placement changed by a rule the host added")
 	}
 	v.Spec.NodeName = "n2"
 	if !placementChanged(h, s.translatePod(v)) {

@@ -61,6 +61,14 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 					return err
 				}
 			}
+			if update {
+				// Every version's full run first: none is updated if one is missing.
+				for _, v := range versions {
+					if err := conformance.HasRun(v.String(), filepath.Join(reportDir, v.String())); err != nil {
+						return usageError{err}
+					}
+				}
+			}
 			m := manager()
 			var results []*conformance.Result
 			failed := 0
@@ -71,9 +79,6 @@ Subsets (--subset): ` + strings.Join(subsetNames(), ", "),
 				case fromReports:
 					res, err = conformance.ReadRun(v.String(), opts.Dir, opts)
 				case update:
-					if err := conformance.HasRun(v.String(), opts.Dir); err != nil {
-						return usageError{err}
-					}
 					res, err = runConformance(ctx, m, v, opts, conformance.Update)
 				default:
 					res, err = runConformance(ctx, m, v, opts, conformance.Run)

@@ -190,9 +190,14 @@ func Update(ctx context.Context, version string, opts Options) (*Result, error) 
 	}
 	full := opts.Dir
 	for n := 1; ; n++ {
+		// Mkdir, not a look first: two updates at once get a folder each.
 		opts.Dir = filepath.Join(full, updatePrefix+strconv.Itoa(n))
-		if _, err := os.Stat(opts.Dir); errors.Is(err, fs.ErrNotExist) {
+		err := os.Mkdir(opts.Dir, 0o755)
+		if err == nil {
 			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
 		}
 	}
 	res, err := Run(ctx, version, opts)

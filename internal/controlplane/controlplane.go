@@ -303,9 +303,13 @@ func runtimeEnv(name string, env []string) []string {
 
 // advertiseArgs are the flags by which the apiserver publishes itself in the
 // "kubernetes" Service's Endpoints and EndpointSlice, as a real cluster's
-// does: at addr, a non-loopback address of this machine (in a pod, the pod's
-// address, where it listens), the loopback address being no valid endpoint.
-// On a machine with none, it publishes nothing.
+// does, at addr: a non-loopback address of this machine, of the family of
+// the Service range (the apiserver refuses another), the loopback address
+// being no valid endpoint. In a pod it is the pod's address, where the
+// apiserver listens; on a machine the apiserver listens on loopback only,
+// so the address names the machine without being a way in (no container
+// of the embedded host would connect). With no such address, it publishes
+// nothing.
 func advertiseArgs(addr string) []string {
 	if addr == "" {
 		return []string{"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"}
@@ -313,9 +317,18 @@ func advertiseArgs(addr string) []string {
 	return []string{"--advertise-address=" + addr}
 }
 
-// machineAddress is the first IPv4 address of this machine's interfaces that
-// is up, not loopback and globally routable; "" if there is none.
-func machineAddress() string {
+// isIPv6Range reports whether the first range of a Service CIDR flag value
+// ("10.96.0.0/12", "fd00::/108,10.96.0.0/12") is IPv6.
+func isIPv6Range(cidrs string) bool {
+	first, _, _ := strings.Cut(cidrs, ",")
+	ip, _, err := net.ParseCIDR(strings.TrimSpace(first))
+	return err == nil && ip.To4() == nil
+}
+
+// machineAddress is the first address of the family (IPv6 or IPv4) of this
+// machine's interfaces that is up, not loopback and globally routable; ""
+// if there is none.
+func machineAddress(ipv6 bool) string {
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		return ""
@@ -326,7 +339,7 @@ func machineAddress() string {
 		}
 		addrs, _ := ifc.Addrs()
 		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			if n, ok := a.(*net.IPNet); ok && (n.IP.To4() == nil) == ipv6 && n.IP.IsGlobalUnicast() {
 				return n.IP.String()
 			}
 		}
@@ -364,7 +377,7 @@ func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 		"--kubelet-preferred-address-types=InternalIP,ExternalIP",
 		"--profiling=false",
 	}
-	args = append(args, advertiseArgs(machineAddress())...)
+	args = append(args, advertiseArgs(machineAddress(isIPv6Range(cp.cfg.ServiceCIDR)))...)
 	if cp.cfg.VerifyKubelets {
 		args = append(args, "--kubelet-certificate-authority="+f.CACert())
 	}

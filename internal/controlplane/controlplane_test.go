@@ -81,7 +81,7 @@ func TestStartStop(t *testing.T) {
 // cluster's does (a conformance spec checks both).
 func checkAdvertised(t *testing.T, client kubernetes.Interface, port int) {
 	t.Helper()
-	addr := machineAddress()
+	addr := machineAddress(false)
 	if addr == "" {
 		t.Log("no non-loopback address on this machine: nothing to publish")
 		return
