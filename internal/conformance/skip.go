@@ -91,7 +91,7 @@ var Subsets = map[string]Subset{
 // first match wins; docs/conformance.md gives each failure its line. Those
 // marked "to fix" are vmatrix's to close.
 var KnownFailures = []Skip{
-	{`NoExecuteTaintManager`, "taints a node in the virtual cluster: the syncer gives a virtual Node its host node's taints only"},
+	{`NoExecuteTaintManager`, "taints a node in the virtual cluster; since this run a virtual Node keeps the taints set there, and the virtual controller manager evicts for them (TestSync/*/NodeLabels)"},
 	{`\[sig-apps\] Daemon set .*complex daemon`, "labels a node in the virtual cluster; since this run a virtual Node keeps the labels set there and pods go where they say (TestSync/*/NodeLabels)"},
 	{`\[sig-apps\] StatefulSet .*evicted statefulset`, "its pods use a host port, which the syncer refuses by default; skipped on purpose since this run"},
 	{`\[sig-network\] (Services|EndpointSlice|HostPort) |Guestbook|Update Demo|image on each replica`, "sends traffic to a Service or a pod and checks the answer: simulated pods serve nothing"},
