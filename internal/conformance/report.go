@@ -22,7 +22,7 @@ func Markdown(results []*Result, command string) string {
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n## %s\n\n", r.Version)
 		if len(r.Updates) > 0 {
-			fmt.Fprintf(&b, "After the full run, these specs ran again, with `vmatrix conformance --versions %s --report-dir DIR --update --focus F`; their outcome here is the later one:\n\n", r.Version)
+			fmt.Fprintf(&b, "After the full run, these specs ran again, with `vmatrix conformance --versions %s --report-dir DIR --update --focus F`; their outcome here is the later one:\n\n", strings.TrimPrefix(r.Version, "v"))
 			for _, f := range r.Updates {
 				fmt.Fprintf(&b, "- `%s`\n", escape(f))
 			}
