@@ -127,6 +127,15 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 		}
 		return s.deleteVirtualPod(ctx, v, grace)
 	}
+	if h.Spec.NodeName != "" {
+		// Placed for good: its digest stays what it was (the pod, bound
+		// since, would now name its node), and costs no write.
+		if digest, ok := h.Annotations[annotationPlacement]; ok {
+			desired.Annotations[annotationPlacement] = digest
+		} else {
+			delete(desired.Annotations, annotationPlacement)
+		}
+	}
 	if !placementChanged(h, desired) {
 		s.replacing.Delete(key) // a replacement the host's scheduling overtook
 	} else {
@@ -529,6 +538,13 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 	cur, err := notFound(s.hInf.Core().V1().Secrets().Lister().Secrets(s.opts.HostNamespace).Get(name))
 	if err != nil {
 		return err
+	}
+	if cur == nil {
+		// The informer may not have seen the Secret a sync of a moment ago
+		// made; a token requested again now would replace a fresh one.
+		if cur, err = notFound(s.host.CoreV1().Secrets(s.opts.HostNamespace).Get(ctx, name, metav1.GetOptions{})); err != nil {
+			return err
+		}
 	}
 	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
 		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && s.opts.Clock.Now().Before(at) {
