@@ -23,8 +23,8 @@ import (
 	"k8s.io/client-go/restmapper"
 )
 
-// FieldManager is the server-side apply field manager of Apply.
-const FieldManager = "vmatrix"
+// fieldManager is the server-side apply field manager of Apply.
+const fieldManager = "vmatrix"
 
 // Apply creates or updates the objects of manifests with server-side apply, in
 // order. Each argument is a YAML or JSON document stream, or the path of a
@@ -170,7 +170,7 @@ func (a *applier) apply(ctx context.Context, namespace string, obj *unstructured
 		obj.SetNamespace(ns)
 		ri = a.dyn.Resource(m.Resource).Namespace(ns)
 	}
-	_, err = ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	_, err = ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
 	return err
 }
 

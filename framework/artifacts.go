@@ -10,16 +10,19 @@ import (
 	"time"
 
 	"github.com/vmatrix/vmatrix/internal/export"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
-// Finish ends a run: when failed, it first writes artifacts (ExportArtifacts)
+// Finish ends a run: when failed, it first writes the artifacts of every
+// cluster (VirtualCluster.ExportArtifacts) and of the embedded host
 // and, with WithKeepOnFailure, keeps the clusters up for inspection, printing
 // a kubectl command for each; then it calls Destroy. The adapters call it
 // with the outcome of the tests.
 func (e *Environment) Finish(ctx context.Context, failed bool) error {
 	var errs []error
 	if failed && len(e.Clusters()) > 0 {
-		dir, err := e.ExportArtifacts(ctx, "")
+		dir, err := e.exportArtifacts(ctx, "")
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -43,10 +46,10 @@ func (e *Environment) keep(ctx context.Context) {
 	}
 	e.logf("keeping the clusters up until %s:", until)
 	for _, vc := range e.Clusters() {
-		e.logf("  %s: %s", vc, vc.KubectlCommand())
+		e.logf("  %s: %s", vc, kubeconfig.KubectlCommand(vc.KubeconfigPath()))
 	}
-	if h := e.HostKubeconfigPath(); h != "" {
-		e.logf("  host: kubectl --kubeconfig %s get all -A", h)
+	if h := e.hostKubeconfigPath(); h != "" {
+		e.logf("  host: %s", kubeconfig.KubectlCommand(h))
 	}
 	select {
 	case <-timeout:
@@ -55,15 +58,15 @@ func (e *Environment) keep(ctx context.Context) {
 	}
 }
 
-// ExportArtifacts writes, for every virtual cluster and the embedded host,
+// exportArtifacts writes, for every virtual cluster and the embedded host,
 // the logs of each component and a YAML dump of the objects (the host's
 // restricted to what belongs to the clusters, unless it is embedded), into
 // dir ("" for WithArtifactsDir, else a new temporary directory), and returns
 // the directory. It is what `kind export logs` is to kind.
-func (e *Environment) ExportArtifacts(ctx context.Context, dir string) (string, error) {
+func (e *Environment) exportArtifacts(ctx context.Context, dir string) (string, error) {
 	if dir == "" {
 		var err error
-		if dir, err = e.ArtifactsDir(); err != nil {
+		if dir, err = e.artifactsDir(); err != nil {
 			return "", err
 		}
 	}
@@ -83,10 +86,10 @@ func (e *Environment) ExportArtifacts(ctx context.Context, dir string) (string, 
 	return dir, errors.Join(errs...)
 }
 
-// ArtifactsDir is where artifacts of failures go: WithArtifactsDir, else a
+// artifactsDir is where artifacts of failures go: WithArtifactsDir, else a
 // temporary directory made on the first call. Tests that fail one at a time
 // (vmatrixtest, vmatrixginkgo) put one folder per test there.
-func (e *Environment) ArtifactsDir() (string, error) {
+func (e *Environment) artifactsDir() (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.opts.artifactsDir == "" {
@@ -106,7 +109,7 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // test into a folder of the Environment's artifacts folder named after the
 // test, and returns that folder: what every adapter does on a failure.
 func (vc *VirtualCluster) ExportForTest(ctx context.Context, test string) (string, error) {
-	root, err := vc.env.ArtifactsDir()
+	root, err := vc.env.artifactsDir()
 	if err != nil {
 		return "", err
 	}
@@ -121,12 +124,12 @@ func (vc *VirtualCluster) ExportForTest(ctx context.Context, test string) (strin
 // (dir/host-objects).
 func (vc *VirtualCluster) ExportArtifacts(ctx context.Context, dir string) error {
 	c := export.Cluster{LogsDir: filepath.Join(vc.dir, "logs"), Virtual: vc.RESTConfig()}
-	if h := vc.env.HostKubeconfigPath(); h != "" {
+	if h := vc.env.hostKubeconfigPath(); h != "" {
 		vc.env.mu.Lock()
 		host := vc.env.host
 		vc.env.mu.Unlock()
 		if host != nil {
-			c.Host, c.HostNamespace = host.RESTConfig(), HostNamespace(vc.name)
+			c.Host, c.HostNamespace = host.RESTConfig(), syncer.DefaultHostNamespace(vc.name)
 		}
 	}
 	if err := export.Write(ctx, dir, c); err != nil {

@@ -21,9 +21,9 @@ import (
 	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
-// TestNamespaceLabel marks the namespaces that NewNamespace makes. Resetting a
+// testNamespaceLabel marks the namespaces that NewNamespace makes. Resetting a
 // reused cluster deletes exactly these.
-const TestNamespaceLabel = "vmatrix.io/test-namespace"
+const testNamespaceLabel = "vmatrix.io/test-namespace"
 
 // VirtualCluster is one virtual cluster of an Environment.
 type VirtualCluster struct {
@@ -138,11 +138,6 @@ var _ dynamic.Interface = (*VirtualCluster)(nil)
 // by Connect. Destroy leaves it running.
 func (vc *VirtualCluster) Attached() bool { return vc.attached }
 
-// KubectlCommand is a shell command that reaches the cluster, for messages.
-func (vc *VirtualCluster) KubectlCommand() string {
-	return fmt.Sprintf("kubectl --kubeconfig %s get all -A", vc.KubeconfigPath())
-}
-
 // String names the cluster and its version, e.g. "v1-36 (v1.36.3)".
 func (vc *VirtualCluster) String() string { return fmt.Sprintf("%s (%s)", vc.name, vc.release()) }
 
@@ -152,7 +147,7 @@ func (vc *VirtualCluster) String() string { return fmt.Sprintf("%s (%s)", vc.nam
 func (vc *VirtualCluster) NewNamespace(ctx context.Context, prefix string) (string, error) {
 	ns, err := vc.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: prefix + "-",
-		Labels:       map[string]string{TestNamespaceLabel: "true"},
+		Labels:       map[string]string{testNamespaceLabel: "true"},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("%s: creating a test namespace: %w", vc, err)
@@ -228,9 +223,9 @@ func (vc *VirtualCluster) Restarts() map[string]int {
 	return map[string]int{}
 }
 
-// PIDs lists the cluster's component processes by name (none for a cluster
+// pids lists the cluster's component processes by name (none for a cluster
 // this process did not create).
-func (vc *VirtualCluster) PIDs() map[string]int {
+func (vc *VirtualCluster) pids() map[string]int {
 	if inner := vc.own(); inner != nil {
 		return inner.PIDs()
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // ClusterInfo is what another process needs to use a virtual cluster: Ginkgo's
@@ -19,18 +20,23 @@ type ClusterInfo struct {
 	Dir string `json:"dir"`
 	// HostKubeconfigPath is the host's kubeconfig, "" if unknown.
 	HostKubeconfigPath string `json:"hostKubeconfig,omitempty"`
+	// HostNamespace is the host namespace that holds the cluster's synced
+	// objects under their rewritten names.
+	HostNamespace string `json:"hostNamespace,omitempty"`
 	// ArtifactsDir is the creating Environment's WithArtifactsDir, if set.
 	ArtifactsDir string `json:"artifactsDir,omitempty"`
 }
 
-// Info describes the cluster for Connect in another process.
+// Info describes the cluster: for Connect in another process, and for a test
+// that looks at what the syncer made on the host.
 func (vc *VirtualCluster) Info() ClusterInfo {
 	vc.env.mu.Lock()
 	artifacts := vc.env.opts.artifactsDir
 	vc.env.mu.Unlock()
 	return ClusterInfo{
 		Name: vc.name, Version: vc.Version().String(), KubeconfigPath: vc.KubeconfigPath(), Dir: vc.dir,
-		HostKubeconfigPath: vc.env.HostKubeconfigPath(), ArtifactsDir: artifacts,
+		HostKubeconfigPath: vc.env.hostKubeconfigPath(), HostNamespace: syncer.DefaultHostNamespace(vc.name),
+		ArtifactsDir: artifacts,
 	}
 }
 

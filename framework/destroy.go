@@ -21,9 +21,9 @@ import (
 	"github.com/vmatrix/vmatrix/syncer"
 )
 
-// LeftoverError says what a teardown left behind. Destroy returns it (joined
+// leftoverError says what a teardown left behind. Destroy returns it (joined
 // with any other error) when its verification finds something.
-type LeftoverError struct {
+type leftoverError struct {
 	// What names the cluster or "embedded host".
 	What string
 	// Leftovers describe each thing found, e.g. "process 1234 (kube-apiserver)".
@@ -31,7 +31,7 @@ type LeftoverError struct {
 }
 
 // Error lists the leftovers.
-func (e *LeftoverError) Error() string {
+func (e *leftoverError) Error() string {
 	return fmt.Sprintf("teardown of %s left: %s", e.What, strings.Join(e.Leftovers, "; "))
 }
 
@@ -41,7 +41,7 @@ func (e *LeftoverError) Error() string {
 // embedded host, then the state directory if it is the Environment's own.
 // Each step is bounded in time. Afterwards it verifies that no process,
 // listening port, state folder or host object is left, and returns a
-// *LeftoverError naming each one if there is.
+// an error naming each one if there is.
 //
 // Destroy is idempotent and safe to call concurrently, twice, or after a
 // create that failed half-way; every call returns the first call's result.
@@ -91,7 +91,7 @@ func (e *Environment) destroy(ctx context.Context) error {
 		if err := os.RemoveAll(e.root); err != nil {
 			errs = append(errs, fmt.Errorf("removing %s: %w", e.root, err))
 		} else if _, err := os.Stat(e.root); !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, &LeftoverError{What: "environment", Leftovers: []string{"state dir " + e.root}})
+			errs = append(errs, &leftoverError{What: "environment", Leftovers: []string{"state dir " + e.root}})
 		}
 	}
 	unregister(e)
@@ -240,7 +240,7 @@ func verifyGone(what, dir string, pids map[string]int, port int, h host.Host, na
 		left = append(left, objs...)
 	}
 	if len(left) > 0 {
-		return &LeftoverError{What: what, Leftovers: left}
+		return &leftoverError{What: what, Leftovers: left}
 	}
 	return nil
 }
@@ -253,9 +253,6 @@ func slicesContains(pids map[string]int, pid int) bool {
 	}
 	return false
 }
-
-// HostNamespace is the host namespace of a virtual cluster's synced objects.
-func HostNamespace(cluster string) string { return syncer.DefaultHostNamespace(cluster) }
 
 // hostClient is a client of the host for the framework's own checks, which
 // read v1 Endpoints on purpose: their deprecation warning is noise.
@@ -274,7 +271,7 @@ func hostObjects(ctx context.Context, h host.Host, name string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	return syncer.HostObjects(ctx, client, HostNamespace(name), name)
+	return syncer.HostObjects(ctx, client, syncer.DefaultHostNamespace(name), name)
 }
 
 // hostNamespaceFree fails when the host namespace of name exists and is not
@@ -285,7 +282,7 @@ func hostNamespaceFree(ctx context.Context, h host.Host, name string) error {
 	if err != nil {
 		return err
 	}
-	ns, err := client.CoreV1().Namespaces().Get(ctx, HostNamespace(name), metav1.GetOptions{})
+	ns, err := client.CoreV1().Namespaces().Get(ctx, syncer.DefaultHostNamespace(name), metav1.GetOptions{})
 	if isNotFound(err) || (err == nil && ns.DeletionTimestamp != nil) {
 		return nil
 	}

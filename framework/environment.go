@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -95,12 +94,9 @@ func New(opts ...Option) (*Environment, error) {
 	return env, nil
 }
 
-// StateDir is the folder under which the Environment keeps its clusters.
-func (e *Environment) StateDir() string { return e.root }
-
-// HostKubeconfigPath is the host cluster's kubeconfig, "" before the host is
+// hostKubeconfigPath is the host cluster's kubeconfig, "" before the host is
 // up.
-func (e *Environment) HostKubeconfigPath() string {
+func (e *Environment) hostKubeconfigPath() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.host == nil {
@@ -123,16 +119,6 @@ func (e *Environment) Clusters() []*VirtualCluster {
 	return out
 }
 
-// Cluster returns the virtual cluster of that name, or nil.
-func (e *Environment) Cluster(name string) *VirtualCluster {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if vc := e.clusters[name]; vc != nil && vc.ready() {
-		return vc
-	}
-	return nil
-}
-
 func (e *Environment) logf(format string, args ...any) {
 	fmt.Fprintf(e.opts.log, "vmatrix: "+format+"\n", args...)
 }
@@ -141,12 +127,6 @@ func (e *Environment) logf(format string, args ...any) {
 // String() is "v1.36.3", MinorString() "1.36", SemVer() "1.36.3", and Less
 // orders releases.
 type Version = k8sdist.Version
-
-// DefaultName is the name CreateMany gives the cluster of a version: "v1-36"
-// for "1.36", "v1-36-3" for "1.36.3".
-func DefaultName(version string) string {
-	return "v" + strings.NewReplacer(".", "-").Replace(strings.TrimPrefix(version, "v"))
-}
 
 // StepError is the error of a failed create: which cluster, which version and
 // which of its steps (attach, reuse, resolve, binaries, host, start) failed.
@@ -166,7 +146,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Create starts one virtual cluster of version ("1.36", "1.36.3" or
 // "v1.36.3") and returns once it is ready. On failure nothing of it is left.
 func (e *Environment) Create(ctx context.Context, version string, opts ...CreateOption) (*VirtualCluster, error) {
-	co := createOptions{name: DefaultName(version)}
+	co := createOptions{name: virtual.DefaultName(version)}
 	for _, opt := range opts {
 		opt(&co)
 	}
@@ -344,16 +324,17 @@ func (e *Environment) reserve(name, version string) (*VirtualCluster, error) {
 }
 
 // CreateMany starts one virtual cluster per version concurrently (at most
-// WithConcurrency at a time), named DefaultName(version), and returns them in
+// one per CPU at a time: a control plane's start-up is CPU-bound), named
+// after their version ("v1-36" for "1.36"), and returns them in
 // the order of versions. If one fails, the others are cancelled and destroyed,
 // and the error names the version and the step of every failure.
 func (e *Environment) CreateMany(ctx context.Context, versions ...string) ([]*VirtualCluster, error) {
 	seen := map[string]bool{}
 	for _, v := range versions {
-		if seen[DefaultName(v)] {
+		if seen[virtual.DefaultName(v)] {
 			return nil, fmt.Errorf("CreateMany: version %s given twice", v)
 		}
-		seen[DefaultName(v)] = true
+		seen[virtual.DefaultName(v)] = true
 	}
 	out := make([]*VirtualCluster, len(versions))
 	errs := make([]error, len(versions))

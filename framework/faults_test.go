@@ -48,7 +48,7 @@ func TestComponentKilledMidRollout(t *testing.T) {
 	fault(t, "kill -9 of the virtual kube-apiserver, then of the controller manager, during a 30-replica rollout")
 	vc := ownCluster(t, "1.37", "faults")
 	for _, component := range []string{"kube-apiserver", "kube-controller-manager"} {
-		killMidRollout(t, vc, component, vc.PIDs()[component])
+		killMidRollout(t, vc, component, framework.PIDs(vc)[component])
 	}
 }
 
@@ -61,7 +61,7 @@ func TestStorageKilledMidRollout(t *testing.T) {
 	}
 	fault(t, "kill -9 of the cluster's etcd during a 30-replica rollout")
 	dir := t.TempDir()
-	vc := ownCluster(t, "1.37", "etcd-faults", framework.WithStateDir(dir), framework.WithStorage(framework.StorageEtcd, ""))
+	vc := ownCluster(t, "1.37", "etcd-faults", framework.WithStateDir(dir), framework.WithStorage("etcd", ""))
 	etcd := 0
 	for _, pid := range proc.WithArg(dir) {
 		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); filepath.Base(strings.SplitN(string(cmd), "\x00", 2)[0]) == "etcd" {
@@ -110,7 +110,7 @@ func TestHostNamespaceDeletedUnderTheCluster(t *testing.T) {
 	vc := ownCluster(t, "1.37", "reaped")
 	ns := availableWeb(t, vc, "reaped")
 	host := hostClientset(t)
-	hostNS := framework.HostNamespace(vc.Name())
+	hostNS := vc.Info().HostNamespace
 	if err := host.CoreV1().Namespaces().Delete(ctx, hostNS, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestHostNamespaceDeletedUnderTheCluster(t *testing.T) {
 
 func hostClientset(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.HostKubeconfigPath())
+	cfg, err := clientcmd.BuildConfigFromFlags("", framework.HostKubeconfigPath(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestHostAPIServerKilledUnderRunningSyncers(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiserver := 0
-	for _, pid := range proc.WithArg(filepath.Dir(env.HostKubeconfigPath())) {
+	for _, pid := range proc.WithArg(filepath.Dir(framework.HostKubeconfigPath(env))) {
 		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasSuffix(strings.SplitN(string(cmd), "\x00", 2)[0], "/kube-apiserver") {
 			apiserver = pid
 		}
@@ -193,7 +193,7 @@ func TestHostAPIServerKilledUnderRunningSyncers(t *testing.T) {
 		want[syncer.HostName(p.Name, ns, vc.Name())] = true
 	}
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		hostPods, err := hostClientset(t).CoreV1().Pods(framework.HostNamespace(vc.Name())).List(ctx, metav1.ListOptions{LabelSelector: "app=big"})
+		hostPods, err := hostClientset(t).CoreV1().Pods(vc.Info().HostNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=big"})
 		if err != nil {
 			return false, nil
 		}
@@ -336,7 +336,7 @@ func TestCreateFinishingAfterDestroy(t *testing.T) {
 	if left := leftovers(filepath.Join(dir, "clusters", "late"), nil); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
-	ns, err := hostClientset(t).CoreV1().Namespaces().Get(context.Background(), framework.HostNamespace("late"), metav1.GetOptions{})
+	ns, err := hostClientset(t).CoreV1().Namespaces().Get(context.Background(), syncer.DefaultHostNamespace("late"), metav1.GetOptions{})
 	if err == nil && ns.DeletionTimestamp == nil {
 		t.Errorf("host namespace %s left behind", ns.Name)
 	}

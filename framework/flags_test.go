@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 // TestComponentFlagsPerVersion: a feature gate and a --runtime-config given
@@ -16,7 +17,7 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 	ctx := context.Background()
 	state := t.TempDir()
 	e, err := framework.New(sharedHost(t), framework.WithStateDir(state), framework.WithLog(testLog{t}),
-		framework.ForVersion("1.37", framework.WithFeatureGates("LoggingAlphaOptions=true"), framework.WithRuntimeConfig("resource.k8s.io/v1beta1=true")))
+		framework.ForVersion("1.37", framework.WithFeatureGates("LoggingAlphaOptions=true"), framework.WithAPIServerArgs("--runtime-config=resource.k8s.io/v1beta1=true")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 	if !strings.Contains(first, "unknown flag: --no-such-flag") {
 		t.Errorf("the first line of the error does not give the apiserver's words: %q", first)
 	}
-	name := framework.DefaultName(clusters[0].Version().SemVer())
+	name := virtual.DefaultName(clusters[0].Version().SemVer())
 	if left := leftovers(filepath.Join(state, "clusters", name), nil); len(left) > 0 {
 		t.Errorf("left after the failed create: %v", left)
 	}

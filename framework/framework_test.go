@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 func TestCreateMany(t *testing.T) {
@@ -29,7 +31,7 @@ func TestCreateMany(t *testing.T) {
 		if vc.Version().MinorString() != versions[i] {
 			t.Errorf("cluster %d is %s, want %s (CreateMany keeps the order of versions)", i, vc.Version().MinorString(), versions[i])
 		}
-		if want := framework.DefaultName(versions[i]); vc.Name() != want {
+		if want := virtual.DefaultName(versions[i]); vc.Name() != want {
 			t.Errorf("cluster %d is named %s, want %s", i, vc.Name(), want)
 		}
 		info, err := vc.Client().Discovery().ServerVersion()
@@ -39,8 +41,8 @@ func TestCreateMany(t *testing.T) {
 		if info.GitVersion != vc.Version().String() {
 			t.Errorf("%s: the API server says %s", vc, info.GitVersion)
 		}
-		if env.Cluster(vc.Name()) != vc {
-			t.Errorf("env.Cluster(%q) is not the created cluster", vc.Name())
+		if !slices.Contains(env.Clusters(), vc) {
+			t.Errorf("env.Clusters() does not list %s", vc)
 		}
 		if _, err := os.Stat(vc.KubeconfigPath()); err != nil {
 			t.Error(err)
@@ -102,10 +104,10 @@ data: {k: v}
 // host, so the tests of failures need no second host.
 func sharedHost(t *testing.T) framework.Option {
 	t.Helper()
-	if env.HostKubeconfigPath() == "" {
+	if framework.HostKubeconfigPath(env) == "" {
 		t.Fatal("the package environment has no host")
 	}
-	return framework.WithHostKubeconfig(env.HostKubeconfigPath(), "")
+	return framework.WithHostKubeconfig(framework.HostKubeconfigPath(env), "")
 }
 
 func TestCreateManyFailure(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 // port is the API server port of a cluster, read from its kubeconfig.
 func port(vc *framework.VirtualCluster) int { return kubeconfigPort(vc.KubeconfigPath()) }
 
-func hostPort(e *framework.Environment) int { return kubeconfigPort(e.HostKubeconfigPath()) }
+func hostPort(e *framework.Environment) int { return kubeconfigPort(framework.HostKubeconfigPath(e)) }
 
 func kubeconfigPort(path string) int {
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)

@@ -76,7 +76,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: second Destroy:", err)
 		return 1
 	}
-	if left := leftovers(env.StateDir(), ports); len(left) > 0 {
+	if left := leftovers(framework.StateDir(env), ports); len(left) > 0 {
 		fmt.Fprintln(os.Stderr, "FAIL: left after teardown:", left)
 		return 1
 	}

@@ -19,22 +19,6 @@ import (
 // a later one overrides an earlier one.
 type Option func(*options) error
 
-// Storage names the storage backend of the virtual clusters.
-type Storage string
-
-const (
-	// StorageSQLite is kine on an embedded SQLite file per cluster, the
-	// default: nothing to install and a fresh store in about a second.
-	StorageSQLite Storage = storage.SQLite
-	// StoragePostgres is kine on a PostgreSQL server, one database per cluster.
-	StoragePostgres Storage = storage.Postgres
-	// StorageMySQL is kine on a MySQL or MariaDB server, one database per cluster.
-	StorageMySQL Storage = storage.MySQL
-	// StorageEtcd is etcd: a given server (one key prefix per cluster), or
-	// one vmatrix starts per cluster.
-	StorageEtcd Storage = storage.Etcd
-)
-
 // SyncerOptions tunes the syncer that carries a virtual cluster's workloads to
 // the host. The zero value is the default.
 type SyncerOptions struct {
@@ -83,19 +67,11 @@ func defaultOptions() options {
 	}
 }
 
-// WithEmbeddedHost runs the virtual clusters on an embedded host that the
-// Environment starts with its first cluster and stops in Destroy: a local
-// control plane of the newest version whose simulated nodes (KWOK) run pods
-// without a container runtime. This is the default.
-func WithEmbeddedHost() Option {
-	return func(o *options) error {
-		o.hostKubeconfig, o.hostContext = "", ""
-		return nil
-	}
-}
-
 // WithHostKubeconfig runs the virtual clusters on an existing cluster (kind,
 // k3d, a shared CI cluster). context "" selects the kubeconfig's current one.
+// Without it the Environment starts an embedded host with its first cluster
+// and stops it in Destroy: a local control plane of the newest version whose
+// simulated nodes (KWOK) run pods without a container runtime.
 func WithHostKubeconfig(path, context string) Option {
 	return func(o *options) error {
 		if path == "" {
@@ -117,13 +93,20 @@ func WithNodes(n int) Option {
 	}
 }
 
-// WithStorage selects the storage backend of the virtual clusters and how to
-// reach its server: a PostgreSQL URL, a MySQL DSN, etcd endpoints; "" for
-// SQLite, and for etcd to have vmatrix start one. vmatrix creates a database
-// per cluster unless the DSN names one, and drops what it created.
-func WithStorage(s Storage, dsn string) Option {
+// WithStorage selects the storage backend of the virtual clusters, by the
+// names the CLI's --storage takes, and how to reach its server:
+//   - "sqlite", the default: kine on an SQLite file per cluster, nothing to
+//     install and a fresh store in about a second (dsn "");
+//   - "postgres": kine on a PostgreSQL server (dsn a URL);
+//   - "mysql": kine on a MySQL or MariaDB server (dsn a DSN);
+//   - "etcd": etcd at the endpoints dsn names (one key prefix per cluster),
+//     or one vmatrix starts per cluster (dsn "").
+//
+// vmatrix creates a database per cluster unless the DSN names one, and drops
+// what it created.
+func WithStorage(backend, dsn string) Option {
 	return func(o *options) error {
-		b, err := storage.ParseBackend(string(s), dsn)
+		b, err := storage.ParseBackend(backend, dsn)
 		if err != nil {
 			return fmt.Errorf("WithStorage: %w", err)
 		}
@@ -186,18 +169,6 @@ func WithArtifactsDir(dir string) Option {
 func WithKeepOnFailure(d time.Duration) Option {
 	return func(o *options) error {
 		o.keepOnFailure, o.keepFor = true, d
-		return nil
-	}
-}
-
-// WithConcurrency limits how many clusters CreateMany starts at once (default:
-// the number of CPUs; a control plane's start-up is CPU-bound).
-func WithConcurrency(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("WithConcurrency(%d): want at least 1", n)
-		}
-		o.concurrency = n
 		return nil
 	}
 }
@@ -278,12 +249,6 @@ func WithControllerManagerArgs(args ...string) CreateOption {
 // apiserver and the controller manager.
 func WithFeatureGates(gates string) CreateOption {
 	return func(c *createOptions) { c.flags = c.flags.Add(gates, "") }
-}
-
-// WithRuntimeConfig sets the apiserver's --runtime-config, to serve alpha or
-// beta APIs ("api/alpha=true", "resource.k8s.io/v1beta1=true").
-func WithRuntimeConfig(config string) CreateOption {
-	return func(c *createOptions) { c.flags = c.flags.Add("", config) }
 }
 
 // ForVersion applies create options to every cluster of version that the

@@ -84,7 +84,7 @@ func runWeb(t *testing.T, vc *framework.VirtualCluster, prefix string) (string, 
 // exec and port-forward on a virtual pod, and the same through the Go API.
 func TestLookInsidePods(t *testing.T) {
 	ctx := context.Background()
-	hostDir := filepath.Dir(env.HostKubeconfigPath())
+	hostDir := filepath.Dir(framework.HostKubeconfigPath(env))
 	for _, vc := range clusters {
 		t.Run(vc.Version().MinorString(), func(t *testing.T) {
 			ns, pod := runWeb(t, vc, "look")
@@ -93,7 +93,7 @@ func TestLookInsidePods(t *testing.T) {
 				t.Fatal(err)
 			}
 			noteKubeletPort(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-			hostKubelet, _ := strconv.Atoi(kubectl(t, env.HostKubeconfigPath(), "get", "node", pod.Spec.NodeName, "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}"))
+			hostKubelet, _ := strconv.Atoi(kubectl(t, framework.HostKubeconfigPath(env), "get", "node", pod.Spec.NodeName, "-o", "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}"))
 			noteKubeletPort(int32(hostKubelet))
 			hostPod := syncer.HostName(pod.Name, ns, vc.Name())
 			hostNS := syncer.DefaultHostNamespace(vc.Name())
@@ -101,7 +101,7 @@ func TestLookInsidePods(t *testing.T) {
 
 			// Logs: what the host pod's log holds, with the usual options.
 			full := kubectl(t, vc.KubeconfigPath(), "logs", "-n", ns, "deploy/web", "-c", "app")
-			onHost := kubectl(t, env.HostKubeconfigPath(), "logs", "-n", hostNS, hostPod, "-c", "app")
+			onHost := kubectl(t, framework.HostKubeconfigPath(env), "logs", "-n", hostNS, hostPod, "-c", "app")
 			if full != onHost || !strings.Contains(full, "simulated container app (image registry.example/app:1)") {
 				t.Fatalf("kubectl logs deploy/web -c app:\n%s\nthe host pod's log:\n%s", full, onHost)
 			}

@@ -55,7 +55,7 @@ func (e *Environment) attach(ctx context.Context, vc *VirtualCluster) (bool, err
 // reset deletes the test namespaces of earlier runs, and nothing else. It does
 // not wait for their contents to go: new test namespaces get new names.
 func (vc *VirtualCluster) reset(ctx context.Context) error {
-	list, err := vc.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: TestNamespaceLabel})
+	list, err := vc.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: testNamespaceLabel})
 	if err != nil {
 		return fmt.Errorf("resetting %s: %w", vc, err)
 	}

@@ -50,7 +50,7 @@ func helper(kind string) int {
 func startHelper(t *testing.T, state string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "VMATRIX_TEST_HOST="+env.HostKubeconfigPath(), "VMATRIX_TEST_STATE="+state)
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "VMATRIX_TEST_HOST="+framework.HostKubeconfigPath(env), "VMATRIX_TEST_STATE="+state)
 	cmd.Stderr = testLog{t}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

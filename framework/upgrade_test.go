@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/vmatrix/vmatrix/fixtures"
-	"github.com/vmatrix/vmatrix/framework"
 )
 
 // TestUpgradeInPlace: a cluster made at 1.35 with a CRD and a custom
@@ -56,7 +55,7 @@ func TestUpgradeInPlace(t *testing.T) {
 		return uids
 	}
 	hostPodUIDs := func() map[string]string {
-		pods, err := hostClientset(t).CoreV1().Pods(framework.HostNamespace(vc.Name())).List(ctx, metav1.ListOptions{})
+		pods, err := hostClientset(t).CoreV1().Pods(vc.Info().HostNamespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,10 +42,9 @@ func (w *WebhookServer) URL(path string) string {
 	return "https://" + net.JoinHostPort(w.Host, strconv.Itoa(w.Port)) + "/" + strings.TrimPrefix(path, "/")
 }
 
-// WebhookServer returns where the test serves webhooks, made on the first
-// call: a free port on 127.0.0.1 and a serving certificate for it in a folder
-// that Destroy removes.
-func (e *Environment) WebhookServer() (*WebhookServer, error) {
+// webhookServer returns where the test serves webhooks, made on the first
+// call: one for the whole Environment.
+func (e *Environment) webhookServer() (*WebhookServer, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.webhooks != nil {
@@ -72,8 +71,10 @@ func (e *Environment) WebhookServer() (*WebhookServer, error) {
 	return e.webhooks, nil
 }
 
-// WebhookServer is the webhook server of the cluster's Environment.
-func (vc *VirtualCluster) WebhookServer() (*WebhookServer, error) { return vc.env.WebhookServer() }
+// WebhookServer returns where the test serves webhooks, made on the first
+// call: a free port on 127.0.0.1 and a serving certificate for it in a folder
+// that Destroy removes. The clusters of one Environment share it.
+func (vc *VirtualCluster) WebhookServer() (*WebhookServer, error) { return vc.env.webhookServer() }
 
 // InstallWebhooks installs the ValidatingWebhookConfigurations and
 // MutatingWebhookConfigurations of manifests (files, folders or inline YAML,
@@ -83,7 +84,7 @@ func (vc *VirtualCluster) WebhookServer() (*WebhookServer, error) { return vc.en
 // CA. Objects of other kinds are refused. WaitForWebhooks tells when the
 // apiserver calls them.
 func (vc *VirtualCluster) InstallWebhooks(ctx context.Context, manifests ...string) error {
-	ws, err := vc.env.WebhookServer()
+	ws, err := vc.env.webhookServer()
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (vc *VirtualCluster) InstallCRDs(ctx context.Context, manifests ...string) 
 			return fmt.Errorf("%s: InstallCRDs takes CustomResourceDefinitions, not %s %s", vc, obj.GetKind(), obj.GetName())
 		}
 		if strategy, _, _ := unstructured.NestedString(obj.Object, "spec", "conversion", "strategy"); strategy == "Webhook" {
-			ws, err := vc.env.WebhookServer()
+			ws, err := vc.env.webhookServer()
 			if err != nil {
 				return err
 			}
@@ -213,7 +214,7 @@ func (vc *VirtualCluster) served(crd *unstructured.Unstructured) bool {
 // installed after the test's (so seen after them) reaches the server. The
 // probe is removed again.
 func (vc *VirtualCluster) WaitForWebhooks(ctx context.Context) error {
-	ws, err := vc.env.WebhookServer()
+	ws, err := vc.env.webhookServer()
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/onsi/ginkgo/v2/reporters"
 
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -90,11 +91,9 @@ func (s *Suite) connect(ctx ginkgo.SpecContext, data []byte) {
 	}
 	s.clusters = map[string]*framework.VirtualCluster{}
 	for v, info := range infos {
-		if s.env != nil {
-			if vc := s.env.Cluster(info.Name); vc != nil {
-				s.clusters[v] = vc
-				continue
-			}
+		if vc := s.own(info.Name); vc != nil {
+			s.clusters[v] = vc
+			continue
 		}
 		vc, err := framework.Connect(ctx, info)
 		if err != nil {
@@ -173,6 +172,19 @@ func skipUnlessMatches(vc *framework.VirtualCluster) {
 	}
 }
 
+// own is the cluster of that name if this process created it.
+func (s *Suite) own(name string) *framework.VirtualCluster {
+	if s.env == nil {
+		return nil
+	}
+	for _, vc := range s.env.Clusters() {
+		if vc.Name() == name {
+			return vc
+		}
+	}
+	return nil
+}
+
 func exportOnFailure(ctx context.Context, vc *framework.VirtualCluster) {
 	report := ginkgo.CurrentSpecReport()
 	if !report.Failed() {
@@ -184,6 +196,6 @@ func exportOnFailure(ctx context.Context, vc *framework.VirtualCluster) {
 	}
 	if dir != "" {
 		ginkgo.AddReportEntry("vmatrix artifacts", dir)
-		ginkgo.GinkgoWriter.Printf("vmatrix: artifacts of %s: %s\nreach it with: %s\n", vc, dir, vc.KubectlCommand())
+		ginkgo.GinkgoWriter.Printf("vmatrix: artifacts of %s: %s\nreach it with: %s\n", vc, dir, kubeconfig.KubectlCommand(vc.KubeconfigPath()))
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 // shared is the Environment of Main, and the creates of versions asked for
@@ -126,8 +128,10 @@ func ForEachVersion(t *testing.T, versions []string, f func(t *testing.T, vc *fr
 // sharedCluster returns the shared Environment's cluster of version v,
 // creating it once if Main did not.
 func sharedCluster(env *framework.Environment, v string) (*framework.VirtualCluster, error) {
-	if vc := env.Cluster(framework.DefaultName(v)); vc != nil {
-		return vc, nil
+	for _, vc := range env.Clusters() {
+		if vc.Name() == virtual.DefaultName(v) {
+			return vc, nil
+		}
 	}
 	shared.mu.Lock()
 	if shared.creating == nil {
@@ -160,7 +164,7 @@ func exportOnFailure(t *testing.T, vc *framework.VirtualCluster) {
 		t.Errorf("artifacts: %v", err)
 	}
 	if dir != "" {
-		t.Logf("artifacts of %s: %s; reach it with: %s", vc, dir, vc.KubectlCommand())
+		t.Logf("artifacts of %s: %s; reach it with: %s", vc, dir, kubeconfig.KubectlCommand(vc.KubeconfigPath()))
 	}
 }
 

@@ -135,3 +135,9 @@ func writeFile(cfg *clientcmdapi.Config, path string) error {
 	}
 	return nil
 }
+
+// KubectlCommand is a shell command that shows what runs in the cluster of
+// the kubeconfig at path, for messages that tell a user how to look.
+func KubectlCommand(path string) string {
+	return "kubectl --kubeconfig " + path + " get all -A"
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -19,6 +20,12 @@ import (
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/syncer"
 )
+
+// DefaultName is the name a virtual cluster of a version gets when none is
+// given: "v1-36" for "1.36", "v1-36-3" for "1.36.3".
+func DefaultName(version string) string {
+	return "v" + strings.NewReplacer(".", "-").Replace(strings.TrimPrefix(version, "v"))
+}
 
 // Config describes one virtual cluster.
 type Config struct {

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/types"
 
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
 // DefaultVersion is the version of a cluster made without WithKubernetesVersion.
@@ -120,7 +121,7 @@ func (c *Cluster) Create(ctx context.Context, args ...string) (string, error) {
 	}
 	c.SetDefaults()
 	if c.name == "" {
-		c.name = framework.DefaultName(c.version)
+		c.name = virtual.DefaultName(c.version)
 	}
 	env, err := acquire()
 	if err != nil {
@@ -197,7 +198,7 @@ type versionsKey struct{}
 
 // CreateVersions is an EnvFunc that creates one cluster per version, in
 // parallel, on the shared host. Each is stored in the context like
-// envfuncs.CreateCluster stores one, under framework.DefaultName(version)
+// envfuncs.CreateCluster stores one, under virtual.DefaultName(version)
 // (so envfuncs.DestroyCluster and ExportClusterLogs work with that name),
 // and ClusterFromContext finds it by version. Under `vmatrix run` only the
 // run's version is created (framework.Versions), as the other adapters do:

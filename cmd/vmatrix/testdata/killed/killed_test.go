@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,9 +21,11 @@ func TestHoldsAClusterUntilKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Create(context.Background(), "1.37"); err != nil {
+	vc, err := env.Create(context.Background(), "1.37")
+	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("READY", env.StateDir())
+	// The Environment's state folder holds clusters/NAME.
+	fmt.Println("READY", filepath.Dir(filepath.Dir(vc.Info().Dir)))
 	time.Sleep(10 * time.Minute)
 }
