@@ -6,6 +6,8 @@ package controlplane
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -74,6 +76,11 @@ type Config struct {
 	// AuditDeprecated makes the apiserver keep an audit log (AuditLogPath),
 	// from which the deprecated APIs its clients called are read.
 	AuditDeprecated bool
+	// TemplateDir holds store templates (storage.SaveTemplate), one per
+	// version and kind of control plane. When set, and the store is kine on
+	// SQLite, a new control plane starts on a copy of its template and the
+	// first one of its kind saves it. "" always bootstraps from scratch.
+	TemplateDir string
 }
 
 // AuditLogPath is the audit log of the control plane in dir, when
@@ -149,6 +156,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	} else if err := os.MkdirAll(cp.socketDir, 0o700); err != nil {
 		return nil, err
 	}
+	template, seeded := cp.seed()
 	if cp.store, err = cfg.Store(cp.path("data"), cp.socketDir); err != nil {
 		return nil, err
 	}
@@ -169,8 +177,52 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if template != "" && !seeded {
+		cp.note("store template", storage.SaveTemplate(cp.path("data"), template))
+	}
 	cp.supervise()
 	return cp, nil
+}
+
+// DefaultTemplateDir is where control planes keep their store templates:
+// beside the binaries, per user.
+func DefaultTemplateDir() string { return filepath.Join(k8sdist.DefaultCacheDir(), "templates") }
+
+// templateFormat changes when what a template holds does (kine's schema, the
+// keys it leaves out), so that older templates are not used.
+const templateFormat = "kine-v0.17.5-1"
+
+// seed starts a new SQLite store from its template, when there is one. It
+// returns the template's path ("" when templates do not apply) and whether
+// the store was seeded from it. A template that cannot be used is removed:
+// the cluster bootstraps from scratch and saves a new one.
+func (cp *ControlPlane) seed() (template string, seeded bool) {
+	if cp.cfg.TemplateDir == "" || storage.HasSQLite(cp.path("data")) {
+		return "", false
+	}
+	key, _ := json.Marshal([]any{templateFormat, cp.cfg.Version.String(), cp.cfg.ServiceCIDR, cp.cfg.Flags, cp.cfg.Scheduler, cp.cfg.NodeControllers})
+	sum := sha256.Sum256(key)
+	template = filepath.Join(cp.cfg.TemplateDir, fmt.Sprintf("%s-%x.db", cp.cfg.Version, sum[:6]))
+	seeded, err := storage.SeedFromTemplate(template, cp.path("data"))
+	if err != nil {
+		cp.note("store template", err)
+		os.Remove(template)
+	}
+	return template, seeded
+}
+
+// note records a problem that costs time but no correctness in the control
+// plane's log folder, where artifacts pick it up.
+func (cp *ControlPlane) note(what string, err error) {
+	if err == nil {
+		return
+	}
+	f, ferr := os.OpenFile(cp.path("logs", "vmatrix.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if ferr != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "%s %s: %v\n", time.Now().Format(time.RFC3339), what, err)
 }
 
 type controllerList struct {

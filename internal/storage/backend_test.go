@@ -193,19 +193,7 @@ func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b,
 
 // create writes a key the way the apiserver creates objects (kine supports
 // only the apiserver's transactions, not a bare Put).
-func create(t *testing.T, c *clientv3.Client, key string) {
-	t.Helper()
-	resp, err := c.Txn(context.Background()).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, "v")).
-		Commit()
-	if err != nil {
-		t.Fatalf("creating %s: %v", key, err)
-	}
-	if !resp.Succeeded {
-		t.Fatalf("creating %s: it exists already", key)
-	}
-}
+func create(t *testing.T, c *clientv3.Client, key string) { t.Helper(); put(t, c, key, "v") }
 
 func etcdClient(t *testing.T, store storage.Store) *clientv3.Client {
 	t.Helper()

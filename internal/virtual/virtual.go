@@ -65,6 +65,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		Flags:       cfg.Flags,
 		Store:       cfg.Backend.Starter(cfg.Name),
 	}
+	if cfg.Backend.Kind == "" || cfg.Backend.Kind == storage.SQLite {
+		cpc.TemplateDir = controlplane.DefaultTemplateDir()
+	}
 	if cfg.ControlPlane != nil {
 		cfg.ControlPlane(&cpc)
 	}

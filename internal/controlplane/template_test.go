@@ -1,0 +1,91 @@
+package controlplane
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// TestStoreTemplate: the first control plane of its kind saves a template of
+// its store, and the next one starts on a copy of it, with its own PKI,
+// service-account keys and UIDs: a token one cluster mints is refused by the
+// other, and the CA its pods are given is its own.
+func TestStoreTemplate(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	ctx := context.Background()
+	templates := t.TempDir()
+	start := func(name string) (*ControlPlane, kubernetes.Interface) {
+		cp, err := Start(ctx, Config{Name: name, Dir: t.TempDir(), Version: v, Binaries: bins, TemplateDir: templates})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cp.Stop() })
+		return cp, kubernetes.NewForConfigOrDie(cp.RESTConfig())
+	}
+	a, clientA := start("a")
+	saved, _ := filepath.Glob(filepath.Join(templates, v.String()+"-*.db"))
+	if len(saved) != 1 {
+		t.Fatalf("templates after the first control plane: %v", saved)
+	}
+	b, clientB := start("b")
+	for _, cp := range []*ControlPlane{a, b} {
+		if note, err := os.ReadFile(cp.path("logs", "vmatrix.log")); err == nil {
+			t.Errorf("%s: %s", cp.cfg.Name, note)
+		}
+	}
+
+	// Seeded: b's namespaces are a's, made when a bootstrapped, but under
+	// UIDs of its own.
+	nsA, err := clientA.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsB, err := clientB.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nsB.CreationTimestamp.Equal(&nsA.CreationTimestamp) {
+		t.Errorf("b's kube-system was made at %s, a's at %s: b did not start from the template", nsB.CreationTimestamp, nsA.CreationTimestamp)
+	}
+	if nsA.UID == nsB.UID {
+		t.Errorf("both clusters' kube-system have UID %s", nsA.UID)
+	}
+
+	// A token of a is good in a and refused by b.
+	tr, err := clientA.CoreV1().ServiceAccounts("default").CreateToken(ctx, "default", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whoami := func(cp *ControlPlane) error {
+		cfg := rest.AnonymousClientConfig(cp.RESTConfig())
+		cfg.BearerToken = tr.Status.Token
+		_, err := kubernetes.NewForConfigOrDie(cfg).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		return err
+	}
+	if err := whoami(a); err != nil {
+		t.Errorf("a refused its own token: %v", err)
+	}
+	if err := whoami(b); !apierrors.IsUnauthorized(err) {
+		t.Errorf("b answered a's token with %v, want Unauthorized", err)
+	}
+
+	// The CA b publishes to its pods is b's.
+	ca, err := os.ReadFile(b.PKI().CACert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = waitFor(func() bool {
+		cm, err := clientB.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err == nil && cm.Data["ca.crt"] == string(ca)
+	})
+	if err != nil {
+		t.Errorf("b's kube-root-ca.crt never held b's CA: %v", err)
+	}
+}

@@ -1,0 +1,212 @@
+package storage
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/google/uuid"
+	_ "github.com/mattn/go-sqlite3" // kine's SQLite driver, opened here on its own files
+)
+
+// A template is the SQLite store of a control plane taken as it became ready:
+// namespaces, default ServiceAccounts, RBAC bootstrap policy, priority
+// classes, flow-control settings, API services. A new control plane of the
+// same kind starts on a copy of it, so its apiserver finds its bootstrap done
+// and the default ServiceAccount is there from the first moment.
+//
+// What depends on the cluster that made it is taken out or made anew:
+//   - keys whose value embeds that cluster's CA or addresses, or that name
+//     its processes (the kube-root-ca.crt ConfigMaps, ClusterTrustBundles,
+//     the apiserver's authentication ConfigMap, leases, events): the new
+//     cluster's components write their own;
+//   - every UID: each copy gets new ones, consistently, so that references
+//     between objects hold and no two clusters share one (the kube-system
+//     namespace's UID is a common cluster ID).
+//
+// Certificates and service-account keys are never in the store: they are
+// made per cluster, so a token of one cluster is refused by another.
+
+// templateOmits are the keys (SQL LIKE patterns) a template leaves out.
+var templateOmits = []string{
+	"/registry/configmaps/%/kube-root-ca.crt",
+	"/registry/configmaps/kube-system/extension-apiserver-authentication",
+	"/registry/clustertrustbundles/%",
+	"/registry/leases/%",
+	"/registry/masterleases/%",
+	"/registry/events/%",
+}
+
+// sqliteFile is the store's file in a data directory (StartSQLite's).
+func sqliteFile(dataDir string) string { return filepath.Join(dataDir, "state.db") }
+
+// HasSQLite reports whether dataDir holds an SQLite store already: a cluster
+// started again keeps its objects and is never seeded.
+func HasSQLite(dataDir string) bool {
+	_, err := os.Stat(sqliteFile(dataDir))
+	return err == nil
+}
+
+// SaveTemplate writes the SQLite store in dataDir, which a running kine may
+// be writing, to path as a template: a consistent snapshot with the
+// cluster's own keys left out. The file appears whole or not at all, so
+// concurrent saves and seeds of one template are safe.
+func SaveTemplate(dataDir, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".template-*.db")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	os.Remove(tmp.Name()) // VACUUM INTO wants to create the file itself
+	defer os.Remove(tmp.Name())
+
+	live, err := openSQLite(sqliteFile(dataDir))
+	if err != nil {
+		return err
+	}
+	// A read transaction of its own: the snapshot is one revision of the
+	// store, whatever kine writes meanwhile.
+	_, err = live.Exec(`VACUUM INTO ?`, tmp.Name())
+	live.Close()
+	if err != nil {
+		return fmt.Errorf("snapshot of %s: %w", sqliteFile(dataDir), err)
+	}
+
+	db, err := openSQLite(tmp.Name())
+	if err != nil {
+		return err
+	}
+	err = omitOwnKeys(db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("template from %s: %w", sqliteFile(dataDir), err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func omitOwnKeys(db *sql.DB) error {
+	for _, pattern := range templateOmits {
+		if _, err := db.Exec(`DELETE FROM kine WHERE name LIKE ?`, pattern); err != nil {
+			return err
+		}
+	}
+	// kine takes a revision that skips ahead for a write it has not seen
+	// yet: the next one must follow the last kept.
+	if _, err := db.Exec(`UPDATE sqlite_sequence SET seq = (SELECT MAX(id) FROM kine) WHERE name = 'kine'`); err != nil {
+		return err
+	}
+	_, err := db.Exec(`VACUUM`)
+	return err
+}
+
+// SeedFromTemplate makes the SQLite store of dataDir a copy of the template
+// at path, with new UIDs. It reports false, and does nothing, when there is
+// no such template.
+func SeedFromTemplate(path, dataDir string) (bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	tmp := sqliteFile(dataDir) + ".seed"
+	defer os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return false, err
+	}
+	db, err := openSQLite(tmp)
+	if err != nil {
+		return false, err
+	}
+	err = renewUIDs(db)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("store from template %s: %w", path, err)
+	}
+	return true, os.Rename(tmp, sqliteFile(dataDir))
+}
+
+// uidPattern matches a UID as the apiserver makes them (RFC 4122, lower
+// case). In a stored value it is a string of fixed length, protobuf or
+// JSON, so one can stand in for another without re-encoding anything.
+var uidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// renewUIDs gives every UID in the store's values a new one, the same new
+// one wherever the old one stands.
+func renewUIDs(db *sql.DB) error {
+	rows, err := db.Query(`SELECT id, value, old_value FROM kine`)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id              int64
+		value, oldValue []byte
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.value, &r.oldValue); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	renewed := map[string][]byte{}
+	replace := func(b []byte) ([]byte, bool) {
+		changed := false
+		out := uidPattern.ReplaceAllFunc(b, func(old []byte) []byte {
+			n, ok := renewed[string(old)]
+			if !ok {
+				n = []byte(uuid.NewString())
+				renewed[string(old)] = n
+			}
+			changed = true
+			return n
+		})
+		return out, changed
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, r := range all {
+		v, c1 := replace(r.value)
+		ov, c2 := replace(r.oldValue)
+		if !c1 && !c2 {
+			continue
+		}
+		if _, err := tx.Exec(`UPDATE kine SET value = ?, old_value = ? WHERE id = ?`, v, ov, r.id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func openSQLite(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=30000")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return db, db.Ping()
+}
