@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -180,6 +181,11 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if template != "" && !seeded {
 		cp.note("store template", storage.SaveTemplate(cp.path("data"), template))
 	}
+	if seeded {
+		if err := cp.publishRootCA(ctx); err != nil {
+			return nil, err
+		}
+	}
 	cp.supervise()
 	return cp, nil
 }
@@ -209,6 +215,40 @@ func (cp *ControlPlane) seed() (template string, seeded bool) {
 		os.Remove(template)
 	}
 	return template, seeded
+}
+
+// publishRootCA writes the kube-root-ca.crt ConfigMap of every namespace, as
+// the controller manager's root CA publisher does, with the same content. A
+// template has none (they held its maker's CA), and a suite may read one, or
+// start a pod that mounts one, the moment the cluster is ready: before the
+// controller manager, which starts beside the apiserver, has come to it.
+func (cp *ControlPlane) publishRootCA(ctx context.Context) error {
+	ca, err := os.ReadFile(pki.Files{Dir: cp.path("pki")}.CACert())
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cp.restConfig)
+	if err != nil {
+		return err
+	}
+	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("publishing the root CA: %w", err)
+	}
+	for _, ns := range nss.Items {
+		_, err := client.CoreV1().ConfigMaps(ns.Name).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: "kube-root-ca.crt",
+				Annotations: map[string]string{"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. " +
+					"No other usage is guaranteed across distributions of Kubernetes clusters."},
+			},
+			Data: map[string]string{"ca.crt": string(ca)},
+		}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("publishing the root CA in %s: %w", ns.Name, err)
+		}
+	}
+	return nil
 }
 
 // note records a problem that costs time but no correctness in the control

@@ -58,6 +58,15 @@ func TestStoreTemplate(t *testing.T) {
 		t.Errorf("both clusters' kube-system have UID %s", nsA.UID)
 	}
 
+	// The apiserver writes its own authentication ConfigMap, which the
+	// template leaves out, for aggregated API servers.
+	if err := waitFor(func() bool {
+		_, err := clientB.CoreV1().ConfigMaps("kube-system").Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{})
+		return err == nil
+	}); err != nil {
+		t.Errorf("b has no extension-apiserver-authentication: %v", err)
+	}
+
 	// A token of a is good in a and refused by b.
 	tr, err := clientA.CoreV1().ServiceAccounts("default").CreateToken(ctx, "default", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	if err != nil {
@@ -76,16 +85,18 @@ func TestStoreTemplate(t *testing.T) {
 		t.Errorf("b answered a's token with %v, want Unauthorized", err)
 	}
 
-	// The CA b publishes to its pods is b's.
+	// The CA b publishes to its pods is b's, there from the moment it is
+	// ready, in every namespace.
 	ca, err := os.ReadFile(b.PKI().CACert())
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = waitFor(func() bool {
-		cm, err := clientB.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
-		return err == nil && cm.Data["ca.crt"] == string(ca)
-	})
-	if err != nil {
-		t.Errorf("b's kube-root-ca.crt never held b's CA: %v", err)
+	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		cm, err := clientB.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("b's kube-root-ca.crt in %s: %v", ns, err)
+		} else if cm.Data["ca.crt"] != string(ca) {
+			t.Errorf("b's kube-root-ca.crt in %s holds another CA", ns)
+		}
 	}
 }
