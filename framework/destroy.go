@@ -40,8 +40,8 @@ func (e *leftoverError) Error() string {
 // its host objects, controller-manager, apiserver, storage, files), then the
 // embedded host, then the state directory if it is the Environment's own.
 // Each step is bounded in time. Afterwards it verifies that no process,
-// listening port, state folder or host object is left, and returns a
-// an error naming each one if there is.
+// listening port, state folder or host object is left, and returns an
+// error naming each one if there is.
 //
 // Destroy is idempotent and safe to call concurrently, twice, or after a
 // create that failed half-way; every call returns the first call's result.

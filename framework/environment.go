@@ -324,10 +324,10 @@ func (e *Environment) reserve(name, version string) (*VirtualCluster, error) {
 }
 
 // CreateMany starts one virtual cluster per version concurrently (at most
-// one per CPU at a time: a control plane's start-up is CPU-bound), named
-// after their version ("v1-36" for "1.36"), and returns them in
-// the order of versions. If one fails, the others are cancelled and destroyed,
-// and the error names the version and the step of every failure.
+// one per CPU this process may use at a time: a control plane's start-up is
+// CPU-bound), named after their version ("v1-36" for "1.36"), and returns
+// them in the order of versions. If one fails, the others are cancelled and
+// destroyed, and the error names the version and the step of every failure.
 func (e *Environment) CreateMany(ctx context.Context, versions ...string) ([]*VirtualCluster, error) {
 	seen := map[string]bool{}
 	for _, v := range versions {

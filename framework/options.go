@@ -60,7 +60,7 @@ func defaultOptions() options {
 		createTimeout:  5 * time.Minute,
 		destroyTimeout: time.Minute,
 		artifactsDir:   os.Getenv("VMATRIX_ARTIFACTS_DIR"),
-		concurrency:    runtime.NumCPU(),
+		concurrency:    runtime.GOMAXPROCS(0), // the CPUs this process may use, a container's CPU limit included
 		reuse:          os.Getenv("VMATRIX_REUSE") == "1" || os.Getenv("VMATRIX_REUSE") == "true",
 		signals:        true,
 		log:            os.Stderr,

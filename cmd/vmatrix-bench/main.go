@@ -22,7 +22,7 @@ func main() {
 	flag.StringVar(&cfg.Version, "version", "1.37", "virtual version of the single-cluster figures")
 	flag.StringVar(&matrix, "matrix", "1.35,1.36,1.37", "versions created in parallel")
 	flag.DurationVar(&cfg.Idle, "idle", 30*time.Second, "idle time before memory is read")
-	flag.IntVar(&cfg.DensityMax, "density", 20, "most clusters in the density figure (0 skips it)")
+	flag.IntVar(&cfg.DensityMax, "density", 40, "most clusters in the density figure, the target's count by default (0 skips it)")
 	flag.IntVar(&cfg.SyncReplicas, "sync", 100, "replicas of the sync figure's Deployment (0 skips it)")
 	flag.BoolVar(&cfg.Rerun, "rerun", true, "measure a rerun in reuse mode against a cold run")
 	flag.IntVar(&cfg.Inspect, "inspect", 20, "samples of the logs and exec figure (0 skips it)")

@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -99,10 +99,14 @@ type ControlPlane struct {
 	mu    sync.Mutex
 	procs []*proc.Process // in start order; stopped in reverse
 	sup   *supervision    // from ready on
+	// startControllerManager, until it has run, starts the controller
+	// manager (waitReady does, when the apiserver is healthy).
+	startControllerManager func() error
 }
 
 // Start brings a control plane up and returns once it is ready: the apiserver
-// answers /readyz and the controller manager has made the default ServiceAccount.
+// answers /readyz and the controller manager has made the default
+// ServiceAccount and published the cluster CA in the default namespace.
 // On failure everything started is stopped again and the error says which
 // component failed, with the end of its log.
 func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
@@ -182,7 +186,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 		cp.note("store template", storage.SaveTemplate(cp.path("data"), template))
 	}
 	if seeded {
-		if err := cp.publishRootCA(ctx); err != nil {
+		// The apiserver's "kubernetes" Service keeps the ports it was made
+		// with: the template maker's.
+		if err := cp.fixKubernetesService(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -200,8 +206,8 @@ const templateFormat = "kine-v0.17.5-1"
 
 // seed starts a new SQLite store from its template, when there is one. It
 // returns the template's path ("" when templates do not apply) and whether
-// the store was seeded from it. A template that cannot be used is removed:
-// the cluster bootstraps from scratch and saves a new one.
+// the store was seeded from it. A template that cannot be read as a store is
+// removed: the cluster bootstraps from scratch and saves a new one.
 func (cp *ControlPlane) seed() (template string, seeded bool) {
 	if cp.cfg.TemplateDir == "" || storage.HasSQLite(cp.path("data")) {
 		return "", false
@@ -212,41 +218,38 @@ func (cp *ControlPlane) seed() (template string, seeded bool) {
 	seeded, err := storage.SeedFromTemplate(template, cp.path("data"))
 	if err != nil {
 		cp.note("store template", err)
-		os.Remove(template)
+		if errors.Is(err, storage.ErrBadTemplate) {
+			os.Remove(template)
+		}
 	}
 	return template, seeded
 }
 
-// publishRootCA writes the kube-root-ca.crt ConfigMap of every namespace, as
-// the controller manager's root CA publisher does, with the same content. A
-// template has none (they held its maker's CA), and a suite may read one, or
-// start a pod that mounts one, the moment the cluster is ready: before the
-// controller manager, which starts beside the apiserver, has come to it.
-func (cp *ControlPlane) publishRootCA(ctx context.Context) error {
-	ca, err := os.ReadFile(pki.Files{Dir: cp.path("pki")}.CACert())
-	if err != nil {
-		return err
-	}
+// fixKubernetesService points the "kubernetes" Service of a store made from
+// a template at this apiserver's port. The apiserver makes that Service once
+// and never corrects it; its Endpoints and EndpointSlice, which the template
+// leaves out, it makes anew.
+func (cp *ControlPlane) fixKubernetesService(ctx context.Context) error {
 	client, err := kubernetes.NewForConfig(cp.restConfig)
 	if err != nil {
 		return err
 	}
-	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	svc, err := client.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("publishing the root CA: %w", err)
+		return fmt.Errorf("the kubernetes Service: %w", err)
 	}
-	for _, ns := range nss.Items {
-		_, err := client.CoreV1().ConfigMaps(ns.Name).Create(ctx, &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{
-				Name: "kube-root-ca.crt",
-				Annotations: map[string]string{"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. " +
-					"No other usage is guaranteed across distributions of Kubernetes clusters."},
-			},
-			Data: map[string]string{"ca.crt": string(ca)},
-		}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("publishing the root CA in %s: %w", ns.Name, err)
+	changed := false
+	for i, p := range svc.Spec.Ports {
+		if p.Name == "https" && p.TargetPort.IntValue() != cp.port {
+			svc.Spec.Ports[i].TargetPort = intstr.FromInt32(int32(cp.port))
+			changed = true
 		}
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := client.CoreV1().Services(metav1.NamespaceDefault).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("the kubernetes Service: %w", err)
 	}
 	return nil
 }
@@ -327,16 +330,19 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 	if cp.cfg.APIServerOnly {
 		return nil
 	}
-	// The controller manager and scheduler start now and connect as soon as the
-	// apiserver answers: their start-up overlaps the apiserver's.
 	list := <-controllers
 	controllers <- list // kept for a retry
 	if list.err != nil {
 		return list.err
 	}
-	if err := cp.start("kube-controller-manager", cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names)); err != nil {
-		return err
+	// The controller manager starts once the apiserver is healthy (waitReady):
+	// before, it competes with the apiserver's start-up for CPU and checks
+	// the apiserver's health only once a second, losing up to a second.
+	cp.startControllerManager = func() error {
+		return cp.start("kube-controller-manager", cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names))
 	}
+	// The scheduler connects as soon as the apiserver answers: its start-up
+	// overlaps the apiserver's.
 	if cp.cfg.Scheduler {
 		config := cp.path("scheduler.yaml")
 		// The default client limit (50 requests/s, two per pod: binding and
@@ -504,9 +510,10 @@ func (cp *ControlPlane) controllerManagerArgs(f pki.Files, known []string) []str
 
 // startRestarts is how often a client component (the controller manager,
 // the scheduler) is started again when it exits before the control plane is
-// ready. They start with the apiserver to overlap their start-ups, and each
-// gives up after its own short wait for a healthy apiserver: on a busy
-// machine the apiserver's bootstrap takes longer than that.
+// ready. Each gives up after its own short wait for a healthy apiserver
+// (the scheduler starts with the apiserver, to overlap their start-ups), and
+// on a busy machine the apiserver can take longer than that, or stop being
+// healthy for a moment.
 const startRestarts = 5
 
 // defaultReadyTimeout bounds the wait for a ready control plane when the
@@ -514,9 +521,12 @@ const startRestarts = 5
 // limit otherwise.
 const defaultReadyTimeout = 5 * time.Minute
 
-// waitReady waits for /readyz and for the default ServiceAccount, starting
-// again a client component that exits meanwhile, and failing early when the
-// apiserver exits or a component keeps exiting.
+// waitReady waits for /readyz and for the controller manager to have made
+// the default ServiceAccount and published the cluster CA, which a pod in
+// the default namespace needs. It starts the controller manager when the
+// apiserver is healthy, starts again a client component that exits
+// meanwhile, and fails early when the apiserver exits or a component keeps
+// exiting.
 func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	client, err := kubernetes.NewForConfig(cp.restConfig)
 	if err != nil {
@@ -535,6 +545,15 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 		if err := cp.restartExited(restarts); err != nil {
 			return err
 		}
+		if cp.startControllerManager != nil {
+			body, err := client.Discovery().RESTClient().Get().AbsPath("/healthz").Do(ctx).Raw()
+			if err == nil && string(body) == "ok" {
+				if err := cp.startControllerManager(); err != nil {
+					return err
+				}
+				cp.startControllerManager = nil
+			}
+		}
 		if !apiReady {
 			body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw()
 			apiReady = err == nil && string(body) == "ok"
@@ -542,8 +561,11 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 		if apiReady && cp.cfg.APIServerOnly {
 			return nil
 		}
-		if apiReady {
+		if apiReady && cp.startControllerManager == nil {
 			_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+			if err == nil {
+				_, err = client.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+			}
 			if err == nil {
 				return nil
 			}
@@ -555,7 +577,7 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 		case <-ctx.Done():
 			what := "the apiserver to become ready"
 			if apiReady {
-				what = "the controller manager to create the default ServiceAccount"
+				what = "the controller manager to create the default ServiceAccount and the cluster CA's ConfigMap"
 			}
 			return fmt.Errorf("waiting for %s of %s: %w", what, cp.cfg.Name, ctx.Err())
 		case <-tick.C:

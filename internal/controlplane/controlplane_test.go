@@ -104,7 +104,21 @@ func checkAdvertised(t *testing.T, client kubernetes.Interface, port int) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return len(got) == 1 && got[0] == want && len(slices.Items) == 1, fmt.Sprintf("endpoints %v, %d slices", got, len(slices.Items))
+		var slicePorts []int32
+		for _, sl := range slices.Items {
+			for _, p := range sl.Ports {
+				if p.Port != nil {
+					slicePorts = append(slicePorts, *p.Port)
+				}
+			}
+		}
+		svc, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		target := svc.Spec.Ports[0].TargetPort.IntValue()
+		ok := len(got) == 1 && got[0] == want && len(slicePorts) == 1 && int(slicePorts[0]) == port && target == port
+		return ok, fmt.Sprintf("endpoints %v, slice ports %v, Service target port %d", got, slicePorts, target)
 	})
 }
 

@@ -85,18 +85,30 @@ func TestStoreTemplate(t *testing.T) {
 		t.Errorf("b answered a's token with %v, want Unauthorized", err)
 	}
 
-	// The CA b publishes to its pods is b's, there from the moment it is
-	// ready, in every namespace.
+	// Ready means b's controller manager works: it made the default
+	// ServiceAccount, which the template leaves out, and published b's CA.
+	saA, err := clientA.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saB, err := clientB.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("b is ready without a default ServiceAccount: %v", err)
+	}
+	if saB.CreationTimestamp.Equal(&saA.CreationTimestamp) && saB.UID == saA.UID {
+		t.Errorf("b's default ServiceAccount is a's")
+	}
 	ca, err := os.ReadFile(b.PKI().CACert())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ns := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
-		cm, err := clientB.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
-		if err != nil {
-			t.Errorf("b's kube-root-ca.crt in %s: %v", ns, err)
-		} else if cm.Data["ca.crt"] != string(ca) {
-			t.Errorf("b's kube-root-ca.crt in %s holds another CA", ns)
-		}
+	cm, err := clientB.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("b is ready without kube-root-ca.crt: %v", err)
+	} else if cm.Data["ca.crt"] != string(ca) {
+		t.Errorf("b's kube-root-ca.crt holds another CA")
 	}
+	// The "kubernetes" Service, its Endpoints and EndpointSlice name b's
+	// port, not a's.
+	checkAdvertised(t, clientB, b.Port())
 }

@@ -193,6 +193,9 @@ func Run(ctx context.Context, opts RunOptions) error {
 		ControlPlane: func(c *controlplane.Config) {
 			c.Port, c.BindAddress, c.SANs = cfg.Port, "0.0.0.0", sans
 			c.Store = backend.Starter(cfg.Name)
+			// A pod's file system is read-only and forgets everything on a
+			// restart: there is nowhere to keep a template.
+			c.TemplateDir = ""
 		},
 		Syncer: func(o *syncer.Options) {
 			o.HostNamespace = namespace

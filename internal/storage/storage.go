@@ -8,7 +8,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"github.com/vmatrix/vmatrix/internal/proc"
 	"io"
 	"net/url"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"github.com/k3s-io/kine/pkg/drivers/generic"
 	"github.com/k3s-io/kine/pkg/endpoint"
 	"github.com/sirupsen/logrus"
+
+	"github.com/vmatrix/vmatrix/internal/proc"
 )
 
 // Store is a running storage backend.

@@ -10,7 +10,6 @@ import (
 	"regexp"
 
 	"github.com/google/uuid"
-	_ "github.com/mattn/go-sqlite3" // kine's SQLite driver, opened here on its own files
 )
 
 // A template is the SQLite store of a control plane taken as it became ready:
@@ -20,10 +19,15 @@ import (
 // and the default ServiceAccount is there from the first moment.
 //
 // What depends on the cluster that made it is taken out or made anew:
-//   - keys whose value embeds that cluster's CA or addresses, or that name
-//     its processes (the kube-root-ca.crt ConfigMaps, ClusterTrustBundles,
-//     the apiserver's authentication ConfigMap, leases, events): the new
-//     cluster's components write their own;
+//   - keys whose value embeds that cluster's CA, addresses or ports, or that
+//     name its processes (the kube-root-ca.crt ConfigMaps, ClusterTrustBundles,
+//     the apiserver's authentication ConfigMap, the "kubernetes" Service's
+//     Endpoints and EndpointSlice, leases, events): the new cluster's
+//     components write their own (the Service's target port is the control
+//     plane's to set);
+//   - the default namespace's default ServiceAccount, so that a control plane
+//     is ready only once its controller manager has made it, as on a fresh
+//     store: before, a pod in a new namespace could find no ServiceAccount;
 //   - every UID: each copy gets new ones, consistently, so that references
 //     between objects hold and no two clusters share one (the kube-system
 //     namespace's UID is a common cluster ID).
@@ -39,6 +43,9 @@ var templateOmits = []string{
 	"/registry/leases/%",
 	"/registry/masterleases/%",
 	"/registry/events/%",
+	"/registry/services/endpoints/default/kubernetes",
+	"/registry/endpointslices/default/kubernetes",
+	"/registry/serviceaccounts/default/default",
 }
 
 // sqliteFile is the store's file in a data directory (StartSQLite's).
@@ -111,6 +118,11 @@ func omitOwnKeys(db *sql.DB) error {
 	return err
 }
 
+// ErrBadTemplate marks a template that cannot be read as a store: the caller
+// removes it. Any other error of SeedFromTemplate (a full disk, say) leaves
+// the template be.
+var ErrBadTemplate = errors.New("unusable store template")
+
 // SeedFromTemplate makes the SQLite store of dataDir a copy of the template
 // at path, with new UIDs. It reports false, and does nothing, when there is
 // no such template.
@@ -123,27 +135,35 @@ func SeedFromTemplate(path, dataDir string) (bool, error) {
 		return false, err
 	}
 	tmp := sqliteFile(dataDir) + ".seed"
-	defer os.Remove(tmp)
+	// What a copy cut short left must not be replayed onto this one.
+	for _, f := range []string{tmp, tmp + "-journal", tmp + "-wal", tmp + "-shm"} {
+		defer os.Remove(f)
+		os.Remove(f)
+	}
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return false, err
 	}
 	db, err := openSQLite(tmp)
+	if err == nil {
+		err = renewUIDs(db)
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
+		return false, fmt.Errorf("store from template %s: %w: %w", path, ErrBadTemplate, err)
+	}
+	if err := os.Rename(tmp, sqliteFile(dataDir)); err != nil {
 		return false, err
 	}
-	err = renewUIDs(db)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("store from template %s: %w", path, err)
-	}
-	return true, os.Rename(tmp, sqliteFile(dataDir))
+	return true, nil
 }
 
 // uidPattern matches a UID as the apiserver makes them (RFC 4122, lower
 // case). In a stored value it is a string of fixed length, protobuf or
-// JSON, so one can stand in for another without re-encoding anything.
+// JSON, so one can stand in for another without re-encoding anything. It
+// is not anchored: in protobuf the byte after a UID is the next field's tag,
+// which may be a hex digit.
 var uidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
 // renewUIDs gives every UID in the store's values a new one, the same new
@@ -202,8 +222,9 @@ func renewUIDs(db *sql.DB) error {
 	return tx.Commit()
 }
 
+// openSQLite opens an SQLite file with the driver kine uses in this build.
 func openSQLite(path string) (*sql.DB, error) {
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=30000")
+	db, err := sql.Open(sqliteDriver, path+sqliteBusyTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -198,8 +198,9 @@ type versionsKey struct{}
 
 // CreateVersions is an EnvFunc that creates one cluster per version, in
 // parallel, on the shared host. Each is stored in the context like
-// envfuncs.CreateCluster stores one, under virtual.DefaultName(version)
-// (so envfuncs.DestroyCluster and ExportClusterLogs work with that name),
+// envfuncs.CreateCluster stores one, under the version's default cluster
+// name, "v" and the version with dots as dashes ("v1-36" for "1.36"), so
+// envfuncs.DestroyCluster and ExportClusterLogs work with that name,
 // and ClusterFromContext finds it by version. Under `vmatrix run` only the
 // run's version is created (framework.Versions), as the other adapters do:
 // a suite builds its features for framework.Versions(versions...) too.
