@@ -8,6 +8,8 @@ import (
 
 	"github.com/vmatrix/vmatrix/framework"
 	"github.com/vmatrix/vmatrix/internal/virtual"
+	"github.com/vmatrix/vmatrix/syncer"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestComponentFlagsPerVersion: a feature gate and a --runtime-config given
@@ -66,5 +68,22 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 	}
 	if _, err := e.Create(ctx, "1.37", framework.WithName("bad-flag"), framework.WithAPIServerArgs("no-dashes")); err == nil || !strings.Contains(err.Error(), `"no-dashes"`) {
 		t.Errorf("a flag without -- : %v", err)
+	}
+
+	// The syncer starts when the apiserver is ready, before the controller
+	// manager is: one that cannot start fails the create after the syncer
+	// has made the host namespace, and that goes too.
+	_, err = e.Create(ctx, "1.37", framework.WithName("bad-cm-flag"), framework.WithControllerManagerArgs("--no-such-flag=1"))
+	if err == nil {
+		t.Fatal("a cluster with an unknown controller manager flag was created")
+	}
+	if first := strings.SplitN(err.Error(), "\n", 2)[0]; !strings.Contains(first, "kube-controller-manager") || !strings.Contains(err.Error(), "unknown flag: --no-such-flag") {
+		t.Errorf("the error does not name the controller manager with its words: %v", err)
+	}
+	if left := leftovers(filepath.Join(state, "clusters", "bad-cm-flag"), nil); len(left) > 0 {
+		t.Errorf("left after the failed create: %v", left)
+	}
+	if ns, err := hostClientset(t).CoreV1().Namespaces().Get(ctx, syncer.DefaultHostNamespace("bad-cm-flag"), metav1.GetOptions{}); err == nil && ns.DeletionTimestamp == nil {
+		t.Errorf("host namespace %s left after the failed create", ns.Name)
 	}
 }

@@ -77,6 +77,11 @@ type Config struct {
 	// AuditDeprecated makes the apiserver keep an audit log (AuditLogPath),
 	// from which the deprecated APIs its clients called are read.
 	AuditDeprecated bool
+	// APIServerReady, if set, is called once, as soon as the apiserver is
+	// ready, with an admin client config and the PKI: what needs the
+	// apiserver but not the controller manager starts there, while the
+	// controller manager comes up. It must not block.
+	APIServerReady func(*rest.Config, pki.Files)
 	// TemplateDir holds store templates (storage.SaveTemplate), one per
 	// version and kind of control plane. When set, and the store is kine on
 	// SQLite, a new control plane starts on a copy of its template and the
@@ -557,6 +562,10 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 		if !apiReady {
 			body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw()
 			apiReady = err == nil && string(body) == "ok"
+			if apiReady && cp.cfg.APIServerReady != nil {
+				cp.cfg.APIServerReady(rest.CopyConfig(cp.restConfig), cp.PKI())
+				cp.cfg.APIServerReady = nil
+			}
 		}
 		if apiReady && cp.cfg.APIServerOnly {
 			return nil

@@ -71,12 +71,45 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.ControlPlane != nil {
 		cfg.ControlPlane(&cpc)
 	}
+	// The syncer starts as soon as the apiserver is ready, while the
+	// controller manager is still coming up: it needs nothing of it.
+	started := make(chan syncerStart, 1)
+	fired := false // set in controlplane.Start's goroutine, read after it returns
+	cpc.APIServerReady = func(virtual *rest.Config, files pki.Files) {
+		fired = true
+		go func() {
+			s, err := startSyncer(ctx, cfg, virtual, files)
+			started <- syncerStart{s, err}
+		}()
+	}
 	cp, err := controlplane.Start(ctx, cpc)
 	if err != nil {
-		return nil, fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err)
+		err = fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err)
+		if fired { // the syncer started, or is starting: what it wrote to the host goes too
+			if st := <-started; st.s != nil {
+				dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err = errors.Join(err, st.s.Delete(dctx))
+				cancel()
+			}
+		}
+		return nil, err
 	}
-	files := cp.PKI()
-	opts := syncer.Options{Name: cfg.Name, Virtual: cp.RESTConfig(), Host: cfg.Host.RESTConfig(),
+	st := <-started
+	if st.err != nil {
+		return nil, errors.Join(fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, st.err), cp.Stop())
+	}
+	return &Cluster{cfg: cfg, cp: cp, syncer: st.s}, nil
+}
+
+type syncerStart struct {
+	s   *syncer.Syncer
+	err error
+}
+
+// startSyncer starts the syncer of the cluster whose apiserver virtual
+// reaches, with PKI files.
+func startSyncer(ctx context.Context, cfg Config, virtual *rest.Config, files pki.Files) (*syncer.Syncer, error) {
+	opts := syncer.Options{Name: cfg.Name, Virtual: virtual, Host: cfg.Host.RESTConfig(),
 		Kubelet: &syncer.KubeletOptions{
 			CertFile: files.KubeletServingCert(), KeyFile: files.KubeletServingKey(),
 			ClientCAFile: files.CACert(), ClientName: pki.KubeletClientName,
@@ -88,13 +121,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		cfg.Syncer(&opts)
 	}
 	s, err := syncer.New(opts)
-	if err == nil {
-		err = s.Start(ctx)
-	}
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("virtual cluster %s (%s): %w", cfg.Name, cfg.Version, err), cp.Stop())
+		return nil, err
 	}
-	return &Cluster{cfg: cfg, cp: cp, syncer: s}, nil
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (v *Cluster) Name() string             { return v.cfg.Name }
