@@ -72,7 +72,7 @@ func (e *env) inspect(ctx context.Context, v k8sdist.Version, samples int) (*Ins
 			return nil, fmt.Errorf("reading the first log line: %w", err)
 		}
 	}
-	after, err := hostRequests(ctx, host, "log")
+	after, err := settledRequests(ctx, host, "log", before+float64(samples))
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (e *env) inspect(ctx context.Context, v k8sdist.Version, samples int) (*Ins
 		}
 		execs = append(execs, time.Since(start).Seconds())
 	}
-	if after, err = hostRequests(ctx, host, "exec"); err != nil {
+	if after, err = settledRequests(ctx, host, "exec", before+float64(samples)); err != nil {
 		return nil, err
 	}
 	res.HostRequestsExec = (after - before) / float64(samples)
@@ -96,6 +96,20 @@ func (e *env) inspect(ctx context.Context, v k8sdist.Version, samples int) (*Ins
 	e.logf("inspect: first log line %.3fs, exec round trip %.3fs (medians of %d); host requests %.1f per logs, %.1f per exec",
 		res.FirstLogLine.Median, res.ExecRoundTrip.Median, samples, res.HostRequestsLogs, res.HostRequestsExec)
 	return res, nil
+}
+
+// settledRequests is hostRequests once it has reached want, or after a few
+// seconds: a streamed request is counted when it ends, a moment after its
+// client closed it, so the last one of a loop may not be counted yet.
+func settledRequests(ctx context.Context, host kubernetes.Interface, subresource string, want float64) (float64, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := hostRequests(ctx, host, subresource)
+		if err != nil || n >= want || time.Now().After(deadline) {
+			return n, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // hostRequests sums the host apiserver's requests to a pod subresource so far.
