@@ -1,8 +1,6 @@
 package matrix
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+	"github.com/vmatrix/vmatrix/internal/ginkgoreport"
 )
 
 // How a run learns the result of each test, whatever runs them:
@@ -144,13 +143,9 @@ var versionLabel = regexp.MustCompile(`\s*\[Kubernetes [^\]]*\]`)
 // readGinkgoReport reads a Ginkgo JSON report (--json-report): one result
 // per spec, and per setup node that failed (a BeforeSuite, an AfterSuite).
 func readGinkgoReport(path string) ([]TestResult, error) {
-	data, err := os.ReadFile(path)
+	reports, err := ginkgoreport.Read(path)
 	if err != nil {
 		return nil, err
-	}
-	var reports []types.Report
-	if err := json.Unmarshal(data, &reports); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var out []TestResult
 	for _, r := range reports {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,6 +38,22 @@ func loadConfig(cmd *cobra.Command, path string) (matrix.Config, error) {
 
 // addComponentFlags gives every version the component flags of the command
 // line, after those of vmatrix.yaml.
+// resolveMatrix adds the component flags to cfg and resolves the versions
+// of spec, under a context that ends on SIGINT or SIGTERM; the caller calls
+// cancel.
+func resolveMatrix(cfg *matrix.Config, flags controlplane.Flags, spec string) (context.Context, context.CancelFunc, []matrix.Version, error) {
+	if err := addComponentFlags(cfg, flags); err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := signalContext()
+	versions, err := matrix.Resolve(ctx, spec)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, usageError{err}
+	}
+	return ctx, cancel, versions, nil
+}
+
 func addComponentFlags(cfg *matrix.Config, f controlplane.Flags) error {
 	if err := f.Validate(); err != nil {
 		return usageError{err}
@@ -113,15 +130,11 @@ SPEC: 1.35,1.36,1.37 | 1.33-1.37 | latest-3 | 1.36.3 | latest-3,-1.36 (see 'vmat
 			if !flags.Changed("timeout") {
 				opts.Timeout = cfg.TimeoutDuration()
 			}
-			if err := addComponentFlags(&cfg, components()); err != nil {
+			ctx, cancel, versions, err := resolveMatrix(&cfg, components(), spec)
+			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext()
 			defer cancel()
-			versions, err := matrix.Resolve(ctx, spec)
-			if err != nil {
-				return usageError{err}
-			}
 			if opts.Upgrade {
 				if err := matrix.CheckUpgradePath(versions); err != nil {
 					return usageError{err}
@@ -302,15 +315,11 @@ func upCommand(manager func() *supervisor.Manager) *cobra.Command {
 			if !cmd.Flags().Changed("versions") {
 				spec = cfg.Versions
 			}
-			if err := addComponentFlags(&cfg, components()); err != nil {
+			ctx, cancel, versions, err := resolveMatrix(&cfg, components(), spec)
+			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext()
 			defer cancel()
-			versions, err := matrix.Resolve(ctx, spec)
-			if err != nil {
-				return usageError{err}
-			}
 			m := manager()
 			board := newBoard()
 			ts := newTasks(board)

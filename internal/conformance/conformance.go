@@ -24,6 +24,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/vmatrix/vmatrix/internal/ginkgoreport"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 )
@@ -257,13 +258,9 @@ func (opts Options) Selected(name string) bool {
 // ReadReport reads Ginkgo's JSON report of a run: the specs for which
 // selected is true.
 func ReadReport(path string, selected func(name string) bool) (*Result, error) {
-	data, err := os.ReadFile(path)
+	reports, err := ginkgoreport.Read(path)
 	if err != nil {
 		return nil, err
-	}
-	var reports []types.Report
-	if err := json.Unmarshal(data, &reports); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	res := &Result{}
 	for _, r := range reports {
