@@ -61,7 +61,7 @@ type kineStore struct {
 // StartSQLite starts kine on an SQLite database in dir, serving on a unix socket
 // in socketDir (a short path: socket paths are limited to 107 bytes).
 func StartSQLite(dir, socketDir string) (Store, error) {
-	dsn := "sqlite://" + filepath.Join(dir, "state.db") + "?" + url.Values{
+	dsn := "sqlite://" + sqliteFile(dir) + "?" + url.Values{
 		"_journal":      {"WAL"},
 		"cache":         {"shared"},
 		"_busy_timeout": {"30000"},

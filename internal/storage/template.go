@@ -15,8 +15,8 @@ import (
 // A template is the SQLite store of a control plane taken as it became ready:
 // namespaces, default ServiceAccounts, RBAC bootstrap policy, priority
 // classes, flow-control settings, API services. A new control plane of the
-// same kind starts on a copy of it, so its apiserver finds its bootstrap done
-// and the default ServiceAccount is there from the first moment.
+// same kind starts on a copy of it, so its apiserver finds its bootstrap
+// done.
 //
 // What depends on the cluster that made it is taken out or made anew:
 //   - keys whose value embeds that cluster's CA, addresses or ports, or that
