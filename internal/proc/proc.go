@@ -138,10 +138,12 @@ func (p *Process) Stop(grace time.Duration) error {
 		}
 	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	// On a saturated machine a killed process can take seconds to be
+	// reaped (three controller managers at once once took over 5 s).
 	select {
 	case <-p.done:
 		return nil
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		return fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, p.Pid())
 	}
 }
