@@ -59,17 +59,19 @@ func (s *Syncer) syncEvent(ctx context.Context, key string) error {
 	if ve.Name == vname {
 		ve.Name = vname + "." + string(e.UID)
 	}
+	// Created first: most host Events are new, and a read before every
+	// copy would double the virtual apiserver's requests for them.
 	api := s.virtual.CoreV1().Events(vns)
-	cur, err := api.Get(ctx, ve.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = api.Create(ctx, ve, metav1.CreateOptions{})
-		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
-			return nil // the virtual namespace is going away
-		}
+	_, err = api.Create(ctx, ve, metav1.CreateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+		return nil // the virtual namespace is going away
+	}
+	if !apierrors.IsAlreadyExists(err) {
 		return err
 	}
+	cur, err := api.Get(ctx, ve.Name, metav1.GetOptions{})
 	if err != nil {
-		return err
+		return ignoreGone(err)
 	}
 	if cur.Count == ve.Count && cur.Message == ve.Message && equality.Semantic.DeepEqual(cur.Series, ve.Series) && cur.LastTimestamp.Equal(&ve.LastTimestamp) {
 		return nil

@@ -539,12 +539,13 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	if cur == nil {
-		// The informer may not have seen the Secret a sync of a moment ago
-		// made; a token requested again now would replace a fresh one.
-		if cur, err = notFound(s.host.CoreV1().Secrets(s.opts.HostNamespace).Get(ctx, name, metav1.GetOptions{})); err != nil {
-			return err
-		}
+	if cur != nil {
+		s.tokensWritten.Delete(name)
+	} else if uid, ok := s.tokensWritten.Load(name); ok && uid == v.UID {
+		// The informer has not yet shown the Secret a sync of a moment ago
+		// made; a token requested again now would replace a fresh one. Its
+		// renewal is queued already.
+		return nil
 	}
 	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
 		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && s.opts.Clock.Now().Before(at) {
@@ -588,6 +589,7 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 		return true
 	})
 	if err == nil {
+		s.tokensWritten.Store(name, v.UID)
 		// Renewed when 80% of the shortest life has passed, whatever the
 		// resync period.
 		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, refresh.Sub(s.opts.Clock.Now()))

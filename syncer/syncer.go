@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,6 +85,9 @@ type Syncer struct {
 	ownsNamespace bool     // the host namespace is the syncer's own (it made it)
 	recreating    sync.Map // virtual Services being made again with the host's IP, by key
 	replacing     sync.Map // virtual pods whose host pod is deleted to be placed again, by key
+	// tokensWritten holds the token Secrets written a moment ago that the
+	// host informer has not shown yet: the virtual pod's UID, by name.
+	tokensWritten sync.Map
 	// dropsObservedGeneration: the virtual apiserver does not keep a pod's
 	// status.observedGeneration (a version before the field).
 	dropsObservedGeneration atomic.Bool
@@ -153,6 +157,7 @@ func clientConfig(cfg *rest.Config, name string) *rest.Config {
 	c.UserAgent = "vmatrix-syncer/" + name
 	c.QPS, c.Burst = 300, 600
 	c.WarningHandler = rest.NoWarnings{}
+	kubeconfig.Protobuf(c)
 	return c
 }
 

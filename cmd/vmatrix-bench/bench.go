@@ -37,6 +37,7 @@ type Config struct {
 	Idle           time.Duration // how long a cluster idles before its memory is read
 	DensityMax     int           // clusters to try in the density figure; 0 skips it
 	SyncReplicas   int           // replicas of the sync figure's Deployment; 0 skips it
+	SyncLarge      int           // replicas of the large sync figure's Deployment; 0 skips it
 	Rerun          bool          // measure a cold create against a reuse attach
 	Inspect        int           // samples of the logs and exec figure; 0 skips it
 	VMatrix        string        // the vmatrix binary: the memory figure measures clusters made by vmatrix create
@@ -109,8 +110,10 @@ type Results struct {
 	} `json:"memory"`
 	Density *Density `json:"density,omitempty"`
 	Sync    *Sync    `json:"sync,omitempty"`
-	Rerun   *Rerun   `json:"rerun,omitempty"`
-	Inspect *Inspect `json:"inspect,omitempty"`
+	// SyncLarge is the same rollout with SyncLarge replicas.
+	SyncLarge *Sync    `json:"sync_large,omitempty"`
+	Rerun     *Rerun   `json:"rerun,omitempty"`
+	Inspect   *Inspect `json:"inspect,omitempty"`
 	// Failed lists the figures that could not be measured in this run.
 	Failed []Failure `json:"failed,omitempty"`
 }
@@ -168,8 +171,11 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 			return nil, err
 		}
 	}
-	e.logf("starting the embedded host (%s)", hostVersion)
-	if e.host, err = host.StartNewest(ctx, e.src, e.dir("host"), 0); err != nil {
+	// Simulated nodes hold 110 pods each, as a kubelet does by default:
+	// enough of them for the largest Deployment.
+	nodes := max(3, (max(cfg.SyncReplicas, cfg.SyncLarge)+99)/100)
+	e.logf("starting the embedded host (%s, %d nodes)", hostVersion, nodes)
+	if e.host, err = host.StartNewest(ctx, e.src, e.dir("host"), nodes); err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, e.host.Stop()) }()
@@ -186,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 		{"matrix", func() error { return e.matrix(ctx, matrix, res) }, len(matrix) > 0},
 		{"memory", func() error { return e.memory(ctx, v, res) }, true},
 		{"sync", func() (err error) { res.Sync, err = e.sync(ctx, v, cfg.SyncReplicas); return err }, cfg.SyncReplicas > 0},
+		{"sync-large", func() (err error) { res.SyncLarge, err = e.sync(ctx, v, cfg.SyncLarge); return err }, cfg.SyncLarge > 0},
 		{"rerun", func() (err error) { res.Rerun, err = e.rerun(ctx, cfg.Version); return err }, cfg.Rerun},
 		{"density", func() (err error) { res.Density, err = e.density(ctx, v); return err }, cfg.DensityMax > 0},
 		{"inspect", func() (err error) { res.Inspect, err = e.inspect(ctx, v, cfg.Inspect); return err }, cfg.Inspect > 0},

@@ -19,7 +19,7 @@ func TestSmoke(t *testing.T) {
 	}
 	res, err := Run(context.Background(), Config{
 		Runs: 1, Version: "1.37", MatrixVersions: []string{"1.36", "1.37"}, VMatrix: vmatrix,
-		Idle: time.Second, DensityMax: 2, SyncReplicas: 10, Rerun: true, Inspect: 3, Dir: t.TempDir(), Log: testWriter{t},
+		Idle: time.Second, DensityMax: 2, SyncReplicas: 10, SyncLarge: 20, Rerun: true, Inspect: 3, Dir: t.TempDir(), Log: testWriter{t},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -31,8 +31,10 @@ func TestSmoke(t *testing.T) {
 		res.Memory.TotalMB.Median < res.Memory.APIServer.Median+res.Memory.CtrlMgr.Median+res.Memory.Supervisor.Median {
 		t.Errorf("memory figures too small to be real: %+v", res.Memory)
 	}
-	if res.Sync == nil || res.Sync.PodsPerS.Median <= 0 || res.Sync.HostWrite.Median < 1 {
-		t.Errorf("sync: %+v", res.Sync)
+	for _, s := range []*Sync{res.Sync, res.SyncLarge} {
+		if s == nil || s.PodsPerS.Median <= 0 || s.HostWrite.Median < 1 {
+			t.Errorf("sync: %+v", s)
+		}
 	}
 	if res.Rerun == nil || res.Rerun.AttachSeconds.Median <= 0 || res.Rerun.ColdSeconds.Median <= res.Rerun.AttachSeconds.Median {
 		t.Errorf("rerun: %+v", res.Rerun)

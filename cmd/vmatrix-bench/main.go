@@ -24,6 +24,7 @@ func main() {
 	flag.DurationVar(&cfg.Idle, "idle", 30*time.Second, "idle time before memory is read")
 	flag.IntVar(&cfg.DensityMax, "density", 40, "most clusters in the density figure, the target's count by default (0 skips it)")
 	flag.IntVar(&cfg.SyncReplicas, "sync", 100, "replicas of the sync figure's Deployment (0 skips it)")
+	flag.IntVar(&cfg.SyncLarge, "sync-large", 1000, "replicas of the large sync figure's Deployment (0 skips it)")
 	flag.BoolVar(&cfg.Rerun, "rerun", true, "measure a rerun in reuse mode against a cold run")
 	flag.IntVar(&cfg.Inspect, "inspect", 20, "samples of the logs and exec figure (0 skips it)")
 	flag.StringVar(&cfg.VMatrix, "vmatrix", "bin/vmatrix", "the vmatrix binary whose clusters the memory figure measures (make bench builds it)")

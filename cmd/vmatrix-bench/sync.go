@@ -12,8 +12,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/vmatrix/vmatrix/framework"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
@@ -64,19 +67,7 @@ func (e *env) sync(ctx context.Context, v k8sdist.Version, replicas int) (*Sync,
 		if _, err := client.AppsV1().Deployments("default").Create(ctx, deployment(int32(replicas)), metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}
-		err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-			pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=bench"})
-			if err != nil {
-				return false, nil
-			}
-			running := 0
-			for _, p := range pods.Items {
-				if p.Status.Phase == corev1.PodRunning {
-					running++
-				}
-			}
-			return running == replicas, nil
-		})
+		err = waitRunning(ctx, client, replicas)
 		took := time.Since(start).Seconds()
 		if err != nil {
 			return nil, fmt.Errorf("waiting for %d pods to run: %w", replicas, err)
@@ -93,6 +84,40 @@ func (e *env) sync(ctx context.Context, v k8sdist.Version, replicas int) (*Sync,
 		}
 	}
 	return &Sync{Replicas: replicas, Seconds: newStat("s", secs), PodsPerS: newStat("pods/s", rates), HostWrite: newStat("requests", writes)}, nil
+}
+
+// waitRunning waits, by a watch as kubectl rollout status does, for replicas
+// pods of the Deployment to be Running. Listing them all again and again
+// would load the apiserver whose speed is being measured.
+func waitRunning(ctx context.Context, client kubernetes.Interface, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	pods := client.CoreV1().Pods("default")
+	selector := func(o *metav1.ListOptions) { o.LabelSelector = "app=bench" }
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			selector(&o)
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			selector(&o)
+			return pods.Watch(ctx, o)
+		},
+	}
+	running := map[string]bool{}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok {
+			return false, nil
+		}
+		if ev.Type == watch.Deleted || p.Status.Phase != corev1.PodRunning {
+			delete(running, p.Name)
+		} else {
+			running[p.Name] = true
+		}
+		return len(running) == replicas, nil
+	})
+	return err
 }
 
 func deployment(replicas int32) *appsv1.Deployment {

@@ -29,10 +29,12 @@ func Table(r *Results) string {
 	row("  of which kube-apiserver", r.Memory.APIServer, 0)
 	row("  of which kube-controller-manager", r.Memory.CtrlMgr, 0)
 	row("  of which the supervisor (store, syncer)", r.Memory.Supervisor, 0)
-	if s := r.Sync; s != nil {
-		row(fmt.Sprintf("sync: %d-replica Deployment to Running", s.Replicas), s.Seconds, 0)
-		row("  pods per second", s.PodsPerS, 0)
-		row("  host write requests per pod", s.HostWrite, 0)
+	for _, s := range []*Sync{r.Sync, r.SyncLarge} {
+		if s != nil {
+			row(fmt.Sprintf("sync: %d-replica Deployment to Running", s.Replicas), s.Seconds, 0)
+			row("  pods per second", s.PodsPerS, 0)
+			row("  host write requests per pod", s.HostWrite, 0)
+		}
 	}
 	if rr := r.Rerun; rr != nil {
 		row("rerun: cold first cluster (host included)", rr.ColdSeconds, 0)

@@ -21,6 +21,12 @@ var targets = []target{
 	{"Deployment to Running", 150, false, " pods/s", func(r *Results) (float64, bool) {
 		return statOf(r.Sync, func(s *Sync) Stat { return s.PodsPerS })
 	}},
+	{"1,000-replica Deployment to Running", 150, false, " pods/s", func(r *Results) (float64, bool) {
+		if r.SyncLarge == nil || r.SyncLarge.Replicas < 1000 {
+			return 0, false
+		}
+		return r.SyncLarge.PodsPerS.Median, true
+	}},
 	{"host write requests per synced pod", 4, true, "", func(r *Results) (float64, bool) {
 		return statOf(r.Sync, func(s *Sync) Stat { return s.HostWrite })
 	}},

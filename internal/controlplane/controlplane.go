@@ -53,6 +53,11 @@ type Config struct {
 	// NodeControllers keeps the controllers that need real nodes (a host's). A
 	// virtual cluster runs without them, as in vCluster.
 	NodeControllers bool
+	// Shared marks the control plane every virtual cluster's pods go through
+	// (the embedded host): its memory is paid once per machine, its CPU by
+	// every rollout, so its apiserver keeps Go's default GC target
+	// (apiserverGOGC).
+	Shared bool
 	// Store starts the storage backend; nil means kine on SQLite in Dir/data.
 	Store func(dataDir, socketDir string) (storage.Store, error)
 	// Flags are appended to the components' flags, overriding ours.
@@ -372,7 +377,7 @@ leaderElection:
 }
 
 func (cp *ControlPlane) start(name, path string, args []string) error {
-	p, err := proc.Start(name, path, args, runtimeEnv(name, os.Environ()), cp.path("logs", name+".log"))
+	p, err := proc.Start(name, path, args, runtimeEnv(name, cp.cfg.Shared, os.Environ()), cp.path("logs", name+".log"))
 	if err != nil {
 		return err
 	}
@@ -388,12 +393,16 @@ func (cp *ControlPlane) start(name, path string, args []string) error {
 // GOGC scales with the live heap, so a busy apiserver still grows as it
 // needs and collects twice as often, never continuously as it would above a
 // GOMEMLIMIT. The controller manager and the supervisor gain 2-4 MB from
-// the same setting, not worth their extra collections.
+// the same setting, not worth their extra collections. A shared host's
+// apiserver keeps the default: at 50 its collections made a 100-replica
+// rollout through a virtual cluster a third slower (45 pods/s against 60-67,
+// the median of 5 runs of vmatrix-bench -sync 100).
 const apiserverGOGC = "50"
 
-// runtimeEnv is env with the Go runtime settings component name runs with.
-func runtimeEnv(name string, env []string) []string {
-	if name != "kube-apiserver" {
+// runtimeEnv is env with the Go runtime settings component name of a
+// (shared or not) control plane runs with.
+func runtimeEnv(name string, shared bool, env []string) []string {
+	if name != "kube-apiserver" || shared {
 		return env
 	}
 	for _, kv := range env {

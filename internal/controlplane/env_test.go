@@ -7,10 +7,11 @@ import (
 )
 
 // TestRuntimeEnv: the apiserver gets a lower GC target unless the user set
-// GOGC or GOMEMLIMIT; the other components run with the user's environment.
+// GOGC or GOMEMLIMIT or it is a shared host's; the other components run with
+// the user's environment.
 func TestRuntimeEnv(t *testing.T) {
 	base := []string{"PATH=/bin"}
-	if got := runtimeEnv("kube-apiserver", base); !slices.Contains(got, "GOGC="+apiserverGOGC) {
+	if got := runtimeEnv("kube-apiserver", false, base); !slices.Contains(got, "GOGC="+apiserverGOGC) {
 		t.Errorf("apiserver: %v", got)
 	}
 	if len(base) != 1 {
@@ -18,12 +19,15 @@ func TestRuntimeEnv(t *testing.T) {
 	}
 	for _, user := range []string{"GOGC=200", "GOMEMLIMIT=1GiB"} {
 		env := []string{"PATH=/bin", user}
-		if got := runtimeEnv("kube-apiserver", env); !slices.Equal(got, env) {
+		if got := runtimeEnv("kube-apiserver", false, env); !slices.Equal(got, env) {
 			t.Errorf("with %s: %v", user, got)
 		}
 	}
-	if got := runtimeEnv("kube-controller-manager", base); !slices.Equal(got, base) {
+	if got := runtimeEnv("kube-controller-manager", false, base); !slices.Equal(got, base) {
 		t.Errorf("controller manager: %v", got)
+	}
+	if got := runtimeEnv("kube-apiserver", true, base); !slices.Equal(got, base) {
+		t.Errorf("a shared host's apiserver: %v", got)
 	}
 }
 

@@ -91,7 +91,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Config{
 		Name: "vmatrix-host", Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
-		Scheduler: true, NodeControllers: true, TemplateDir: controlplane.DefaultTemplateDir(),
+		Scheduler: true, NodeControllers: true, Shared: true, TemplateDir: controlplane.DefaultTemplateDir(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded host: %w", err)
@@ -122,6 +122,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	// client-go's default limits (5 requests a second) would pace a rollout.
 	kubeletConfig := cp.RESTConfig()
 	kubeletConfig.QPS, kubeletConfig.Burst = 300, 600
+	kubeconfig.Protobuf(kubeletConfig)
 	client, err := kubernetes.NewForConfig(kubeletConfig)
 	if err != nil {
 		return nil, err
