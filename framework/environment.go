@@ -399,7 +399,7 @@ func (e *Environment) ensureHost(ctx context.Context) (host.Host, error) {
 	e.mu.Lock()
 	e.hostDir = dir
 	e.mu.Unlock()
-	emb, err := host.StartNewest(ctx, e.source, dir, e.opts.nodes)
+	emb, err := host.StartNewest(ctx, e.source, host.EmbeddedConfig{Dir: dir, Nodes: e.opts.nodes})
 	if err != nil {
 		return nil, err
 	}

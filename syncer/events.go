@@ -21,8 +21,16 @@ func (s *Syncer) setupEvents() error {
 			s.events.byKey(e)
 		}
 	}
+	// A resync's updates change nothing: an Event copied once stays copied.
+	changed := func(old, cur any) {
+		o, _ := old.(*corev1.Event)
+		c, _ := cur.(*corev1.Event)
+		if o == nil || c == nil || o.ResourceVersion != c.ResourceVersion {
+			add(cur)
+		}
+	}
 	_, err := s.hEvt.Core().V1().Events().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: add, UpdateFunc: func(_, cur any) { add(cur) },
+		AddFunc: add, UpdateFunc: changed,
 	})
 	return err
 }
@@ -71,7 +79,7 @@ func (s *Syncer) syncEvent(ctx context.Context, key string) error {
 	}
 	cur, err := api.Get(ctx, ve.Name, metav1.GetOptions{})
 	if err != nil {
-		return ignoreGone(err)
+		return err // gone since (expired): made again when retried
 	}
 	if cur.Count == ve.Count && cur.Message == ve.Message && equality.Semantic.DeepEqual(cur.Series, ve.Series) && cur.LastTimestamp.Equal(&ve.LastTimestamp) {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -63,6 +64,10 @@ func (s *Syncer) setupPods() (*controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A token Secret removed on the host is made again for its pod.
+	if _, err := s.hInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.pods.byVirtualKey(kindToken))); err != nil {
+		return nil, err
+	}
 	_, err = hPods.AddEventHandler(handler(func(obj metav1.Object) {
 		s.pods.byVirtualKey(kindPod)(obj)
 		if n := obj.(*corev1.Pod).Spec.NodeName; n != "" {
@@ -94,6 +99,7 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 	api := s.host.CoreV1().Pods(s.opts.HostNamespace)
 	switch {
 	case v == nil:
+		s.tokensWritten.Delete(s.tokenSecretName(ns, name))
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	case h != nil && h.Annotations[AnnotationUID] != string(v.UID):
 		// The host pod of an earlier virtual pod of the same name (a
@@ -502,6 +508,16 @@ func rewriteFieldRef(ref *corev1.ObjectFieldSelector) {
 	}
 }
 
+// tokenWrite is a token Secret the syncer wrote: for the pod of uid, at.
+type tokenWrite struct {
+	uid types.UID
+	at  time.Time
+}
+
+// informerLag bounds how long the host informer may take to show a Secret
+// the syncer wrote.
+const informerLag = 5 * time.Second
+
 // tokenKey is the key of the token for audience in a token Secret.
 func tokenKey(audience string) string {
 	if audience == "" {
@@ -541,11 +557,14 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 	}
 	if cur != nil {
 		s.tokensWritten.Delete(name)
-	} else if uid, ok := s.tokensWritten.Load(name); ok && uid == v.UID {
+	} else if w, ok := s.tokensWritten.Load(name); ok && w.(tokenWrite).uid == v.UID {
 		// The informer has not yet shown the Secret a sync of a moment ago
-		// made; a token requested again now would replace a fresh one. Its
-		// renewal is queued already.
-		return nil
+		// made; a token requested again now would replace a fresh one. Past
+		// the lag allowed, it is made again.
+		if wait := w.(tokenWrite).at.Add(informerLag).Sub(s.opts.Clock.Now()); wait > 0 {
+			s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, wait)
+			return nil
+		}
 	}
 	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
 		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && s.opts.Clock.Now().Before(at) {
@@ -589,7 +608,7 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 		return true
 	})
 	if err == nil {
-		s.tokensWritten.Store(name, v.UID)
+		s.tokensWritten.Store(name, tokenWrite{uid: v.UID, at: s.opts.Clock.Now()})
 		// Renewed when 80% of the shortest life has passed, whatever the
 		// resync period.
 		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, refresh.Sub(s.opts.Clock.Now()))

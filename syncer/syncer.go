@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +27,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
+
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 )
 
 // Options configure a Syncer.
@@ -86,7 +87,7 @@ type Syncer struct {
 	recreating    sync.Map // virtual Services being made again with the host's IP, by key
 	replacing     sync.Map // virtual pods whose host pod is deleted to be placed again, by key
 	// tokensWritten holds the token Secrets written a moment ago that the
-	// host informer has not shown yet: the virtual pod's UID, by name.
+	// host informer has not shown yet: a tokenWrite, by name.
 	tokensWritten sync.Map
 	// dropsObservedGeneration: the virtual apiserver does not keep a pod's
 	// status.observedGeneration (a version before the field).

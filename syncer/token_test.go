@@ -16,7 +16,8 @@ import (
 
 // TestTokenRenewedOnTime: a pod's service account token is requested again
 // once 80% of its life has passed, on a schedule of its own, not when a
-// resync happens to come by (the resync here is an hour away).
+// resync happens to come by (the resync here is an hour away); a token
+// Secret deleted on the host is made again as soon.
 func TestTokenRenewedOnTime(t *testing.T) {
 	needsHost(t)
 	vs := versions()
@@ -71,5 +72,16 @@ func TestTokenRenewedOnTime(t *testing.T) {
 			return false, err.Error()
 		}
 		return !bytes.Equal(sec.Data["token"], first), fmt.Sprintf("still the first token (refresh at %s)", sec.Annotations["vmatrix.io/token-refresh"])
+	})
+
+	if err := hostClient.CoreV1().Secrets(s.HostNamespace()).Delete(context.Background(), secret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the deleted token Secret made again", func(ctx context.Context) (bool, string) {
+		sec, err := hostClient.CoreV1().Secrets(s.HostNamespace()).Get(ctx, secret, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(sec.Data["token"]) > 0, "no token in it"
 	})
 }

@@ -171,11 +171,13 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 			return nil, err
 		}
 	}
-	// Simulated nodes hold 110 pods each, as a kubelet does by default:
-	// enough of them for the largest Deployment.
-	nodes := max(3, (max(cfg.SyncReplicas, cfg.SyncLarge)+99)/100)
-	e.logf("starting the embedded host (%s, %d nodes)", hostVersion, nodes)
-	if e.host, err = host.StartNewest(ctx, e.src, e.dir("host"), nodes); err != nil {
+	// The default 3 simulated nodes, each with room for a third of the
+	// largest Deployment if a kubelet's default of 110 pods is too few: the
+	// other figures run on the same host, and every virtual cluster mirrors
+	// its nodes.
+	pods := max(110, (max(cfg.SyncReplicas, cfg.SyncLarge)+2)/3)
+	e.logf("starting the embedded host (%s, 3 nodes of %d pods)", hostVersion, pods)
+	if e.host, err = host.StartNewest(ctx, e.src, host.EmbeddedConfig{Dir: e.dir("host"), NodePods: pods}); err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, e.host.Stop()) }()

@@ -110,7 +110,7 @@ func waitRunning(ctx context.Context, client kubernetes.Interface, replicas int)
 		if !ok {
 			return false, nil
 		}
-		if ev.Type == watch.Deleted || p.Status.Phase != corev1.PodRunning {
+		if ev.Type == watch.Deleted || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
 			delete(running, p.Name)
 		} else {
 			running[p.Name] = true

@@ -55,8 +55,8 @@ type Config struct {
 	NodeControllers bool
 	// Shared marks the control plane every virtual cluster's pods go through
 	// (the embedded host): its memory is paid once per machine, its CPU by
-	// every rollout, so its apiserver keeps Go's default GC target
-	// (apiserverGOGC).
+	// every rollout, so its apiserver keeps Go's default GC target instead
+	// of apiserverGOGC (a GOGC or GOMEMLIMIT of the user's applies to all).
 	Shared bool
 	// Store starts the storage backend; nil means kine on SQLite in Dir/data.
 	Store func(dataDir, socketDir string) (storage.Store, error)

@@ -292,10 +292,10 @@ func (e *External) KubeconfigPath() string   { return e.path }
 func (e *External) ServiceCIDR() string      { return e.serviceCIDR }
 func (e *External) Stop() error              { return nil }
 
-// StartNewest starts an embedded host of the newest release in dir, with
-// nodes simulated nodes (0: the default), obtaining its binaries and the KWOK
-// controller from src first.
-func StartNewest(ctx context.Context, src k8sdist.Source, dir string, nodes int) (*Embedded, error) {
+// StartNewest starts an embedded host of the newest release as cfg says
+// (its Dir, and its nodes' count and capacity, zero meaning the defaults),
+// obtaining its binaries and the KWOK controller from src first.
+func StartNewest(ctx context.Context, src k8sdist.Source, cfg EmbeddedConfig) (*Embedded, error) {
 	v, err := k8sdist.Newest(ctx)
 	if err != nil {
 		return nil, err
@@ -308,5 +308,6 @@ func StartNewest(ctx context.Context, src k8sdist.Source, dir string, nodes int)
 	if err != nil {
 		return nil, err
 	}
-	return StartEmbedded(ctx, EmbeddedConfig{Dir: dir, Version: v, Binaries: bins, KWOK: kwok, Nodes: nodes})
+	cfg.Version, cfg.Binaries, cfg.KWOK = v, bins, kwok
+	return StartEmbedded(ctx, cfg)
 }

@@ -40,7 +40,7 @@ func TestDeploymentOnEachBackend(t *testing.T) {
 	}
 	ctx := context.Background()
 	src := k8sdist.Source{Log: os.Stderr}
-	h, err := host.StartNewest(ctx, src, filepath.Join(t.TempDir(), "host"), 0)
+	h, err := host.StartNewest(ctx, src, host.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "host")})
 	if err != nil {
 		t.Fatal(err)
 	}

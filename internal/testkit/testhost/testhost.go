@@ -20,7 +20,7 @@ func Start(ctx context.Context, pattern string, nodes int) (h *host.Embedded, di
 	if dir, err = os.MkdirTemp("", pattern); err != nil {
 		return nil, "", nil, err
 	}
-	if h, err = host.StartNewest(ctx, k8sdist.Source{Log: os.Stderr}, filepath.Join(dir, "host"), nodes); err != nil {
+	if h, err = host.StartNewest(ctx, k8sdist.Source{Log: os.Stderr}, host.EmbeddedConfig{Dir: filepath.Join(dir, "host"), Nodes: nodes}); err != nil {
 		os.RemoveAll(dir)
 		return nil, "", nil, err
 	}
