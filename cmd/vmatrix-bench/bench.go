@@ -118,8 +118,15 @@ type Results struct {
 	Failed []Failure `json:"failed,omitempty"`
 }
 
-// Density is how many idle clusters fit before create-to-ready doubles.
+// Density is how many idle clusters fit before create-to-ready doubles, over
+// the runs.
 type Density struct {
+	Clusters Stat         `json:"clusters"`
+	Runs     []DensityRun `json:"runs"`
+}
+
+// DensityRun is one run of the density figure.
+type DensityRun struct {
 	Clusters       int       `json:"clusters"`
 	StoppedBecause string    `json:"stopped_because"`
 	Limited        bool      `json:"limited"` // it stopped at -density, create time not doubled
@@ -414,9 +421,25 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 }
 
 // density adds idle clusters one at a time until a create takes twice as long
-// as the first, or DensityMax is reached, then tears them all down.
-func (e *env) density(ctx context.Context, v k8sdist.Version) (d *Density, err error) {
-	d = &Density{StoppedBecause: fmt.Sprintf("reached the limit of %d", e.cfg.DensityMax), Limited: true}
+// as the first, or DensityMax is reached, then tears them all down; Runs
+// times.
+func (e *env) density(ctx context.Context, v k8sdist.Version) (*Density, error) {
+	d := &Density{}
+	var counts []float64
+	for i := 0; i < e.cfg.Runs; i++ {
+		run, err := e.densityRun(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		e.logf("density: %d idle clusters (%s)", run.Clusters, run.StoppedBecause)
+		d.Runs, counts = append(d.Runs, run), append(counts, float64(run.Clusters))
+	}
+	d.Clusters = newStat("clusters", counts)
+	return d, nil
+}
+
+func (e *env) densityRun(ctx context.Context, v k8sdist.Version) (d DensityRun, err error) {
+	d = DensityRun{StoppedBecause: fmt.Sprintf("reached the limit of %d", e.cfg.DensityMax), Limited: true}
 	var vcs []*virtual.Cluster
 	defer func() {
 		for _, vc := range vcs {

@@ -39,7 +39,7 @@ func TestSmoke(t *testing.T) {
 	if res.Rerun == nil || res.Rerun.AttachSeconds.Median <= 0 || res.Rerun.ColdSeconds.Median <= res.Rerun.AttachSeconds.Median {
 		t.Errorf("rerun: %+v", res.Rerun)
 	}
-	if res.Density == nil || res.Density.Clusters < 1 {
+	if res.Density == nil || res.Density.Clusters.Median < 1 || len(res.Density.Runs) != 1 {
 		t.Errorf("density: %+v", res.Density)
 	}
 	if in := res.Inspect; in == nil || in.FirstLogLine.Median <= 0 || in.ExecRoundTrip.Median <= 0 || in.HostRequestsLogs < 1 || in.HostRequestsExec < 1 {
@@ -76,7 +76,7 @@ func TestTargets(t *testing.T) {
 	r.Memory.TotalMB.Median = 490
 	r.Sync = &Sync{Replicas: 100, PodsPerS: Stat{Median: 160}, HostWrite: Stat{Median: 5.2}}
 	r.SyncLarge = &Sync{Replicas: 500, PodsPerS: Stat{Median: 170}}
-	r.Density = &Density{Clusters: 20, Limited: true}
+	r.Density = &Density{Clusters: Stat{Median: 20}, Runs: []DensityRun{{Clusters: 20, Limited: true}}}
 	table := Table(r)
 	for _, want := range []string{
 		"missed: create → Ready vs the floor 1.38x (target ≤ 1x)",
@@ -90,5 +90,10 @@ func TestTargets(t *testing.T) {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
 		}
+	}
+	// One run that doubled measures it: the median of all runs counts.
+	r.Density = &Density{Clusters: Stat{Median: 38}, Runs: []DensityRun{{Clusters: 20, Limited: true}, {Clusters: 38}}}
+	if want := "missed: idle clusters before create time doubles 38 (target ≥ 40)"; !strings.Contains(Table(r), want) {
+		t.Errorf("the table lacks %q:\n%s", want, Table(r))
 	}
 }

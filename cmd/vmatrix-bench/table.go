@@ -45,7 +45,13 @@ func Table(r *Results) string {
 		row(fmt.Sprintf("exec: round trip of `true` (%.1f host requests each)", in.HostRequestsExec), in.ExecRoundTrip, 0)
 	}
 	if d := r.Density; d != nil {
-		fmt.Fprintf(&b, "\ndensity: %d idle clusters (%s)\n", d.Clusters, d.StoppedBecause)
+		row("density: idle clusters before create-to-ready doubles", d.Clusters, 0)
+	}
+	if d := r.Density; d != nil {
+		b.WriteString("\ndensity, each run:\n")
+		for _, run := range d.Runs {
+			fmt.Fprintf(&b, "- %d idle clusters (%s)\n", run.Clusters, run.StoppedBecause)
+		}
 	}
 	b.WriteString("\nTargets:\n")
 	for _, t := range targets {
