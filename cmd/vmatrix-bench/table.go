@@ -46,8 +46,6 @@ func Table(r *Results) string {
 	}
 	if d := r.Density; d != nil {
 		row("density: idle clusters before create-to-ready doubles", d.Clusters, 0)
-	}
-	if d := r.Density; d != nil {
 		b.WriteString("\ndensity, each run:\n")
 		for _, run := range d.Runs {
 			fmt.Fprintf(&b, "- %d idle clusters (%s)\n", run.Clusters, run.StoppedBecause)
