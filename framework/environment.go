@@ -272,7 +272,7 @@ func (c *creation) startControlPlane(ctx context.Context) (bool, error) {
 	inner, err := startCluster(ctx, virtual.Config{
 		Name: vc.name, Dir: vc.dir, Version: c.v, Binaries: c.bins, Host: c.h, Backend: e.opts.storage, Flags: e.opts.flagsFor(c.v).Merge(c.co.flags),
 		Syncer: func(o *syncer.Options) {
-			o.AllowPrivileged, o.Sync = e.opts.syncer.AllowPrivileged, e.opts.syncer.Sync
+			o.AllowPrivileged, o.TokenSecrets, o.Sync = e.opts.syncer.AllowPrivileged, e.opts.syncer.TokenSecrets, e.opts.syncer.Sync
 			if e.opts.syncer.Resync > 0 {
 				o.Resync = e.opts.syncer.Resync
 			}

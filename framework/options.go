@@ -25,6 +25,11 @@ type SyncerOptions struct {
 	// AllowPrivileged lets pods that are privileged or use hostPath,
 	// hostNetwork, hostPID or hostIPC through to the host.
 	AllowPrivileged bool
+	// TokenSecrets keeps each pod's virtual service account tokens in a host
+	// Secret of its own rather than in an annotation of its host pod (the
+	// default, as in vCluster): one host write more per pod, and the tokens
+	// are no longer readable by whoever may read the host namespace's pods.
+	TokenSecrets bool
 	// Resync is how often every synced object is compared again without a
 	// change (default 10 minutes).
 	Resync time.Duration

@@ -23,9 +23,13 @@ import (
 const (
 	kindPod   = "Pod"
 	kindToken = "ServiceAccountToken"
-	// annotationTokenRefresh on a token Secret is when its tokens are to be
-	// requested again (80% of their life, as the kubelet does).
+	// annotationTokenRefresh on a host pod (or, with Options.TokenSecrets,
+	// its token Secret) is when its tokens are to be requested again (80% of
+	// their life, as the kubelet does).
 	annotationTokenRefresh = "vmatrix.io/token-refresh"
+	// annotationTokenPrefix and a tokenKey name the host pod annotation that
+	// carries a token, which the host pod mounts by the downward API.
+	annotationTokenPrefix = "vmatrix.io/"
 	// Indexes on the pod informers.
 	indexConfigMaps = "configmaps" // virtual pods by "namespace/name" of referenced ConfigMaps
 	indexSecrets    = "secrets"    // virtual pods by referenced Secrets
@@ -65,8 +69,10 @@ func (s *Syncer) setupPods() (*controller, error) {
 		return nil, err
 	}
 	// A token Secret removed on the host is made again for its pod.
-	if _, err := s.hInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.pods.byVirtualKey(kindToken))); err != nil {
-		return nil, err
+	if s.opts.TokenSecrets {
+		if _, err := s.hInf.Core().V1().Secrets().Informer().AddEventHandler(handler(s.pods.byVirtualKey(kindToken))); err != nil {
+			return nil, err
+		}
 	}
 	_, err = hPods.AddEventHandler(handler(func(obj metav1.Object) {
 		s.pods.byVirtualKey(kindPod)(obj)
@@ -153,10 +159,13 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 		rv := h.ResourceVersion
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
 	}
+	if err := s.annotateTokens(ctx, v, h, desired); err != nil {
+		return err
+	}
 	if _, err := ensureHost(ctx, s, api, kindPod, h, desired, mergePod); err != nil {
 		return s.reportClash(err, v)
 	}
-	if err := s.ensureToken(ctx, v, h); err != nil {
+	if err := s.ensureTokenSecret(ctx, v, h); err != nil {
 		return err
 	}
 	if err := s.updateVirtualStatus(ctx, v, h); err != nil {
@@ -196,11 +205,15 @@ func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
 			return err
 		}
 	}
-	h, err := ensureHost(ctx, s, s.host.CoreV1().Pods(s.opts.HostNamespace), kindPod, nil, s.translatePod(v), mergePod)
+	desired := s.translatePod(v)
+	if err := s.annotateTokens(ctx, v, nil, desired); err != nil {
+		return err
+	}
+	h, err := ensureHost(ctx, s, s.host.CoreV1().Pods(s.opts.HostNamespace), kindPod, nil, desired, mergePod)
 	if err != nil {
 		return s.reportClash(err, v)
 	}
-	return s.ensureToken(ctx, v, h)
+	return s.ensureTokenSecret(ctx, v, h)
 }
 
 func (s *Syncer) deleteVirtualPod(ctx context.Context, v *corev1.Pod, grace int64) error {
@@ -429,8 +442,9 @@ func podRefs(p *corev1.Pod) (configMaps, secrets []string) {
 }
 
 // translatePod is the host pod of a virtual pod: references renamed to the
-// host copies, the service account token from a host Secret, and nothing the
-// host would add of its own (token, service links, priority).
+// host copies, the virtual service account tokens from the host pod's own
+// annotations (or a host Secret), and nothing the host would add of its own
+// (token, service links, priority).
 func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 	h := &corev1.Pod{ObjectMeta: s.hostMeta(kindPod, v, v.Labels, v.Annotations)}
 	spec := v.Spec.DeepCopy()
@@ -451,9 +465,16 @@ func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 			src := &vol.Projected.Sources[j]
 			if sat := src.ServiceAccountToken; sat != nil {
 				src.ServiceAccountToken = nil
-				src.Secret = &corev1.SecretProjection{
-					LocalObjectReference: corev1.LocalObjectReference{Name: token},
-					Items:                []corev1.KeyToPath{{Key: tokenKey(sat.Audience), Path: sat.Path}},
+				if s.opts.TokenSecrets {
+					src.Secret = &corev1.SecretProjection{
+						LocalObjectReference: corev1.LocalObjectReference{Name: token},
+						Items:                []corev1.KeyToPath{{Key: tokenKey(sat.Audience), Path: sat.Path}},
+					}
+				} else {
+					src.DownwardAPI = &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
+						Path:     sat.Path,
+						FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['" + annotationTokenPrefix + tokenKey(sat.Audience) + "']"},
+					}}}
 				}
 			}
 			if src.DownwardAPI != nil {
@@ -475,7 +496,7 @@ func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 	s.place(v, spec)
 	spec.NodeName = ""
 	// The host's default ServiceAccount, with nothing mounted: the virtual
-	// token comes from the Secret above.
+	// tokens come from the sources above.
 	spec.ServiceAccountName, spec.DeprecatedServiceAccount = "", ""
 	spec.AutomountServiceAccountToken = new(bool)
 	// Service links would name host Services.
@@ -527,11 +548,8 @@ func tokenKey(audience string) string {
 	return "token-" + hex.EncodeToString(sum[:])[:10]
 }
 
-// ensureToken keeps the host Secret with the pod's virtual ServiceAccount
-// tokens (one per audience the pod asks for) current: requested from the
-// virtual apiserver, bound to the virtual pod, renewed at 80% of their life.
-// The Secret is owned by the host pod, so the host removes it with the pod.
-func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
+// tokenLives are the token audiences a pod mounts, with the life each asks for.
+func tokenLives(v *corev1.Pod) map[string]int64 {
 	want := map[string]int64{} // audience -> expiration seconds
 	for _, vol := range v.Spec.Volumes {
 		if vol.Projected == nil {
@@ -547,7 +565,91 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 			}
 		}
 	}
-	if len(want) == 0 || h == nil {
+	return want
+}
+
+// requestTokens asks the virtual apiserver for the pod's service account
+// tokens, bound to the virtual pod, by tokenKey; refresh is when the first
+// of them has lived 80% of its life.
+func (s *Syncer) requestTokens(ctx context.Context, v *corev1.Pod, want map[string]int64) (tokens map[string]string, refresh time.Time, err error) {
+	tokens = map[string]string{}
+	sa := v.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	for audience, exp := range want {
+		req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: &exp,
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: v.Name, UID: v.UID},
+		}}
+		if audience != "" {
+			req.Spec.Audiences = []string{audience}
+		}
+		tr, err := s.virtual.CoreV1().ServiceAccounts(v.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("requesting a token of service account %s/%s: %w", v.Namespace, sa, err)
+		}
+		tokens[tokenKey(audience)] = tr.Status.Token
+		at := s.opts.Clock.Now().Add(time.Duration(exp) * time.Second * 8 / 10)
+		if refresh.IsZero() || at.Before(refresh) {
+			refresh = at
+		}
+	}
+	return tokens, refresh, nil
+}
+
+// renewAt queues the pod again for when its tokens are due, whatever the
+// resync period; it says whether that is still to come.
+func (s *Syncer) renewAt(v *corev1.Pod, refresh string) bool {
+	at, err := time.Parse(time.RFC3339, refresh)
+	if wait := at.Sub(s.opts.Clock.Now()); err == nil && wait > 0 {
+		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, wait)
+		return true
+	}
+	return false
+}
+
+// annotateTokens puts the pod's virtual service account tokens in the
+// annotations of its host pod, desired: those the host pod h carries while
+// they are not due, else new ones. Carried by the pod itself, a token costs
+// no host write of its own (as in vCluster by default); whoever may read the
+// host namespace's pods may read it.
+func (s *Syncer) annotateTokens(ctx context.Context, v, h, desired *corev1.Pod) error {
+	want := tokenLives(v)
+	if s.opts.TokenSecrets || len(want) == 0 {
+		return nil
+	}
+	if h != nil && s.renewAt(v, h.Annotations[annotationTokenRefresh]) {
+		kept := 0
+		for audience := range want {
+			if tok, ok := h.Annotations[annotationTokenPrefix+tokenKey(audience)]; ok {
+				desired.Annotations[annotationTokenPrefix+tokenKey(audience)] = tok
+				kept++
+			}
+		}
+		if kept == len(want) {
+			desired.Annotations[annotationTokenRefresh] = h.Annotations[annotationTokenRefresh]
+			return nil
+		}
+	}
+	tokens, refresh, err := s.requestTokens(ctx, v, want)
+	if err != nil {
+		return err
+	}
+	for k, tok := range tokens {
+		desired.Annotations[annotationTokenPrefix+k] = tok
+	}
+	desired.Annotations[annotationTokenRefresh] = refresh.UTC().Format(time.RFC3339)
+	s.renewAt(v, desired.Annotations[annotationTokenRefresh])
+	return nil
+}
+
+// ensureTokenSecret keeps, with Options.TokenSecrets, the host Secret with
+// the pod's virtual service account tokens current, renewed when due. The
+// Secret is owned by the host pod, so the host removes it with the pod.
+func (s *Syncer) ensureTokenSecret(ctx context.Context, v, h *corev1.Pod) error {
+	want := tokenLives(v)
+	if !s.opts.TokenSecrets || len(want) == 0 || h == nil {
 		return nil
 	}
 	name := s.tokenSecretName(v.Namespace, v.Name)
@@ -566,35 +668,16 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 			return nil
 		}
 	}
-	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) {
-		if at, err := time.Parse(time.RFC3339, cur.Annotations[annotationTokenRefresh]); err == nil && s.opts.Clock.Now().Before(at) {
-			s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, at.Sub(s.opts.Clock.Now()))
-			return nil
-		}
+	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) && s.renewAt(v, cur.Annotations[annotationTokenRefresh]) {
+		return nil
+	}
+	tokens, refresh, err := s.requestTokens(ctx, v, want)
+	if err != nil {
+		return err
 	}
 	data := map[string][]byte{}
-	refresh := time.Time{}
-	sa := v.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
-	for audience, exp := range want {
-		req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			ExpirationSeconds: &exp,
-			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: v.Name, UID: v.UID},
-		}}
-		if audience != "" {
-			req.Spec.Audiences = []string{audience}
-		}
-		tr, err := s.virtual.CoreV1().ServiceAccounts(v.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("requesting a token of service account %s/%s: %w", v.Namespace, sa, err)
-		}
-		data[tokenKey(audience)] = []byte(tr.Status.Token)
-		at := s.opts.Clock.Now().Add(time.Duration(exp) * time.Second * 8 / 10)
-		if refresh.IsZero() || at.Before(refresh) {
-			refresh = at
-		}
+	for k, tok := range tokens {
+		data[k] = []byte(tok)
 	}
 	desired := &corev1.Secret{
 		ObjectMeta: s.hostMeta(kindToken, v, nil, map[string]string{annotationTokenRefresh: refresh.UTC().Format(time.RFC3339)}),
@@ -609,9 +692,7 @@ func (s *Syncer) ensureToken(ctx context.Context, v, h *corev1.Pod) error {
 	})
 	if err == nil {
 		s.tokensWritten.Store(name, tokenWrite{uid: v.UID, at: s.opts.Clock.Now()})
-		// Renewed when 80% of the shortest life has passed, whatever the
-		// resync period.
-		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, refresh.Sub(s.opts.Clock.Now()))
+		s.renewAt(v, desired.Annotations[annotationTokenRefresh])
 	}
 	return s.reportClash(err, v)
 }

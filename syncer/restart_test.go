@@ -121,7 +121,7 @@ func TestRestartMidRollout(t *testing.T) {
 				want := []string{}
 				uids := map[string]string{}
 				for _, p := range vpods.Items {
-					want = append(want, "pods/"+syncer.HostName(p.Name, "default", name), "secrets/"+syncer.HostName(p.Name+"-sa-token", "default", name))
+					want = append(want, "pods/"+syncer.HostName(p.Name, "default", name))
 					uids[p.Name] = string(p.UID)
 				}
 				want = append(want, "configmaps/"+syncer.HostName("kube-root-ca.crt", "default", name))

@@ -314,29 +314,37 @@ func (e *virtualEnv) testConfigMapSecret(t *testing.T) {
 	if _, err := hostClient.CoreV1().ConfigMaps(e.ns).Get(ctx, "unused"+suffix, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("unreferenced ConfigMap on the host: %v", err)
 	}
-	// The pod's virtual service account token, in a Secret the host pod mounts.
+	// The pod's virtual service account token, in an annotation of the host
+	// pod that the pod mounts.
 	h, err := hostClient.CoreV1().Pods(e.ns).Get(ctx, "reader"+suffix, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenSecret := ""
+	token := ""
 	for _, vol := range h.Spec.Volumes {
 		if vol.Projected != nil {
 			for _, src := range vol.Projected.Sources {
 				if src.ServiceAccountToken != nil {
 					t.Errorf("host pod still asks the host for a token")
 				}
-				if src.Secret != nil && src.Secret.Items[0].Path == "token" {
-					tokenSecret = src.Secret.Name
+				if d := src.DownwardAPI; d != nil && d.Items[0].Path == "token" {
+					key := strings.TrimSuffix(strings.TrimPrefix(d.Items[0].FieldRef.FieldPath, "metadata.annotations['"), "']")
+					token = h.Annotations[key]
 				}
 			}
 		}
 	}
-	tok, err := hostClient.CoreV1().Secrets(e.ns).Get(ctx, tokenSecret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("token secret %q: %v", tokenSecret, err)
+	if token == "" {
+		t.Fatalf("no token mounted from the host pod's annotations: %v", h.Spec.Volumes)
 	}
-	review, err := e.v.AuthenticationV1().TokenReviews().Create(ctx, tokenReview(string(tok.Data["token"])), metav1.CreateOptions{})
+	if secrets, err := hostClient.CoreV1().Secrets(e.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, sec := range secrets.Items {
+			if strings.Contains(sec.Name, "sa-token") {
+				t.Errorf("a token Secret on the host, %s, besides the annotation", sec.Name)
+			}
+		}
+	}
+	review, err := e.v.AuthenticationV1().TokenReviews().Create(ctx, tokenReview(token), metav1.CreateOptions{})
 	if err != nil || !review.Status.Authenticated || review.Status.User.Username != "system:serviceaccount:shop:default" {
 		t.Errorf("the token is no virtual service account token: %v %+v", err, review.Status)
 	}
@@ -348,8 +356,7 @@ func (e *virtualEnv) testConfigMapSecret(t *testing.T) {
 	eventually(t, 30*time.Second, "ConfigMap and Secret gone from the host", func(ctx context.Context) (bool, string) {
 		_, err1 := hostClient.CoreV1().ConfigMaps(e.ns).Get(ctx, "conf"+suffix, metav1.GetOptions{})
 		_, err2 := hostClient.CoreV1().Secrets(e.ns).Get(ctx, "creds"+suffix, metav1.GetOptions{})
-		_, err3 := hostClient.CoreV1().Secrets(e.ns).Get(ctx, tokenSecret, metav1.GetOptions{})
-		return apierrors.IsNotFound(err1) && apierrors.IsNotFound(err2) && apierrors.IsNotFound(err3), fmt.Sprint(err1, err2, err3)
+		return apierrors.IsNotFound(err1) && apierrors.IsNotFound(err2), fmt.Sprint(err1, err2)
 	})
 }
 

@@ -49,6 +49,11 @@ type Options struct {
 	// AllowPrivileged lets pods that are privileged or use hostPath,
 	// hostNetwork, hostPID or hostIPC through to the host.
 	AllowPrivileged bool
+	// TokenSecrets keeps each pod's virtual service account tokens in a host
+	// Secret of its own rather than in an annotation of its host pod: one
+	// host write more per pod, and whoever may read the host namespace's
+	// pods but not its Secrets no longer reads the tokens.
+	TokenSecrets bool
 	// Resync is the informers' resync period (default 10 minutes): how often
 	// every object is compared again even without a change.
 	Resync time.Duration
@@ -86,8 +91,9 @@ type Syncer struct {
 	ownsNamespace bool     // the host namespace is the syncer's own (it made it)
 	recreating    sync.Map // virtual Services being made again with the host's IP, by key
 	replacing     sync.Map // virtual pods whose host pod is deleted to be placed again, by key
-	// tokensWritten holds the token Secrets written a moment ago that the
-	// host informer has not shown yet: a tokenWrite, by name.
+	// tokensWritten holds the token Secrets (Options.TokenSecrets) written a
+	// moment ago that the host informer has not shown yet: a tokenWrite, by
+	// name.
 	tokensWritten sync.Map
 	// dropsObservedGeneration: the virtual apiserver does not keep a pod's
 	// status.observedGeneration (a version before the field).

@@ -171,19 +171,32 @@ func TestUnitTranslatePodTokenAndDownwardAPI(t *testing.T) {
 			}}},
 		},
 	}
+	annotation := func(a string) string { return "metadata.annotations['" + a + "']" }
+	// By default each token comes from an annotation of the host pod itself.
 	h := s.translatePod(v)
 	sources := h.Spec.Volumes[0].Projected.Sources
-	token := hostOf("web-sa-token")
-	for i, want := range []corev1.KeyToPath{{Key: "token", Path: "token"}, {Key: tokenKey("vault"), Path: "vault-token"}} {
+	for i, want := range []corev1.DownwardAPIVolumeFile{
+		{Path: "token", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: annotation("vmatrix.io/token")}},
+		{Path: "vault-token", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: annotation("vmatrix.io/" + tokenKey("vault"))}},
+	} {
 		src := sources[i]
-		if src.ServiceAccountToken != nil || src.Secret == nil || src.Secret.Name != token || !equality.Semantic.DeepEqual(src.Secret.Items, []corev1.KeyToPath{want}) {
-			t.Errorf("token source %d: %+v, want the key %q of Secret %s", i, src, want.Key, token)
+		if src.ServiceAccountToken != nil || src.Secret != nil || src.DownwardAPI == nil || !equality.Semantic.DeepEqual(src.DownwardAPI.Items, []corev1.DownwardAPIVolumeFile{want}) {
+			t.Errorf("token source %d: %+v, want the file %+v", i, src, want)
 		}
 	}
-	if tokenKey("vault") == tokenKey("") {
-		t.Error("two audiences share a key")
+	// With TokenSecrets, from a host Secret of the pod's.
+	s.opts.TokenSecrets = true
+	secretSources := s.translatePod(v).Spec.Volumes[0].Projected.Sources
+	token := hostOf("web-sa-token")
+	for i, want := range []corev1.KeyToPath{{Key: "token", Path: "token"}, {Key: tokenKey("vault"), Path: "vault-token"}} {
+		src := secretSources[i]
+		if src.ServiceAccountToken != nil || src.DownwardAPI != nil || src.Secret == nil || src.Secret.Name != token || !equality.Semantic.DeepEqual(src.Secret.Items, []corev1.KeyToPath{want}) {
+			t.Errorf("token Secret source %d: %+v, want the key %q of Secret %s", i, src, want.Key, token)
+		}
 	}
-	annotation := func(a string) string { return "metadata.annotations['" + a + "']" }
+	if tokenKey("vault") == tokenKey("") || tokenKey("vault") == "token-refresh" {
+		t.Error("two audiences, or an audience and the refresh time, share a key")
+	}
 	for what, pair := range map[string][2]string{
 		"projected namespace": {sources[2].DownwardAPI.Items[0].FieldRef.FieldPath, annotation(AnnotationNS)},
 		"volume name":         {h.Spec.Volumes[1].DownwardAPI.Items[0].FieldRef.FieldPath, annotation(AnnotationName)},

@@ -35,7 +35,7 @@ func TestLint(t *testing.T) {
 			},
 			"apiServer":        map[string]any{"extraArgs": []any{"--v=2"}},
 			"sync":             map[string]any{"nodes": map[string]any{"mirrorAll": true}, "ingresses": true, "networkPolicies": true},
-			"policy":           map[string]any{"allowPrivileged": true},
+			"policy":           map[string]any{"allowPrivileged": true, "tokenSecrets": true},
 			"imagePullSecrets": []any{"regcred"},
 			"nodeSelector":     map[string]any{"disk": "ssd"},
 		},

@@ -46,9 +46,11 @@ type Config struct {
 	// StorageBackend is sqlite, postgres, mysql or etcd; a DSN comes from
 	// the environment variable VMATRIX_STORAGE_DSN.
 	StorageBackend string `json:"storageBackend"`
-	// MirrorAllNodes and AllowPrivileged are the syncer's options.
+	// MirrorAllNodes, AllowPrivileged and TokenSecrets are the syncer's
+	// options.
 	MirrorAllNodes  bool `json:"mirrorAllNodes"`
 	AllowPrivileged bool `json:"allowPrivileged"`
+	TokenSecrets    bool `json:"tokenSecrets"`
 	// Sync names the optional kinds the syncer syncs as well.
 	Sync []string `json:"sync"`
 	// APIServerArgs are extra kube-apiserver flags.
@@ -199,7 +201,7 @@ func Run(ctx context.Context, opts RunOptions) error {
 		},
 		Syncer: func(o *syncer.Options) {
 			o.HostNamespace = namespace
-			o.MirrorAllNodes, o.AllowPrivileged, o.Sync = cfg.MirrorAllNodes, cfg.AllowPrivileged, cfg.Sync
+			o.MirrorAllNodes, o.AllowPrivileged, o.TokenSecrets, o.Sync = cfg.MirrorAllNodes, cfg.AllowPrivileged, cfg.TokenSecrets, cfg.Sync
 			o.Log = slog.New(slog.NewTextHandler(logOrDiscard(opts.Log), nil))
 		},
 	})
