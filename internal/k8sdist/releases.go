@@ -3,8 +3,10 @@ package k8sdist
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -38,27 +40,79 @@ var releases struct {
 	list []Version
 }
 
+// releasesFresh is how long a listing kept on disk answers without asking
+// the proxy again: every command and test process would otherwise pay a
+// round trip (about 0.1 s on a local proxy, more across the internet), and a
+// new patch release still shows within the hour.
+const releasesFresh = time.Hour
+
+// savedReleases is the listing kept on disk (releases.json in the cache).
+type savedReleases struct {
+	// Source is the proxy configuration it was listed with.
+	Source   string    `json:"source"`
+	At       time.Time `json:"at"`
+	Versions []Version `json:"versions"`
+}
+
+func releasesFile() string { return filepath.Join(DefaultCacheDir(), "releases.json") }
+
+// releasesSource names the proxy configuration a listing depends on.
+func releasesSource() string {
+	return "GOPROXY=" + os.Getenv("GOPROXY") + " GOFLAGS=" + os.Getenv("GOFLAGS") + " GONOPROXY=" + os.Getenv("GONOPROXY")
+}
+
 // Releases lists the stable Kubernetes releases (major 1, no pre-releases)
 // that the Go module proxy knows, oldest first, asking
 // `go list -m -versions k8s.io/kubernetes` with the user's GOPROXY and GOFLAGS.
-// When the go command or the proxy is unavailable it returns a built-in table
-// instead. The result is computed once per process. The error is non-nil only
-// when ctx ended before an answer.
+// A listing of the last hour, kept in the cache folder, answers instead.
+// When the go command or the proxy is unavailable it returns the last
+// listing kept, or else a built-in table. The result is computed once per
+// process. The error is non-nil only when ctx ended before an answer.
 func Releases(ctx context.Context) ([]Version, error) {
 	releases.mu.Lock()
 	defer releases.mu.Unlock()
 	if releases.list == nil {
+		var saved savedReleases
+		if b, err := os.ReadFile(releasesFile()); err == nil && json.Unmarshal(b, &saved) == nil && len(saved.Versions) > 0 &&
+			saved.Source == releasesSource() && time.Since(saved.At) < releasesFresh && !saved.At.After(time.Now()) {
+			releases.list = saved.Versions
+			return slices.Clone(releases.list), nil
+		}
 		list, err := listReleases(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				// Not the proxy's fault: do not memoize the fallback.
-				return nil, ctx.Err()
-			}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Not the proxy's fault: do not memoize the fallback.
+			return nil, ctx.Err()
+		case err != nil && len(saved.Versions) > 0:
+			list = saved.Versions
+		case err != nil:
 			list = builtinReleases
+		default:
+			saveReleases(list)
 		}
 		releases.list = list
 	}
 	return slices.Clone(releases.list), nil
+}
+
+// saveReleases keeps a listing for other processes; one that cannot be kept
+// is asked for again next time.
+func saveReleases(list []Version) {
+	b, err := json.Marshal(savedReleases{Source: releasesSource(), At: time.Now(), Versions: list})
+	if err != nil || os.MkdirAll(DefaultCacheDir(), 0o755) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(DefaultCacheDir(), ".releases-*.json")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(b)
+	if err = errors.Join(err, tmp.Close()); err == nil {
+		err = os.Rename(tmp.Name(), releasesFile())
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // listReleases asks the module proxy through the go command.

@@ -2,22 +2,78 @@ package k8sdist
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // forgetReleases drops the per-process listing so that a test can observe
-// the lookup again; the listing is restored to "unknown" afterwards too.
+// the lookup again, with a cache folder of the test's own, so that no
+// listing kept on disk answers; the listing is "unknown" afterwards too.
 func forgetReleases(t *testing.T) {
+	t.Setenv("VMATRIX_CACHE_DIR", t.TempDir())
+	forgetProcessListing()
+	t.Cleanup(forgetProcessListing)
+}
+
+// forgetProcessListing is what a new process starts with: no listing in
+// memory, whatever is on disk.
+func forgetProcessListing() {
 	releases.mu.Lock()
 	releases.list = nil
 	releases.mu.Unlock()
-	t.Cleanup(func() {
-		releases.mu.Lock()
-		releases.list = nil
-		releases.mu.Unlock()
-	})
+}
+
+// TestReleasesKeptOnDisk: a listing is kept in the cache folder, and another
+// process uses it without asking the proxy while it is fresh and listed with
+// the same proxy settings; a stale one, or one of other settings, is asked
+// again, and is still better than the built-in table when the proxy cannot
+// be asked.
+func TestReleasesKeptOnDisk(t *testing.T) {
+	forgetReleases(t)
+	list, err := Releases(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(releasesFile()); err != nil {
+		if slices.Equal(list, builtinReleases) {
+			t.Skipf("the module proxy is not reachable here: nothing to keep")
+		}
+		t.Fatalf("a listing of the proxy was not kept: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	forgetProcessListing()
+	if again, err := Releases(cancelled); err != nil || !slices.Equal(again, list) {
+		t.Fatalf("a fresh listing on disk did not answer: %v, %v", again, err)
+	}
+
+	keep := func(saved savedReleases) {
+		b, err := json.Marshal(saved)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(releasesFile(), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		forgetProcessListing()
+	}
+	mine := []Version{{1, 37, 9}}
+	keep(savedReleases{Source: releasesSource(), At: time.Now().Add(-2 * releasesFresh), Versions: mine})
+	if _, err := Releases(cancelled); err == nil {
+		t.Error("a stale listing answered without asking the proxy")
+	}
+	keep(savedReleases{Source: "GOPROXY=elsewhere", At: time.Now(), Versions: mine})
+	if _, err := Releases(cancelled); err == nil {
+		t.Error("a listing of other proxy settings answered without asking the proxy")
+	}
+	t.Setenv("GOPROXY", "off")
+	if got, err := Releases(t.Context()); err != nil || !slices.Equal(got, mine) {
+		t.Errorf("offline with a listing kept: %v, %v; want the kept %v", got, err, mine)
+	}
 }
 
 func TestReleasesFromProxy(t *testing.T) {
