@@ -65,6 +65,7 @@ type Embedded struct {
 	kwok        *proc.Process
 	kubelet     *simulatedKubelet
 	provisioner *localProvisioner
+	namespaces  *namespaceFinisher
 }
 
 // StartEmbedded starts an embedded host and returns once its nodes are Ready.
@@ -145,6 +146,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if h.provisioner, err = startProvisioner(ctx, client); err != nil {
 		return nil, fmt.Errorf("starting the volume provisioner: %w", err)
 	}
+	if h.namespaces, err = startNamespaceFinisher(ctx, cp.RESTConfig(), client); err != nil {
+		return nil, fmt.Errorf("starting the namespace finisher: %w", err)
+	}
 	return h, nil
 }
 
@@ -223,10 +227,13 @@ func (h *Embedded) PIDs() map[string]int {
 	return pids
 }
 
-// Stop stops the provisioner and the KWOK controller, then the control plane.
-// It is idempotent.
+// Stop stops the namespace finisher, the provisioner and the KWOK
+// controller, then the control plane. It is idempotent.
 func (h *Embedded) Stop() error {
 	var errs []error
+	if h.namespaces != nil {
+		h.namespaces.Stop()
+	}
 	if h.provisioner != nil {
 		h.provisioner.Stop()
 	}

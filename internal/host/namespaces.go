@@ -1,0 +1,166 @@
+package host
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/vmatrix/vmatrix/syncer"
+)
+
+// namespaceFinisher empties and removes, at once, the host namespaces that
+// virtual clusters' syncers delete. The host's namespace controller starts on
+// a deleted namespace only 5 s later (upstream's namespaceDeletionGracePeriod,
+// for the other apiservers and etcd members of a real cluster to see the
+// deletion first); an embedded host has one apiserver on one store. Without
+// this, a cluster made again under the name of one just deleted waits for its
+// host namespace to go: 4.9 s to Ready instead of 2.2 s. Anything it cannot
+// remove in finishTries (an object whose finalizer holds it) it leaves to the
+// namespace controller.
+type namespaceFinisher struct {
+	client  kubernetes.Interface
+	meta    metadata.Interface
+	factory informers.SharedInformerFactory
+	queue   workqueue.TypedRateLimitingInterface[string]
+	workers sync.WaitGroup
+	stop    chan struct{}
+}
+
+const (
+	finishTries = 50
+	finishRetry = 100 * time.Millisecond
+)
+
+func startNamespaceFinisher(ctx context.Context, config *rest.Config, client kubernetes.Interface) (*namespaceFinisher, error) {
+	// About two requests per resource type a namespace may hold: client-go's
+	// default limits (5 a second) would make that seconds.
+	config = rest.CopyConfig(config)
+	config.QPS, config.Burst = 300, 600
+	meta, err := metadata.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	f := &namespaceFinisher{
+		client: client, meta: meta, stop: make(chan struct{}),
+		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](finishRetry, finishRetry)),
+		factory: informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = syncer.LabelManagedBy
+		})),
+	}
+	enqueue := func(obj any) {
+		if ns, ok := obj.(*corev1.Namespace); ok && ns.DeletionTimestamp != nil {
+			f.queue.Add(ns.Name)
+		}
+	}
+	_, err = f.factory.Core().V1().Namespaces().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, obj any) { enqueue(obj) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.factory.Start(f.stop)
+	f.factory.WaitForCacheSync(ctx.Done())
+	f.workers.Add(1)
+	go func() {
+		defer f.workers.Done()
+		for f.next() {
+		}
+	}()
+	return f, nil
+}
+
+func (f *namespaceFinisher) next() bool {
+	name, quit := f.queue.Get()
+	if quit {
+		return false
+	}
+	defer f.queue.Done(name)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if done, err := f.finish(ctx, name); (err != nil || !done) && f.queue.NumRequeues(name) < finishTries {
+		f.queue.AddRateLimited(name)
+		return true
+	}
+	f.queue.Forget(name)
+	return true
+}
+
+// finish deletes everything in the deleted namespace name, then, once
+// nothing is left, removes the namespace as the namespace controller would.
+func (f *namespaceFinisher) finish(ctx context.Context, name string) (bool, error) {
+	ns, err := f.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if ns.DeletionTimestamp == nil || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
+		return true, nil
+	}
+	// Partial discovery (an aggregated API down) leaves the namespace to
+	// the namespace controller, which waits for it.
+	lists, err := f.client.Discovery().ServerPreferredNamespacedResources()
+	if err != nil {
+		return false, err
+	}
+	left := 0
+	for _, list := range lists {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range list.APIResources {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
+				continue
+			}
+			objects := f.meta.Resource(gv.WithResource(r.Name)).Namespace(name)
+			if slices.Contains(r.Verbs, "deletecollection") {
+				err := objects.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
+				if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
+					return false, err
+				}
+			}
+			found, err := objects.List(ctx, metav1.ListOptions{Limit: 1})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return false, err
+			}
+			if found != nil {
+				left += len(found.Items)
+			}
+		}
+	}
+	if left > 0 {
+		return false, nil
+	}
+	ns.Spec.Finalizers = slices.DeleteFunc(ns.Spec.Finalizers, func(s corev1.FinalizerName) bool { return s == corev1.FinalizerKubernetes })
+	if _, err := f.client.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return false, err
+	}
+	return true, nil
+}
+
+// Stop stops the finisher and waits for it. It is idempotent.
+func (f *namespaceFinisher) Stop() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+		f.queue.ShutDown()
+		f.factory.Shutdown()
+		f.workers.Wait()
+	}
+}
