@@ -146,7 +146,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if h.provisioner, err = startProvisioner(ctx, client); err != nil {
 		return nil, fmt.Errorf("starting the volume provisioner: %w", err)
 	}
-	if h.namespaces, err = startNamespaceFinisher(ctx, cp.RESTConfig(), client); err != nil {
+	if h.namespaces, err = startNamespaceFinisher(ctx, cp.RESTConfig()); err != nil {
 		return nil, fmt.Errorf("starting the namespace finisher: %w", err)
 	}
 	return h, nil

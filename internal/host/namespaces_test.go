@@ -59,6 +59,16 @@ func TestDeletedNamespaceFinished(t *testing.T) {
 	if _, err := c.CoreV1().Events("fin-a").Create(ctx, event, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// What the host's controllers add to a new namespace is there too.
+	old := map[types.UID]string{}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		uids, err := contents(ctx, c, "fin-a")
+		old = uids
+		return err == nil && len(uids) >= 4, nil // left, its Event, kube-root-ca.crt, default
+	})
+	if err != nil {
+		t.Fatalf("the new namespace's ServiceAccount and CA ConfigMap never came: %v", old)
+	}
 	start := time.Now()
 	if err := c.CoreV1().Namespaces().Delete(ctx, "fin-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -69,11 +79,25 @@ func TestDeletedNamespaceFinished(t *testing.T) {
 	t.Logf("the deleted namespace went in %s", time.Since(start).Round(time.Millisecond))
 	makeNamespace("fin-a")
 	defer c.CoreV1().Namespaces().Delete(context.Background(), "fin-a", metav1.DeleteOptions{})
-	if _, err := c.CoreV1().ConfigMaps("fin-a").Get(ctx, "left", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the ConfigMap of the deleted namespace is in the new one: %v", err)
+	again, err := contents(ctx, c, "fin-a")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.CoreV1().Events("fin-a").Get(ctx, "left", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the Event of the deleted namespace is in the new one: %v", err)
+	for uid, what := range again {
+		if _, ok := old[uid]; ok {
+			t.Errorf("%s of the deleted namespace is in the new one", what)
+		}
+	}
+
+	// A namespace that is no virtual cluster's is the namespace controller's.
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CoreV1().Namespaces().Delete(ctx, "plain", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gone("plain", 2*time.Second); err == nil {
+		t.Error("a namespace without the virtual cluster label went before the namespace controller's grace period")
 	}
 
 	makeNamespace("fin-b")
@@ -84,12 +108,15 @@ func TestDeletedNamespaceFinished(t *testing.T) {
 	if err := c.CoreV1().Namespaces().Delete(ctx, "fin-b", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := gone("fin-b", time.Second); err == nil {
-		t.Fatal("the namespace went while a finalizer held an object in it")
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		cm, err := c.CoreV1().ConfigMaps("fin-b").Get(ctx, "held", metav1.GetOptions{})
+		return err == nil && cm.DeletionTimestamp != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the held ConfigMap was never deleted: %v", err)
 	}
-	cm, err := c.CoreV1().ConfigMaps("fin-b").Get(ctx, "held", metav1.GetOptions{})
-	if err != nil || cm.DeletionTimestamp == nil {
-		t.Fatalf("the held ConfigMap should be deleting: %v", err)
+	if _, err := c.CoreV1().Namespaces().Get(ctx, "fin-b", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the namespace went while a finalizer held an object in it: %v", err)
 	}
 	patch := []byte(`{"metadata":{"finalizers":null}}`)
 	if _, err := c.CoreV1().ConfigMaps("fin-b").Patch(ctx, "held", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
@@ -98,4 +125,32 @@ func TestDeletedNamespaceFinished(t *testing.T) {
 	if err := gone("fin-b", 30*time.Second); err != nil {
 		t.Fatal(fmt.Errorf("the namespace stays once the finalizer let go: %w", err))
 	}
+}
+
+// contents are the ConfigMaps, ServiceAccounts and Events in namespace, by
+// UID.
+func contents(ctx context.Context, c kubernetes.Interface, namespace string) (map[types.UID]string, error) {
+	uids := map[types.UID]string{}
+	cms, err := c.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range cms.Items {
+		uids[o.UID] = "ConfigMap " + o.Name
+	}
+	sas, err := c.CoreV1().ServiceAccounts(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range sas.Items {
+		uids[o.UID] = "ServiceAccount " + o.Name
+	}
+	events, err := c.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range events.Items {
+		uids[o.UID] = "Event " + o.Name
+	}
+	return uids, nil
 }
