@@ -60,6 +60,9 @@ func startNamespaceFinisher(ctx context.Context, config *rest.Config) (*namespac
 	// default limits (5 a second) would make that seconds.
 	config = rest.CopyConfig(config)
 	config.QPS, config.Burst = 300, 600
+	// Listing every resource type draws the apiserver's deprecation
+	// warnings (v1 Endpoints), which would fill a test's output.
+	config.WarningHandler = rest.NoWarnings{}
 	client, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return nil, err
@@ -167,7 +170,10 @@ func (f *namespaceFinisher) empty(ctx context.Context, name string) (bool, error
 			}
 			objects := f.meta.Resource(gv.WithResource(r.Name)).Namespace(name)
 			if slices.Contains(r.Verbs, "deletecollection") {
-				err := objects.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
+				// In the background, as the namespace controller does: what an
+				// object owns goes too (a Job's pods).
+				background := metav1.DeletePropagationBackground
+				err := objects.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64), PropagationPolicy: &background}, metav1.ListOptions{})
 				if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsMethodNotSupported(err) {
 					return false, err
 				}
