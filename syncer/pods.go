@@ -27,9 +27,6 @@ const (
 	// its token Secret) is when its tokens are to be requested again (80% of
 	// their life, as the kubelet does).
 	annotationTokenRefresh = "vmatrix.io/token-refresh"
-	// annotationTokenPrefix and a tokenKey name the host pod annotation that
-	// carries a token, which the host pod mounts by the downward API.
-	annotationTokenPrefix = "vmatrix.io/"
 	// Indexes on the pod informers.
 	indexConfigMaps = "configmaps" // virtual pods by "namespace/name" of referenced ConfigMaps
 	indexSecrets    = "secrets"    // virtual pods by referenced Secrets
@@ -473,7 +470,7 @@ func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 				} else {
 					src.DownwardAPI = &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
 						Path:     sat.Path,
-						FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['" + annotationTokenPrefix + tokenKey(sat.Audience) + "']"},
+						FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.annotations['" + tokenAnnotation(tokenKey(sat.Audience)) + "']"},
 					}}}
 				}
 			}
@@ -547,6 +544,10 @@ func tokenKey(audience string) string {
 	sum := sha256.Sum256([]byte(audience))
 	return "token-" + hex.EncodeToString(sum[:])[:10]
 }
+
+// tokenAnnotation is the host pod annotation that carries the token of key
+// (a tokenKey), which the host pod mounts by the downward API.
+func tokenAnnotation(key string) string { return "vmatrix.io/" + key }
 
 // tokenLives are the token audiences a pod mounts, with the life each asks for.
 func tokenLives(v *corev1.Pod) map[string]int64 {
@@ -622,8 +623,8 @@ func (s *Syncer) annotateTokens(ctx context.Context, v, h, desired *corev1.Pod) 
 	if h != nil && s.renewAt(v, h.Annotations[annotationTokenRefresh]) {
 		kept := 0
 		for audience := range want {
-			if tok, ok := h.Annotations[annotationTokenPrefix+tokenKey(audience)]; ok {
-				desired.Annotations[annotationTokenPrefix+tokenKey(audience)] = tok
+			if tok, ok := h.Annotations[tokenAnnotation(tokenKey(audience))]; ok {
+				desired.Annotations[tokenAnnotation(tokenKey(audience))] = tok
 				kept++
 			}
 		}
@@ -637,7 +638,7 @@ func (s *Syncer) annotateTokens(ctx context.Context, v, h, desired *corev1.Pod) 
 		return err
 	}
 	for k, tok := range tokens {
-		desired.Annotations[annotationTokenPrefix+k] = tok
+		desired.Annotations[tokenAnnotation(k)] = tok
 	}
 	desired.Annotations[annotationTokenRefresh] = refresh.UTC().Format(time.RFC3339)
 	s.renewAt(v, desired.Annotations[annotationTokenRefresh])

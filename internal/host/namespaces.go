@@ -130,6 +130,12 @@ func (f *namespaceFinisher) finish(ctx context.Context, name string) (bool, erro
 		time.Since(ns.DeletionTimestamp.Time) > finishWithin {
 		return true, nil
 	}
+	// Partial discovery (an aggregated API down) is an error: the namespace
+	// controller, which waits for it, has the namespace then.
+	lists, err := f.client.Discovery().ServerPreferredNamespacedResources()
+	if err != nil {
+		return false, err
+	}
 	for pass := 0; pass < 2; pass++ {
 		if pass > 0 {
 			select {
@@ -138,7 +144,7 @@ func (f *namespaceFinisher) finish(ctx context.Context, name string) (bool, erro
 			case <-time.After(settle):
 			}
 		}
-		if empty, err := f.empty(ctx, name); err != nil || !empty {
+		if empty, err := f.empty(ctx, name, lists); err != nil || !empty {
 			return false, err
 		}
 	}
@@ -149,15 +155,9 @@ func (f *namespaceFinisher) finish(ctx context.Context, name string) (bool, erro
 	return true, nil
 }
 
-// empty deletes every object in namespace name, of every resource type
-// discovery lists, and says whether none is left. Partial discovery (an
-// aggregated API down) is an error: the namespace controller, which waits
-// for it, has the namespace then.
-func (f *namespaceFinisher) empty(ctx context.Context, name string) (bool, error) {
-	lists, err := f.client.Discovery().ServerPreferredNamespacedResources()
-	if err != nil {
-		return false, err
-	}
+// empty deletes every object in namespace name, of every resource type of
+// lists, and says whether none is left.
+func (f *namespaceFinisher) empty(ctx context.Context, name string, lists []*metav1.APIResourceList) (bool, error) {
 	left := 0
 	for _, list := range lists {
 		gv, err := schema.ParseGroupVersion(list.GroupVersion)
