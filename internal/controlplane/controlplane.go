@@ -83,10 +83,9 @@ type Config struct {
 	// from which the deprecated APIs its clients called are read.
 	AuditDeprecated bool
 	// APIServerReady, if set, is called once, as soon as the apiserver is
-	// ready but for its bootstrap roles and PriorityClasses (bootstrapHooks), with an
-	// admin client config and the PKI: what needs the apiserver but not the
-	// controller manager starts there, while the controller manager comes
-	// up. It must not block.
+	// ready, with an admin client config and the PKI: what needs the
+	// apiserver but not the controller manager starts there, while the
+	// controller manager comes up. It must not block.
 	APIServerReady func(*rest.Config, pki.Files)
 	// TemplateDir holds store templates (storage.SaveTemplate), one per
 	// version and kind of control plane. When set, and the store is kine on
@@ -111,11 +110,8 @@ type ControlPlane struct {
 	procs []*proc.Process // in start order; stopped in reverse
 	sup   *supervision    // from ready on
 	// startControllerManager, until it has run, starts the controller
-	// manager (waitReady does, when the apiserver serves), and
-	// kubeconfigGate, until released, holds back its kubeconfig (waitReady
-	// releases it when the apiserver is healthy).
+	// manager (waitReady does, when the apiserver is healthy).
 	startControllerManager func() error
-	kubeconfigGate         *gatedKubeconfig
 }
 
 // Start brings a control plane up and returns once it is ready: the apiserver
@@ -349,16 +345,11 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 	if list.err != nil {
 		return list.err
 	}
-	// The controller manager starts once the apiserver serves (waitReady):
-	// before, it competes with the apiserver's start-up for CPU. It reads
-	// its kubeconfig once the apiserver is healthy (gatedKubeconfig).
-	gate, err := newGatedKubeconfig(filepath.Join(cp.socketDir, "controller-manager.kubeconfig"))
-	if err != nil {
-		return err
-	}
-	cp.kubeconfigGate = gate
+	// The controller manager starts once the apiserver is healthy (waitReady):
+	// before, it competes with the apiserver's start-up for CPU and checks
+	// the apiserver's health only once a second, losing up to a second.
 	cp.startControllerManager = func() error {
-		return cp.start("kube-controller-manager", cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names, gate.path))
+		return cp.start("kube-controller-manager", cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names))
 	}
 	// The scheduler connects as soon as the apiserver answers: its start-up
 	// overlaps the apiserver's.
@@ -512,9 +503,9 @@ func (cp *ControlPlane) apiserverArgs(f pki.Files, port int) []string {
 	return append(args, cp.cfg.Flags.APIServer...)
 }
 
-func (cp *ControlPlane) controllerManagerArgs(f pki.Files, known []string, kubeconfig string) []string {
+func (cp *ControlPlane) controllerManagerArgs(f pki.Files, known []string) []string {
 	args := []string{
-		"--kubeconfig=" + kubeconfig,
+		"--kubeconfig=" + cp.KubeconfigPath(),
 		"--controllers=" + controllerFlag(known, cp.cfg.NodeControllers),
 		"--service-account-private-key-file=" + f.ServiceAccountKey(),
 		"--root-ca-file=" + f.CACert(),
@@ -547,9 +538,9 @@ const defaultReadyTimeout = 5 * time.Minute
 // waitReady waits for /readyz and for the controller manager to have made
 // the default ServiceAccount and published the cluster CA, which a pod in
 // the default namespace needs. It starts the controller manager when the
-// apiserver serves, gives it its kubeconfig when the apiserver is ready,
-// starts again a client component that exits meanwhile, and fails early
-// when the apiserver exits or a component keeps exiting.
+// apiserver is healthy, starts again a client component that exits
+// meanwhile, and fails early when the apiserver exits or a component keeps
+// exiting.
 func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	client, err := kubernetes.NewForConfig(cp.restConfig)
 	if err != nil {
@@ -562,51 +553,33 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	readyz := func(exclude ...string) bool {
-		req := client.Discovery().RESTClient().Get().AbsPath("/readyz")
-		for _, check := range exclude {
-			req.Param("exclude", check)
-		}
-		body, err := req.Do(ctx).Raw()
-		return err == nil && string(body) == "ok"
-	}
-	// serving: ready but for bootstrapHooks; apiReady: ready.
-	serving, apiReady := false, false
+	apiReady := false
 	restarts := map[string]int{}
 	for {
 		if err := cp.restartExited(restarts); err != nil {
 			return err
 		}
-		if !serving {
-			serving = readyz(bootstrapHooks...)
-			if serving && cp.cfg.APIServerReady != nil {
-				cp.cfg.APIServerReady(rest.CopyConfig(cp.restConfig), cp.PKI())
-				cp.cfg.APIServerReady = nil
-			}
-			if serving && cp.startControllerManager != nil {
+		if cp.startControllerManager != nil {
+			body, err := client.Discovery().RESTClient().Get().AbsPath("/healthz").Do(ctx).Raw()
+			if err == nil && string(body) == "ok" {
 				if err := cp.startControllerManager(); err != nil {
 					return err
 				}
 				cp.startControllerManager = nil
 			}
 		}
-		if serving && !apiReady {
-			apiReady = readyz()
-			if apiReady && cp.kubeconfigGate != nil {
-				kubeconfig, err := os.ReadFile(cp.KubeconfigPath())
-				if err == nil {
-					err = cp.kubeconfigGate.release(kubeconfig)
-				}
-				cp.kubeconfigGate = nil
-				if err != nil {
-					return err
-				}
+		if !apiReady {
+			body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Raw()
+			apiReady = err == nil && string(body) == "ok"
+			if apiReady && cp.cfg.APIServerReady != nil {
+				cp.cfg.APIServerReady(rest.CopyConfig(cp.restConfig), cp.PKI())
+				cp.cfg.APIServerReady = nil
 			}
 		}
 		if apiReady && cp.cfg.APIServerOnly {
 			return nil
 		}
-		if apiReady {
+		if apiReady && cp.startControllerManager == nil {
 			_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 			if err == nil {
 				_, err = client.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
@@ -683,10 +656,6 @@ func (cp *ControlPlane) stopProcesses() error {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	var errs []error
-	if cp.kubeconfigGate != nil {
-		errs = append(errs, cp.kubeconfigGate.close())
-		cp.kubeconfigGate = nil
-	}
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		grace := 2 * time.Second
 		if cp.procs[i].Name == "kube-apiserver" {

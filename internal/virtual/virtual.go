@@ -71,7 +71,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.ControlPlane != nil {
 		cfg.ControlPlane(&cpc)
 	}
-	// The syncer starts as soon as the apiserver serves, while the
+	// The syncer starts as soon as the apiserver is ready, while the
 	// controller manager is still coming up: it needs nothing of it.
 	started := make(chan syncerStart, 1)
 	fired := false // set in controlplane.Start's goroutine, read after it returns
