@@ -121,8 +121,10 @@ type Results struct {
 // Density is how many idle clusters fit before create-to-ready doubles, over
 // the runs.
 type Density struct {
-	Clusters Stat         `json:"clusters"`
-	Runs     []DensityRun `json:"runs"`
+	Clusters Stat `json:"clusters"`
+	// AddedMB is the memory each idle cluster took from the machine.
+	AddedMB Stat         `json:"added_mb"`
+	Runs    []DensityRun `json:"runs"`
 }
 
 // DensityRun is one run of the density figure.
@@ -131,6 +133,12 @@ type DensityRun struct {
 	StoppedBecause string    `json:"stopped_because"`
 	Limited        bool      `json:"limited"` // it stopped at -density, create time not doubled
 	CreateSeconds  []float64 `json:"create_seconds"`
+	// AddedMB is the fall of the machine's MemAvailable, from before the
+	// first cluster to -idle after the last, per cluster: what the
+	// clusters' processes hold and the kernel cannot reclaim. Unlike the
+	// memory figure's RSS it counts the pages of a binary once per machine,
+	// not once per process, as the page cache holds them.
+	AddedMB float64 `json:"added_mb"`
 }
 
 type env struct {
@@ -153,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	}
 	e := &env{cfg: cfg, src: k8sdist.Source{Log: cfg.Log}}
 	res = &Results{Time: time.Now().UTC()}
-	res.Machine.Cores, res.Machine.MemoryBytes, res.Machine.Go = runtime.NumCPU(), totalMemory(), runtime.Version()
+	res.Machine.Cores, res.Machine.MemoryBytes, res.Machine.Go = runtime.NumCPU(), meminfo("MemTotal"), runtime.Version()
 
 	hostVersion, err := k8sdist.Newest(ctx)
 	if err != nil {
@@ -425,16 +433,17 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 // times.
 func (e *env) density(ctx context.Context, v k8sdist.Version) (*Density, error) {
 	d := &Density{}
-	var counts []float64
+	var counts, added []float64
 	for i := 0; i < e.cfg.Runs; i++ {
 		run, err := e.densityRun(ctx, v)
 		if err != nil {
 			return nil, err
 		}
-		e.logf("density: %d idle clusters (%s)", run.Clusters, run.StoppedBecause)
-		d.Runs, counts = append(d.Runs, run), append(counts, float64(run.Clusters))
+		e.logf("density: %d idle clusters (%s), %.0f MB each", run.Clusters, run.StoppedBecause, run.AddedMB)
+		d.Runs, counts, added = append(d.Runs, run), append(counts, float64(run.Clusters)), append(added, run.AddedMB)
 	}
 	d.Clusters = newStat("clusters", counts)
+	d.AddedMB = newStat("MB", added)
 	return d, nil
 }
 
@@ -446,6 +455,7 @@ func (e *env) densityRun(ctx context.Context, v k8sdist.Version) (d DensityRun, 
 			err = errors.Join(err, teardown(vc, e.dir(vc.Name())))
 		}
 	}()
+	available := meminfo("MemAvailable")
 	for len(vcs) < e.cfg.DensityMax {
 		vc, secs, err := e.start(ctx, v)
 		if err != nil {
@@ -461,6 +471,14 @@ func (e *env) densityRun(ctx context.Context, v k8sdist.Version) (d DensityRun, 
 		}
 	}
 	d.Clusters = len(vcs)
+	if d.Clusters > 0 {
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-time.After(e.cfg.Idle):
+		}
+		d.AddedMB = (float64(available) - float64(meminfo("MemAvailable"))) / float64(d.Clusters) / (1 << 20)
+	}
 	return d, nil
 }
 
@@ -479,13 +497,14 @@ func rssMB(pid int) float64 {
 	return 0
 }
 
-func totalMemory() uint64 {
+// meminfo reads a field of /proc/meminfo in bytes.
+func meminfo(field string) uint64 {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
 			kb, _ := strconv.ParseUint(f[1], 10, 64)
 			return kb * 1024
 		}

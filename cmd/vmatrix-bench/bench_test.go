@@ -39,7 +39,7 @@ func TestSmoke(t *testing.T) {
 	if res.Rerun == nil || res.Rerun.AttachSeconds.Median <= 0 || res.Rerun.ColdSeconds.Median <= res.Rerun.AttachSeconds.Median {
 		t.Errorf("rerun: %+v", res.Rerun)
 	}
-	if res.Density == nil || res.Density.Clusters.Median < 1 || len(res.Density.Runs) != 1 {
+	if res.Density == nil || res.Density.Clusters.Median < 1 || len(res.Density.Runs) != 1 || res.Density.AddedMB.Median <= 0 {
 		t.Errorf("density: %+v", res.Density)
 	}
 	if in := res.Inspect; in == nil || in.FirstLogLine.Median <= 0 || in.ExecRoundTrip.Median <= 0 || in.HostRequestsLogs < 1 || in.HostRequestsExec < 1 {

@@ -46,9 +46,10 @@ func Table(r *Results) string {
 	}
 	if d := r.Density; d != nil {
 		row("density: idle clusters before create-to-ready doubles", d.Clusters, 0)
+		row("  memory each idle cluster took (MemAvailable)", d.AddedMB, 0)
 		b.WriteString("\ndensity, each run:\n")
 		for _, run := range d.Runs {
-			fmt.Fprintf(&b, "- %d idle clusters (%s)\n", run.Clusters, run.StoppedBecause)
+			fmt.Fprintf(&b, "- %d idle clusters (%s), %.0f MB each\n", run.Clusters, run.StoppedBecause, run.AddedMB)
 		}
 	}
 	b.WriteString("\nTargets:\n")
