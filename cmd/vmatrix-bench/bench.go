@@ -134,10 +134,12 @@ type DensityRun struct {
 	Limited        bool      `json:"limited"` // it stopped at -density, create time not doubled
 	CreateSeconds  []float64 `json:"create_seconds"`
 	// AddedMB is the fall of the machine's MemAvailable, from before the
-	// first cluster to -idle after the last, per cluster: what the
-	// clusters' processes hold and the kernel cannot reclaim. Unlike the
-	// memory figure's RSS it counts the pages of a binary once per machine,
-	// not once per process, as the page cache holds them.
+	// first cluster to -idle after the last, per cluster: the memory the
+	// clusters hold that the kernel cannot reclaim. The binaries' pages,
+	// which the memory figure's RSS counts in every process, are page cache
+	// the kernel can drop (and holds once per machine): they are not in it.
+	// The clusters are made as the framework makes them, kine and the
+	// syncer in this process.
 	AddedMB float64 `json:"added_mb"`
 }
 
@@ -440,7 +442,10 @@ func (e *env) density(ctx context.Context, v k8sdist.Version) (*Density, error) 
 			return nil, err
 		}
 		e.logf("density: %d idle clusters (%s), %.0f MB each", run.Clusters, run.StoppedBecause, run.AddedMB)
-		d.Runs, counts, added = append(d.Runs, run), append(counts, float64(run.Clusters)), append(added, run.AddedMB)
+		d.Runs, counts = append(d.Runs, run), append(counts, float64(run.Clusters))
+		if run.Clusters > 0 {
+			added = append(added, run.AddedMB)
+		}
 	}
 	d.Clusters = newStat("clusters", counts)
 	d.AddedMB = newStat("MB", added)
