@@ -489,22 +489,16 @@ func (e *env) densityRun(ctx context.Context, v k8sdist.Version) (d DensityRun, 
 
 // rssMB reads a process's resident set size.
 func rssMB(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	return float64(procBytes(fmt.Sprintf("/proc/%d/status", pid), "VmRSS")) / (1 << 20)
 }
 
 // meminfo reads a field of /proc/meminfo in bytes.
-func meminfo(field string) uint64 {
-	data, err := os.ReadFile("/proc/meminfo")
+func meminfo(field string) uint64 { return procBytes("/proc/meminfo", field) }
+
+// procBytes reads a "Field: N kB" line of a /proc file in bytes; 0 if the
+// file or the field is missing.
+func procBytes(path, field string) uint64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
