@@ -53,11 +53,6 @@ type Config struct {
 	// NodeControllers keeps the controllers that need real nodes (a host's). A
 	// virtual cluster runs without them, as in vCluster.
 	NodeControllers bool
-	// Shared marks the control plane every virtual cluster's pods go through
-	// (the embedded host): its memory is paid once per machine, its CPU by
-	// every rollout, so its apiserver keeps Go's default GC target instead
-	// of apiserverGOGC (a GOGC or GOMEMLIMIT of the user's applies to all).
-	Shared bool
 	// Store starts the storage backend; nil means kine on SQLite in Dir/data.
 	Store func(dataDir, socketDir string) (storage.Store, error)
 	// Flags are appended to the components' flags, overriding ours.
@@ -376,41 +371,18 @@ leaderElection:
 	return nil
 }
 
+// start runs one component with the user's environment, so with Go's default
+// GC target unless GOGC or GOMEMLIMIT say otherwise. An apiserver at GOGC=50
+// holds about 27 MB less at idle, but starts slower: three versions in
+// parallel took 3.5-3.7 s against 3.1-3.3 s, one create 2.07-2.12 s against
+// 1.98-2.07 s (vmatrix-bench, 3x5 runs each, alternating).
 func (cp *ControlPlane) start(name, path string, args []string) error {
-	p, err := proc.Start(name, path, args, runtimeEnv(name, cp.cfg.Shared, os.Environ()), cp.path("logs", name+".log"))
+	p, err := proc.Start(name, path, args, os.Environ(), cp.path("logs", name+".log"))
 	if err != nil {
 		return err
 	}
 	cp.procs = append(cp.procs, p)
 	return nil
-}
-
-// apiserverGOGC is the apiserver's GC target unless the user's environment
-// sets GOGC or GOMEMLIMIT. At the default of 100 an idle virtual cluster's
-// apiserver (about 90 MB of live heap) lets its heap grow to 180 MB between
-// collections; at 50 its idle resident memory is about 33 MB lower (measured
-// with vmatrix create, 1.37, 30 s idle: private memory 185 MB to 152 MB).
-// GOGC scales with the live heap, so a busy apiserver still grows as it
-// needs and collects twice as often, never continuously as it would above a
-// GOMEMLIMIT. The controller manager and the supervisor gain 2-4 MB from
-// the same setting, not worth their extra collections. A shared host's
-// apiserver keeps the default: at 50 its collections made a 100-replica
-// rollout through a virtual cluster a third slower (45 pods/s against 60-67,
-// the median of 5 runs of vmatrix-bench -sync 100).
-const apiserverGOGC = "50"
-
-// runtimeEnv is env with the Go runtime settings component name of a
-// (shared or not) control plane runs with.
-func runtimeEnv(name string, shared bool, env []string) []string {
-	if name != "kube-apiserver" || shared {
-		return env
-	}
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") {
-			return env
-		}
-	}
-	return append(env[:len(env):len(env)], "GOGC="+apiserverGOGC)
 }
 
 // advertiseArgs are the flags by which the apiserver publishes itself in the

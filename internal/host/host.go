@@ -92,7 +92,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	}
 	cp, err := controlplane.Start(ctx, controlplane.Config{
 		Name: "vmatrix-host", Dir: cfg.Dir, Version: cfg.Version, Binaries: cfg.Binaries,
-		Scheduler: true, NodeControllers: true, Shared: true, TemplateDir: controlplane.DefaultTemplateDir(),
+		Scheduler: true, NodeControllers: true, TemplateDir: controlplane.DefaultTemplateDir(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded host: %w", err)

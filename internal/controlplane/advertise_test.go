@@ -6,31 +6,6 @@ import (
 	"testing"
 )
 
-// TestRuntimeEnv: the apiserver gets a lower GC target unless the user set
-// GOGC or GOMEMLIMIT or it is a shared host's; the other components run with
-// the user's environment.
-func TestRuntimeEnv(t *testing.T) {
-	base := []string{"PATH=/bin"}
-	if got := runtimeEnv("kube-apiserver", false, base); !slices.Contains(got, "GOGC="+apiserverGOGC) {
-		t.Errorf("apiserver: %v", got)
-	}
-	if len(base) != 1 {
-		t.Errorf("the caller's environment was changed: %v", base)
-	}
-	for _, user := range []string{"GOGC=200", "GOMEMLIMIT=1GiB"} {
-		env := []string{"PATH=/bin", user}
-		if got := runtimeEnv("kube-apiserver", false, env); !slices.Equal(got, env) {
-			t.Errorf("with %s: %v", user, got)
-		}
-	}
-	if got := runtimeEnv("kube-controller-manager", false, base); !slices.Equal(got, base) {
-		t.Errorf("controller manager: %v", got)
-	}
-	if got := runtimeEnv("kube-apiserver", true, base); !slices.Equal(got, base) {
-		t.Errorf("a shared host's apiserver: %v", got)
-	}
-}
-
 // TestAdvertiseArgs: the apiserver publishes an address of its Service
 // range's family, or nothing at all.
 func TestAdvertiseArgs(t *testing.T) {
