@@ -372,10 +372,11 @@ leaderElection:
 }
 
 // start runs one component with the user's environment, so with Go's default
-// GC target unless GOGC or GOMEMLIMIT say otherwise. An apiserver at GOGC=50
-// holds about 27 MB less at idle, but starts slower: three versions in
-// parallel took 3.5-3.7 s against 3.1-3.3 s, one create 2.07-2.12 s against
-// 1.98-2.07 s (vmatrix-bench, 3x5 runs each, alternating).
+// GC target unless GOGC or GOMEMLIMIT are set. A virtual cluster's apiserver
+// at GOGC=50 holds about 27 MB less at idle, but starts slower: three
+// versions in parallel took 3.5-3.7 s against 3.1-3.3 s, one create
+// 2.07-2.12 s against 1.98-2.07 s (vmatrix-bench, 3x5 runs each,
+// alternating). The embedded host's at GOGC=50 made rollouts a third slower.
 func (cp *ControlPlane) start(name, path string, args []string) error {
 	p, err := proc.Start(name, path, args, os.Environ(), cp.path("logs", name+".log"))
 	if err != nil {
