@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -258,6 +259,46 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 		t.Errorf("export logs of no cluster: exit %d, %q", code, errOut)
 	}
 	c.mustRun("delete", "b")
+}
+
+// TestSecondClusterFromTheTemplate: on a machine with no store template yet,
+// the first cluster of a version makes one while its syncer already shows
+// the host's nodes; the second starts from it with Nodes of its own, so
+// kubectl reaches its pods' logs and exec through its own kubelet API.
+func TestSecondClusterFromTheTemplate(t *testing.T) {
+	c := newCLI(t)
+	// A cache of its own with the binaries of the real one but no templates.
+	cache, real := t.TempDir(), k8sdist.DefaultCacheDir()
+	entries, err := os.ReadDir(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "templates" {
+			if err := os.Symlink(filepath.Join(real, e.Name()), filepath.Join(cache, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.env = append(c.env, "VMATRIX_CACHE_DIR="+cache)
+	t.Cleanup(func() { c.run("delete", "a", "b") }) // on failure too; before assertNothingLeft
+
+	c.mustRun("create", "a", "--version", "1.37")
+	if saved, _ := filepath.Glob(filepath.Join(cache, "templates", "*.db")); len(saved) == 0 {
+		t.Fatal("the first cluster saved no store template")
+	}
+	c.mustRun("create", "b", "--version", "1.37")
+	bKC := strings.TrimSpace(c.mustRun("kubeconfig", "b"))
+	owners := strings.Fields(kubectl(t, bKC, "get", "nodes", "-o", `jsonpath={.items[*].metadata.labels.vmatrix\.io/managed-by}`))
+	if len(owners) == 0 || slices.ContainsFunc(owners, func(o string) bool { return o != "b" }) {
+		t.Errorf("b's Nodes are managed by %q, want b alone", owners)
+	}
+	kubectl(t, bKC, "run", "web", "--image=registry.example/web:1", "--restart=Never")
+	kubectl(t, bKC, "wait", "--for=condition=Ready", "pod/web", "--timeout=60s")
+	if logs := kubectl(t, bKC, "logs", "web"); !strings.Contains(logs, "simulated container web") {
+		t.Errorf("kubectl logs web in b:\n%s", logs)
+	}
+	c.mustRun("delete", "a", "b")
 }
 
 func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {

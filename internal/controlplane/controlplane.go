@@ -207,7 +207,7 @@ func DefaultTemplateDir() string { return filepath.Join(k8sdist.DefaultCacheDir(
 
 // templateFormat changes when what a template holds does (kine's schema, the
 // keys it leaves out), so that older templates are not used.
-const templateFormat = "kine-v0.17.5-2"
+const templateFormat = "kine-v0.17.5-3"
 
 // seed starts a new SQLite store from its template, when there is one. It
 // returns the template's path ("" when templates do not apply) and whether

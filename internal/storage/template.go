@@ -42,6 +42,10 @@ var templateOmits = []string{
 	"/registry/clustertrustbundles/%",
 	"/registry/leases/%",
 	"/registry/masterleases/%",
+	"/registry/peerserverleases/%",
+	// Nodes: a virtual cluster's are its syncer's, naming that cluster and
+	// the port of its kubelet API; a host's are made at its start.
+	"/registry/minions/%",
 	"/registry/events/%",
 	"/registry/services/endpoints/default/kubernetes",
 	"/registry/endpointslices/default/kubernetes",
