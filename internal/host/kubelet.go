@@ -252,7 +252,7 @@ func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, p
 	w.Header().Set("Content-Type", "text/plain")
 	out := &limitedWriter{w: w, left: opts.limitBytes}
 	out.Write(opts.render(data, true))
-	if !opts.follow || out.full() {
+	if !opts.follow || out.full() || endsRun(data, container) {
 		return
 	}
 	flusher, _ := w.(http.Flusher)
@@ -264,8 +264,17 @@ func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, p
 		if flusher != nil {
 			flusher.Flush()
 		}
-		return !out.full()
+		return !out.full() && !endsRun(more, container)
 	})
+}
+
+// endsRun reports whether log data ends with the line that ends a run of the
+// container: as a kubelet's, `kubectl logs -f` ends when the container does.
+func endsRun(data []byte, container string) bool {
+	data = bytes.TrimRight(data, "\n")
+	last := data[bytes.LastIndexByte(data, '\n')+1:]
+	f := bytes.SplitN(last, []byte(" "), 4) // TIME STREAM TAG TEXT
+	return len(f) == 4 && bytes.HasPrefix(f[3], []byte(terminatedLine(container)))
 }
 
 // follow hands write each whole line appended to a log file past offset,

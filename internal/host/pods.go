@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,8 +29,11 @@ import (
 // step of a pod's life on a simulated node is decided here, from its spec.
 //
 //   - A container whose command the simulation can read (readCommand: sleep,
-//     true, false, exit, echo and sh -c scripts of those) runs for as long as
-//     it sleeps, prints what it echoes into its log, and exits with its code.
+//     true, false, exit, echo and sh -c scripts of those; args alone too when
+//     they start with one of those programs, argsAreCommand) runs for as long
+//     as it sleeps, prints what it echoes into its log when the script gets
+//     there, and exits with its code. Its log's last line then says so,
+//     which ends a `kubectl logs -f`.
 //   - Any other container runs until its pod is deleted; in a pod of a Job it
 //     runs for JobRunTime and succeeds instead, so a Job completes, visibly
 //     (but for the pause image's entrypoint, which waits for ever).
@@ -79,13 +83,14 @@ type simContainer struct {
 	pullFails     bool // its image does not exist: it never starts
 	pullReported  bool // the events about it are out
 
-	runs        int32     // starts so far
-	code        int32     // the exit code of the current run
-	started     time.Time // of the current run; zero before the first
-	readyAt     time.Time // zero: never
-	readyLogged bool      // the log says it became ready
-	exitAt      time.Time // zero: runs until the pod goes
-	waitUntil   time.Time // in back-off until then
+	runs        int32        // starts so far
+	code        int32        // the exit code of the current run
+	started     time.Time    // of the current run; zero before the first
+	readyAt     time.Time    // zero: never
+	readyLogged bool         // the log says it became ready
+	pending     []outputLine // of the current run, not yet in its log
+	exitAt      time.Time    // zero: runs until the pod goes
+	waitUntil   time.Time    // in back-off until then
 	term        *corev1.ContainerStateTerminated
 	last        *corev1.ContainerStateTerminated
 }
@@ -188,7 +193,7 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 	add := func(c corev1.Container, init bool) {
 		sc := &simContainer{spec: c, init: init, sidecar: init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways}
 		argv := append(append([]string{}, c.Command...), c.Args...)
-		if len(c.Command) == 0 {
+		if len(c.Command) == 0 && !argsAreCommand(c.Args) {
 			argv = nil // the image's entrypoint: unknown
 		}
 		plan, err := readCommand(argv, containerEnv(p, &c))
@@ -224,6 +229,23 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 		r.evictAt = time.Now().Add(d)
 	}
 	return r
+}
+
+// argsAreCommand reports whether a container's args, given without a
+// command, run as its command: they do when they begin with a program the
+// simulation reads, as `kubectl run NAME --image=busybox -- sh -c '...'`
+// gives them. On an image without an entrypoint (busybox, alpine, ubuntu)
+// args replace its default command, and the entrypoint scripts of most
+// others run a program named by their arguments.
+func argsAreCommand(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	switch path.Base(args[0]) {
+	case "sh", "bash", "ash", "dash", "sleep", "echo", "true", "false":
+		return true
+	}
+	return false
 }
 
 // applyAnnotations lets the failure-on-demand annotations override what a
@@ -342,6 +364,7 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 			for _, c := range r.containers {
 				if c.term == nil && !c.started.IsZero() {
 					c.term = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(now)}
+					k.logTerminated(r, c, c.term)
 				}
 			}
 			return time.Time{}
@@ -386,14 +409,15 @@ func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContain
 		case c.term == nil && !c.exitAt.IsZero() && !now.Before(c.exitAt):
 			k.exit(r, p, c)
 		case c.term == nil:
+			k.print(r, c, now)
 			if !c.readyAt.IsZero() && now.Before(c.readyAt) {
-				return earliest(c.readyAt, c.exitAt)
+				return earliest(earliest(c.readyAt, c.exitAt), c.nextLine())
 			}
 			if !c.readyAt.IsZero() && !c.readyLogged {
 				c.readyLogged = true
 				k.logLine(r, c, fmt.Sprintf("container %s is ready", c.spec.Name))
 			}
-			return c.exitAt
+			return earliest(c.exitAt, c.nextLine())
 		default: // terminated, and not to run again
 			return time.Time{}
 		}
@@ -434,9 +458,25 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 		c.readyAt = now.Add(c.readyDelay)
 	}
 	k.logLine(r, c, fmt.Sprintf("container %s started", c.spec.Name))
-	for _, l := range plan.output {
-		k.logLine(r, c, l)
+	c.pending = plan.output
+	k.print(r, c, now)
+}
+
+// print writes to a container's log the lines its command has printed by now.
+func (k *simulatedKubelet) print(r *podRun, c *simContainer, now time.Time) {
+	for len(c.pending) > 0 && !now.Before(c.started.Add(c.pending[0].at)) {
+		k.logLine(r, c, c.pending[0].text)
+		c.pending = c.pending[1:]
 	}
+}
+
+// nextLine is when the container's command prints its next line (zero:
+// never again).
+func (c *simContainer) nextLine() time.Time {
+	if len(c.pending) == 0 {
+		return time.Time{}
+	}
+	return c.started.Add(c.pending[0].at)
 }
 
 // exit ends a container's run and decides whether it runs again.
@@ -447,7 +487,8 @@ func (k *simulatedKubelet) exit(r *podRun, p *corev1.Pod, c *simContainer) {
 		reason = "Error"
 	}
 	term := &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(c.exitAt)}
-	k.logLine(r, c, fmt.Sprintf("container %s terminated: exit code %d (%s)", c.spec.Name, code, reason))
+	k.print(r, c, c.exitAt)
+	k.logTerminated(r, c, term)
 	again := c.sidecar || r.policy == corev1.RestartPolicyAlways || (r.policy == corev1.RestartPolicyOnFailure && code != 0)
 	if c.init && !c.sidecar && code == 0 {
 		again = false
@@ -468,6 +509,14 @@ func (k *simulatedKubelet) exit(r *podRun, p *corev1.Pod, c *simContainer) {
 	c.exitAt, c.readyAt = time.Time{}, time.Time{}
 	k.recorder.Eventf(p, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.spec.Name, p.Name)
 }
+
+// logTerminated ends a container's run in its log with the line that also
+// ends a `kubectl logs -f` of it (endsRun).
+func (k *simulatedKubelet) logTerminated(r *podRun, c *simContainer, term *corev1.ContainerStateTerminated) {
+	k.logLine(r, c, terminatedLine(c.spec.Name)+fmt.Sprintf("exit code %d (%s)", term.ExitCode, term.Reason))
+}
+
+func terminatedLine(container string) string { return "container " + container + " terminated: " }
 
 // logLine appends a line to a container's log; with no container, the
 // first line of each container's log.

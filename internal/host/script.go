@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,12 +19,47 @@ import (
 )
 
 // A run is what one start of a simulated container does: how long it runs
-// (forever, for a server), how it exits, and what it prints.
+// (forever, for a server), how it exits, and what it prints when.
 type run struct {
 	forever  bool
 	duration time.Duration
 	exitCode int32
-	output   []string
+	output   []outputLine
+}
+
+// outputLine is a line a command prints, at a time into its run.
+type outputLine struct {
+	at   time.Duration
+	text string
+}
+
+// timedOutput collects what a script prints, each line with the script's
+// clock when the line ended.
+type timedOutput struct {
+	clock   *time.Duration
+	partial []byte
+	lines   []outputLine
+}
+
+func (o *timedOutput) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b != '\n' {
+			o.partial = append(o.partial, b)
+			continue
+		}
+		o.lines = append(o.lines, outputLine{*o.clock, string(o.partial)})
+		o.partial = o.partial[:0]
+	}
+	return len(p), nil
+}
+
+// done returns the lines, with an unfinished last one.
+func (o *timedOutput) done() []outputLine {
+	if len(o.partial) > 0 {
+		o.lines = append(o.lines, outputLine{*o.clock, string(o.partial)})
+		o.partial = nil
+	}
+	return o.lines
 }
 
 // longest is the run past which a container counts as running forever.
@@ -58,7 +92,7 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 		return run{}, errUnreadable
 	}
 	var clock time.Duration
-	var out bytes.Buffer
+	out := &timedOutput{clock: &clock}
 	pairs := []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	for k, v := range env {
 		pairs = append(pairs, k+"="+v)
@@ -68,7 +102,7 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 	defer cancel()
 	runner, err := interp.New(
 		interp.Env(expand.ListEnviron(pairs...)),
-		interp.StdIO(strings.NewReader(""), &out, io.Discard),
+		interp.StdIO(strings.NewReader(""), out, io.Discard),
 		interp.ExecHandlers(func(next interp.ExecHandlerFunc) interp.ExecHandlerFunc {
 			return func(ctx context.Context, args []string) error {
 				if path.Base(args[0]) == "expr" {
@@ -106,7 +140,7 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 		return run{}, err
 	}
 	err = runner.Run(ctx, file)
-	r := run{duration: clock, output: lines(out.String())}
+	r := run{duration: clock, output: out.done()}
 	var status interp.ExitStatus
 	switch {
 	case errors.Is(err, errForever) || ctx.Err() != nil:
@@ -224,14 +258,6 @@ func shellQuote(argv []string) string {
 		}
 	}
 	return b.String()
-}
-
-func lines(s string) []string {
-	s = strings.TrimRight(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }
 
 // containerEnv is a container's environment as far as the simulation can
