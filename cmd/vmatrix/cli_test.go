@@ -313,33 +313,36 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		args []string
 		env  []string
 		want string
+		code int // 2: a bad value on the command line; 1: what it names fails
 	}{
-		{"unknown version", []string{"create", "x", "--version", "1.99"}, nil, `unknown Kubernetes version "1.99"`},
-		{"malformed version", []string{"create", "x", "--version", "one.two"}, nil, `"one.two"`},
-		{"unsupported version", []string{"create", "x", "--version", "1.13"}, nil, "not supported"},
-		{"invalid name", []string{"create", "Not_A_Label", "--version", "1.37"}, nil, `invalid name "Not_A_Label"`},
-		{"long name", []string{"create", strings.Repeat("a", 60), "--version", "1.37"}, nil, "invalid name"},
-		{"missing host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", missing}, nil, missing},
-		{"unreadable host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", unreadable}, nil, unreadable},
-		{"missing binary", []string{"create", "x", "--version", "1.37"}, []string{"VMATRIX_KUBE_APISERVER=" + missing}, "VMATRIX_KUBE_APISERVER"},
-		{"unknown backend", []string{"create", "x", "--version", "1.37", "--backend", "nosuch"}, nil, "nosuch"},
-		{"unknown kind to sync", []string{"create", "x", "--version", "1.37", "--sync", "ingress"}, nil, "--sync ingress: the kinds that can be synced as well are ingresses, networkpolicies"},
-		{"sqlite with a DSN", []string{"create", "x", "--version", "1.37", "--backend-dsn", "/tmp/x.db"}, nil, "sqlite"},
+		{"unknown version", []string{"create", "x", "--version", "1.99"}, nil, `unknown Kubernetes version "1.99"`, 2},
+		{"malformed version", []string{"create", "x", "--version", "one.two"}, nil, `"one.two"`, 2},
+		{"unsupported version", []string{"create", "x", "--version", "1.13"}, nil, "not supported", 2},
+		{"invalid name", []string{"create", "Not_A_Label", "--version", "1.37"}, nil, `invalid name "Not_A_Label"`, 2},
+		{"long name", []string{"create", strings.Repeat("a", 60), "--version", "1.37"}, nil, "invalid name", 2},
+		{"missing host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", missing}, nil, missing, 1},
+		{"unreadable host kubeconfig", []string{"create", "x", "--version", "1.37", "--host", unreadable}, nil, unreadable, 1},
+		{"missing binary", []string{"create", "x", "--version", "1.37"}, []string{"VMATRIX_KUBE_APISERVER=" + missing}, "VMATRIX_KUBE_APISERVER", 1},
+		{"unknown backend", []string{"create", "x", "--version", "1.37", "--backend", "nosuch"}, nil, "nosuch", 2},
+		{"unknown kind to sync", []string{"create", "x", "--version", "1.37", "--sync", "ingress"}, nil, "--sync ingress: the kinds that can be synced as well are ingresses, networkpolicies", 2},
+		{"sqlite with a DSN", []string{"create", "x", "--version", "1.37", "--backend-dsn", "/tmp/x.db"}, nil, "sqlite", 2},
 		{"unreachable database", []string{"create", "x", "--version", "1.37", "--backend", "postgres"},
-			[]string{"VMATRIX_BACKEND_DSN=postgres://vm:s3cret-pw@127.0.0.1:1/"}, "postgres"},
-		{"unwritable cache", []string{"versions", "pull", "1.37"}, []string{"VMATRIX_CACHE_DIR=/proc/vmatrix-cache"}, "/proc/vmatrix-cache"},
-		{"unknown apiserver flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=--no-such-flag=1"}, nil, "unknown flag: --no-such-flag"},
-		{"not a flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=no-dashes"}, nil, `"no-dashes"`},
-		{"delete unknown", []string{"delete", "nope"}, nil, `no virtual cluster named "nope"`},
-		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`},
+			[]string{"VMATRIX_BACKEND_DSN=postgres://vm:s3cret-pw@127.0.0.1:1/"}, "postgres", 1},
+		{"unwritable cache", []string{"versions", "pull", "1.37"}, []string{"VMATRIX_CACHE_DIR=/proc/vmatrix-cache"}, "/proc/vmatrix-cache", 1},
+		{"unknown apiserver flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=--no-such-flag=1"}, nil, "unknown flag: --no-such-flag", 1},
+		{"not a flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=no-dashes"}, nil, `"no-dashes"`, 2},
+		{"delete unknown", []string{"delete", "nope"}, nil, `no virtual cluster named "nope"`, 1},
+		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`, 1},
+		{"export unknown", []string{"export", "logs", "nope"}, nil, `no virtual cluster named "nope"`, 1},
+		{"unknown subcommand of a group", []string{"export", "nope"}, nil, `unknown command "nope" for "vmatrix export"`, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			saved := c.env
 			c.env = append(append([]string{}, c.env...), tc.env...)
 			defer func() { c.env = saved }()
 			stdout, stderr, code := c.run(tc.args...)
-			if code != 1 {
-				t.Errorf("exit code %d, want 1", code)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d", code, tc.code)
 			}
 			// Progress lines may come first ("starting the embedded host");
 			// the error is one line, the last, and the only one that says so.
@@ -355,6 +358,9 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 			}
 			if entries, _ := os.ReadDir(filepath.Join(c.stateDir, "clusters")); len(entries) > 0 {
 				t.Errorf("half-created clusters left: %v", entries)
+			}
+			if exports, _ := filepath.Glob(filepath.Join(c.tempDir(), "vmatrix-export-*")); len(exports) > 0 {
+				t.Errorf("export folders left: %v", exports)
 			}
 		})
 	}

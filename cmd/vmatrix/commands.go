@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
@@ -61,8 +62,40 @@ Exit codes:
 		serveClusterCommand(manager), serveHostCommand(), imageCommand(), reportCommand(),
 	)
 	progressFlag(root)
+	refuseUnknownSubcommands(root)
 	markRuns(root)
 	return root
+}
+
+// checkVersion refuses, as a usage error, a version that is malformed or
+// not among the releases; that the releases cannot be listed is the
+// create's own failure, and it says so.
+func checkVersion(ctx context.Context, version string) error {
+	if _, _, err := k8sdist.ParseVersion(version); err != nil {
+		return usageError{err}
+	}
+	list, err := k8sdist.Releases(ctx)
+	if err != nil {
+		return nil
+	}
+	if _, err := k8sdist.ResolveIn(version, list); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// refuseUnknownSubcommands makes every command that only groups others
+// (export, host, report) answer an argument it does not know as the root
+// does, "unknown command", a usage error; cobra would show its help and
+// succeed. Without an argument it shows its help.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if cmd.HasParent() && cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Args = cobra.NoArgs
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
 }
 
 // signalContext ends on SIGINT or SIGTERM, so a command stops what it started.
@@ -85,15 +118,21 @@ func createCommand(manager func() *supervisor.Manager) *cobra.Command {
 			opts.Name = args[0]
 			opts.Flags = flags()
 			if err := opts.Flags.Validate(); err != nil {
+				return usageError{err}
+			}
+			if err := syncer.ValidateName(opts.Name); err != nil {
+				return usageError{err}
+			}
+			if err := checkVersion(ctx, opts.Version); err != nil {
 				return err
 			}
 			var err error
 			if opts.Backend, err = storage.ParseBackend(backend, dsn); err != nil {
-				return err
+				return usageError{err}
 			}
 			for _, kind := range opts.Sync {
 				if !slices.Contains(syncer.OptionalKinds(), kind) {
-					return fmt.Errorf("--sync %s: the kinds that can be synced as well are %s", kind, strings.Join(syncer.OptionalKinds(), ", "))
+					return usageError{fmt.Errorf("--sync %s: the kinds that can be synced as well are %s", kind, strings.Join(syncer.OptionalKinds(), ", "))}
 				}
 			}
 			m := manager()
@@ -159,21 +198,28 @@ func deleteCommand(manager func() *supervisor.Manager) *cobra.Command {
 				}
 				task.Done(true, "deleted")
 				fmt.Fprintf(&said, "deleted virtual cluster %q\n", name)
-				if server == "" {
-					continue
-				}
-				path := kubeconfig.UserPath()
-				removed, err := kubeconfig.Remove(path, contextName(name), server)
-				if err != nil {
+				if err := forgetContext(name, server, &said); err != nil {
 					return err
-				}
-				if removed {
-					fmt.Fprintf(&said, "removed context %q from %s\n", contextName(name), path)
 				}
 			}
 			return nil
 		},
 	}
+}
+
+// forgetContext removes from the user's kubeconfig the vmatrix-NAME context
+// of a cluster that is gone, if it is still that cluster's: its server is
+// the one the cluster's own kubeconfig named ("" when it had none).
+func forgetContext(name, server string, said io.Writer) error {
+	if server == "" {
+		return nil
+	}
+	path := kubeconfig.UserPath()
+	removed, err := kubeconfig.Remove(path, contextName(name), server)
+	if removed {
+		fmt.Fprintf(said, "removed context %q from %s\n", contextName(name), path)
+	}
+	return err
 }
 
 func upgradeCommand(manager func() *supervisor.Manager) *cobra.Command {
@@ -304,6 +350,9 @@ func exportCommand(manager func() *supervisor.Manager) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
+			if _, err := manager().Kubeconfig(args[0]); err != nil {
+				return err // before a folder is made for nothing
+			}
 			dir := ""
 			if len(args) == 2 {
 				dir = args[1]

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/status"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/internal/supervisor"
@@ -382,6 +384,13 @@ func cleanupCommand(manager func() *supervisor.Manager) *cobra.Command {
 			board := newBoard()
 			m.Log = board.Writer()
 			task := board.Task("cleanup", "looking for what killed runs left")
+			// The servers say which vmatrix-NAME contexts are the clusters'.
+			servers := map[string]string{}
+			if recs, err := m.List(); err == nil {
+				for _, r := range recs {
+					servers[r.Name], _ = kubeconfig.Server(filepath.Join(m.Root.ClusterDir(r.Name), "kubeconfig"))
+				}
+			}
 			removed, err := m.Cleanup(ctx, dryRun)
 			task.Done(err == nil, fmt.Sprintf("%d found", len(removed)))
 			board.Close("done")
@@ -394,6 +403,11 @@ func cleanupCommand(manager func() *supervisor.Manager) *cobra.Command {
 			}
 			if len(removed) == 0 {
 				fmt.Println("nothing to clean up")
+			}
+			for name, server := range servers {
+				if _, gone := os.Stat(m.Root.ClusterDir(name)); !dryRun && errors.Is(gone, os.ErrNotExist) {
+					err = errors.Join(err, forgetContext(name, server, os.Stdout))
+				}
 			}
 			return err
 		},

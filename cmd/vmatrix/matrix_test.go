@@ -382,10 +382,13 @@ func TestCleanupAfterKilledRun(t *testing.T) {
 // TestSupervisorKilledMidRollout: kill -9 of the process that holds a
 // cluster's store and syncer while 30 pods roll out: its components die with
 // it, list says dead, and cleanup removes the cluster and everything it made
-// on the host, while another cluster on the same host carries on.
+// on the host, and the context --merge added, while another cluster on the
+// same host carries on.
 func TestSupervisorKilledMidRollout(t *testing.T) {
 	c := newCLI(t)
-	c.mustRun("create", "a", "--version", "1.37")
+	userKC := filepath.Join(t.TempDir(), "config")
+	c.env = append(c.env, "KUBECONFIG="+userKC)
+	c.mustRun("create", "a", "--version", "1.37", "--merge")
 	c.mustRun("create", "b", "--version", "1.37")
 	kc := strings.TrimSpace(c.mustRun("kubeconfig", "a"))
 	deployment := filepath.Join(t.TempDir(), "big.yaml")
@@ -435,8 +438,12 @@ spec:
 			}
 		}
 	}
-	if out := c.mustRun("cleanup"); !strings.Contains(out, "removed virtual cluster a") || strings.Contains(out, "removed virtual cluster b") {
+	if out := c.mustRun("cleanup"); !strings.Contains(out, "removed virtual cluster a") || strings.Contains(out, "removed virtual cluster b") ||
+		!strings.Contains(out, `removed context "vmatrix-a"`) {
 		t.Errorf("cleanup:\n%s", out)
+	}
+	if contexts := kubectl(t, userKC, "config", "get-contexts", "-o", "name"); strings.Contains(contexts, "vmatrix-a") {
+		t.Errorf("contexts after cleanup: %s", contexts)
 	}
 	ns := kubectl(t, hostKC, "get", "ns", "vmatrix-a", "--ignore-not-found", "-o", "jsonpath={.status.phase}")
 	if ns != "" && ns != "Terminating" {

@@ -59,9 +59,7 @@ func Write(ctx context.Context, dir string, c Cluster) error {
 // the container has restarted. A container that has not started has no log
 // and is passed over.
 func PodLogs(ctx context.Context, cfg *rest.Config, dir string) error {
-	cfg = rest.CopyConfig(cfg)
-	cfg.Timeout = 10 * time.Second
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(clientConfig(cfg))
 	if err != nil {
 		return err
 	}
@@ -142,8 +140,7 @@ func copyFile(from, to string) error {
 // list per resource and namespace. Secrets are dumped too: these are test
 // clusters, and a Secret's content is often what a failure is about.
 func Objects(ctx context.Context, cfg *rest.Config, dir string, namespaces []string) error {
-	cfg = rest.CopyConfig(cfg)
-	cfg.Timeout = 10 * time.Second
+	cfg = clientConfig(cfg)
 	// Listing every resource touches deprecated ones; their warnings are noise.
 	cfg.WarningHandler = rest.NoWarnings{}
 	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
@@ -198,6 +195,17 @@ func Objects(ctx context.Context, cfg *rest.Config, dir string, namespaces []str
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// clientConfig is cfg for an export's requests: each waits at most 10 s,
+// and none waits for client-go's default limit (5 a second), which made an
+// export of every resource of a cluster and its host take 15 s or more
+// from a kubeconfig that sets none.
+func clientConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = 10 * time.Second
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg
 }
 
 func resourceFile(gvr schema.GroupVersionResource) string {
