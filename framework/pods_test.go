@@ -160,6 +160,11 @@ func TestLookInsidePods(t *testing.T) {
 			if out, err := kubectlIn("hello from stdin", vc.KubeconfigPath(), "exec", "-i", "-n", ns, pod.Name, "-c", "app", "--", "cat"); err != nil || out != "hello from stdin" {
 				t.Errorf("kubectl exec -i ... cat: %q, %v", out, err)
 			}
+			// A command that is not there: exit 127, and stderr says why.
+			res, err = vc.Exec(ctx, ns, pod.Name, "app", "no-such-command")
+			if err != nil || res.ExitCode != 127 || !strings.Contains(res.Stderr, `"no-such-command": executable file not found`) {
+				t.Errorf("Exec of a missing command: %+v, %v", res, err)
+			}
 
 			portForward(t, vc.KubeconfigPath(), ns, pod.Name)
 		})

@@ -162,6 +162,10 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 			t.Errorf("list lacks %q:\n%s", want, list)
 		}
 	}
+	// No context until --merge adds one (TestListJSONAndKubeconfigContexts).
+	if wide := c.mustRun("list", "-o", "wide"); strings.Contains(wide, "vmatrix-a") || strings.Contains(wide, "vmatrix-b") {
+		t.Errorf("list -o wide names contexts that were never merged:\n%s", wide)
+	}
 
 	// A duplicate name is refused and leaves the first cluster as it was.
 	if _, errOut, code := c.run("create", "a", "--version", "1.36"); code != 1 || !strings.Contains(errOut, `"a" already exists`) {

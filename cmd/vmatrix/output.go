@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/internal/supervisor"
@@ -75,7 +76,7 @@ type clusterInfo struct {
 	Created     time.Time `json:"created,omitzero"`
 	Port        int       `json:"port,omitempty"`
 	Kubeconfig  string    `json:"kubeconfig"`
-	Context     string    `json:"context"`
+	Context     string    `json:"context"` // "" until merged into the user's kubeconfig
 	Up          bool      `json:"up,omitempty"`
 	Owner       int       `json:"owner,omitempty"`
 }
@@ -85,12 +86,17 @@ func infoOf(root state.Root, r state.Record) clusterInfo {
 	if !r.Created.IsZero() {
 		age = duration.HumanDuration(time.Since(r.Created))
 	}
-	return clusterInfo{
+	info := clusterInfo{
 		Name: r.Name, Version: r.Version, Host: r.Host, HostContext: r.HostContext,
 		Backend: cmp.Or(r.Backend, storage.SQLite), State: stateOf(r), Age: age, Created: r.Created,
-		Port: r.Port, Kubeconfig: filepath.Join(root.ClusterDir(r.Name), "kubeconfig"), Context: contextName(r.Name),
+		Port: r.Port, Kubeconfig: filepath.Join(root.ClusterDir(r.Name), "kubeconfig"),
 		Up: r.Up, Owner: r.Owner,
 	}
+	// The context only once --merge has put it in the user's kubeconfig.
+	if server, err := kubeconfig.Server(info.Kubeconfig); err == nil && kubeconfig.Merged(kubeconfig.UserPath(), contextName(r.Name), server) {
+		info.Context = contextName(r.Name)
+	}
+	return info
 }
 
 func listCommand(manager func() *supervisor.Manager) *cobra.Command {
@@ -132,7 +138,7 @@ func listCommand(manager func() *supervisor.Manager) *cobra.Command {
 				if i.Port != 0 {
 					port = fmt.Sprint(i.Port)
 				}
-				fmt.Fprintf(w, "\t%s\t%s\t%s", port, i.Context, i.Kubeconfig)
+				fmt.Fprintf(w, "\t%s\t%s\t%s", port, cmp.Or(i.Context, "-"), i.Kubeconfig)
 			}
 			fmt.Fprintln(w)
 		}

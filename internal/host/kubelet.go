@@ -431,7 +431,12 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 	}
 	path, err := exec.LookPath(cmd[0])
 	if err != nil {
-		return utilexec.CodeExitError{Err: fmt.Errorf("%s: executable file not found", cmd[0]), Code: 127}
+		// In a shell's words, on stderr, since the code alone says little.
+		err = fmt.Errorf("exec: %q: executable file not found in $PATH", cmd[0])
+		if stderr != nil {
+			fmt.Fprintln(stderr, err)
+		}
+		return utilexec.CodeExitError{Err: err, Code: 127}
 	}
 	x := exec.CommandContext(ctx, path, cmd[1:]...)
 	x.Args[0] = cmd[0]

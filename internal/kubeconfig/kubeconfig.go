@@ -117,6 +117,17 @@ func Remove(path, name, server string) (bool, error) {
 	return true, writeFile(cfg, path)
 }
 
+// Merged reports whether the kubeconfig at path holds context name for
+// server, as Merge leaves it; a file that cannot be read holds none.
+func Merged(path, name, server string) bool {
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return false
+	}
+	ctx := cfg.Contexts[name]
+	return ctx != nil && cfg.Clusters[ctx.Cluster] != nil && cfg.Clusters[ctx.Cluster].Server == server
+}
+
 func loadOrNew(path string) (*clientcmdapi.Config, error) {
 	if _, err := os.Stat(path); os.IsNotExist(err) {
 		return clientcmdapi.NewConfig(), nil
