@@ -2,9 +2,11 @@ package syncer
 
 import (
 	"context"
+	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -23,7 +25,10 @@ func (s *Syncer) setupPVCs() (*controller, error) {
 
 // syncPVC copies a virtual claim down and its status back up. Volumes and
 // storage classes are the host's: the claim keeps its class name (none means
-// the host's default), and the host binds it.
+// the host's default), and the host binds it. Once the host has bound it, the
+// virtual claim is bound to a PersistentVolume of the same name in the
+// virtual cluster that stands for the host's (see virtualVolume), as a
+// cluster's own binder would bind it.
 func (s *Syncer) syncPVC(ctx context.Context, key string) error {
 	ns, v, h, err := readBoth[corev1.PersistentVolumeClaim](s, key, s.vInf.Core().V1().PersistentVolumeClaims().Lister().PersistentVolumeClaims, s.hInf.Core().V1().PersistentVolumeClaims().Lister().PersistentVolumeClaims)
 	if err != nil {
@@ -32,8 +37,15 @@ func (s *Syncer) syncPVC(ctx context.Context, key string) error {
 	api := s.host.CoreV1().PersistentVolumeClaims(s.opts.HostNamespace)
 	if v == nil || v.DeletionTimestamp != nil {
 		// A terminating claim waits in the virtual cluster for its pods to go
-		// (the pvc-protection finalizer); the host copy goes with it.
-		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
+		// (the pvc-protection finalizer); the host copy goes with it, and the
+		// volume that stood for the host's.
+		volume := ""
+		if v != nil {
+			volume = v.Spec.VolumeName
+		} else if h != nil {
+			volume = h.Spec.VolumeName
+		}
+		return errors.Join(s.deleteVirtualVolume(ctx, volume), deleteHost(ctx, s, api, h, metav1.DeleteOptions{}))
 	}
 	if h != nil && h.Annotations[AnnotationUID] != string(v.UID) {
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
@@ -55,6 +67,11 @@ func (s *Syncer) syncPVC(ctx context.Context, key string) error {
 			return err
 		}
 	}
+	if v.Spec.VolumeName == "" && h.Spec.VolumeName != "" && h.Status.Phase == corev1.ClaimBound {
+		if v, err = s.bindVirtualVolume(ctx, v, h); err != nil {
+			return ignoreGone(err)
+		}
+	}
 	if equality.Semantic.DeepEqual(pvcStatusSummary(&v.Status), pvcStatusSummary(&h.Status)) {
 		return nil
 	}
@@ -62,6 +79,95 @@ func (s *Syncer) syncPVC(ctx context.Context, key string) error {
 	cp.Status.Phase, cp.Status.AccessModes, cp.Status.Capacity = h.Status.Phase, h.Status.AccessModes, h.Status.Capacity
 	_, err = s.virtual.CoreV1().PersistentVolumeClaims(ns).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
 	return ignoreGone(err)
+}
+
+// bindVirtualVolume makes the virtual PersistentVolume that stands for the
+// host's volume of h, and binds the virtual claim v to it.
+func (s *Syncer) bindVirtualVolume(ctx context.Context, v, h *corev1.PersistentVolumeClaim) (*corev1.PersistentVolumeClaim, error) {
+	api := s.virtual.CoreV1().PersistentVolumes()
+	pv, err := api.Create(ctx, virtualVolume(v, h, s.opts.Name), metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		pv, err = api.Get(ctx, h.Spec.VolumeName, metav1.GetOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if pv.Labels[LabelManagedBy] != s.opts.Name || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != v.UID {
+		return v, nil // a volume of that name that someone else made: left alone
+	}
+	if pv.Status.Phase != corev1.VolumeBound {
+		cp := pv.DeepCopy()
+		cp.Status.Phase = corev1.VolumeBound
+		if _, err := api.UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	cp := v.DeepCopy()
+	cp.Spec.VolumeName = pv.Name
+	if cp.Annotations == nil {
+		cp.Annotations = map[string]string{}
+	}
+	// As the binder marks a claim it has bound.
+	cp.Annotations["pv.kubernetes.io/bind-completed"] = "yes"
+	cp.Annotations["pv.kubernetes.io/bound-by-controller"] = "yes"
+	return s.virtual.CoreV1().PersistentVolumeClaims(v.Namespace).Update(ctx, cp, metav1.UpdateOptions{})
+}
+
+// virtualVolume is the PersistentVolume that stands in the virtual cluster
+// for the host's volume bound to h, the host copy of claim v: its name,
+// capacity and access modes, bound to v. Its source is a placeholder: no
+// kubelet of the virtual cluster mounts it, the host's pods use the host's.
+func virtualVolume(v, h *corev1.PersistentVolumeClaim, cluster string) *corev1.PersistentVolume {
+	capacity := h.Status.Capacity
+	if len(capacity) == 0 {
+		capacity = v.Spec.Resources.Requests
+	}
+	modes := h.Status.AccessModes
+	if len(modes) == 0 {
+		modes = v.Spec.AccessModes
+	}
+	class := ""
+	if v.Spec.StorageClassName != nil {
+		class = *v.Spec.StorageClassName
+	}
+	return &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: h.Spec.VolumeName, Labels: map[string]string{LabelManagedBy: cluster}},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      capacity,
+			AccessModes:                   modes,
+			VolumeMode:                    v.Spec.VolumeMode,
+			StorageClassName:              class,
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
+			ClaimRef:                      &corev1.ObjectReference{Kind: kindPVC, APIVersion: "v1", Namespace: v.Namespace, Name: v.Name, UID: v.UID},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{
+				HostPath: &corev1.HostPathVolumeSource{Path: "/vmatrix/volumes/" + h.Spec.VolumeName},
+			},
+		},
+	}
+}
+
+// deleteVirtualVolume deletes the virtual PersistentVolume name if the
+// syncer made it.
+func (s *Syncer) deleteVirtualVolume(ctx context.Context, name string) error {
+	if name == "" {
+		return nil
+	}
+	api := s.virtual.CoreV1().PersistentVolumes()
+	pv, err := api.Get(ctx, name, metav1.GetOptions{})
+	if err != nil || pv.Labels[LabelManagedBy] != s.opts.Name || pv.DeletionTimestamp != nil {
+		return ignoreGone(err)
+	}
+	if pv.Status.Phase == corev1.VolumeBound {
+		// As the binder marks a volume whose claim goes; the pv-protection
+		// controller lets a Bound volume's deletion wait for ever.
+		cp := pv.DeepCopy()
+		cp.Status.Phase = corev1.VolumeReleased
+		if pv, err = api.UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+			return ignoreGone(err)
+		}
+	}
+	uid := pv.UID
+	return ignoreGone(api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}))
 }
 
 type pvcStatusView struct {

@@ -384,14 +384,41 @@ spec:
   resources: {requests: {storage: 1Gi}}
 `
 
+// testPVC: a claim is bound on the host, and in the virtual cluster to a
+// PersistentVolume of the host volume's name and size, which goes with the
+// claim.
 func (e *virtualEnv) testPVC(t *testing.T) {
+	ctx := context.Background()
 	e.kubectl(t, pvc, "apply", "-f", "-")
-	eventually(t, 60*time.Second, "the virtual PVC Bound", func(ctx context.Context) (bool, string) {
-		c, err := e.v.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "data", metav1.GetOptions{})
-		if err != nil {
+	var claim *corev1.PersistentVolumeClaim
+	eventually(t, 60*time.Second, "the virtual PVC Bound to a volume", func(ctx context.Context) (bool, string) {
+		var err error
+		if claim, err = e.v.CoreV1().PersistentVolumeClaims("shop").Get(ctx, "data", metav1.GetOptions{}); err != nil {
 			return false, err.Error()
 		}
-		return c.Status.Phase == corev1.ClaimBound, string(c.Status.Phase)
+		return claim.Status.Phase == corev1.ClaimBound && claim.Spec.VolumeName != "", fmt.Sprintf("%s, volume %q", claim.Status.Phase, claim.Spec.VolumeName)
+	})
+	h, err := hostClient.CoreV1().PersistentVolumeClaims(e.ns).Get(ctx, "data-x-shop-x-"+e.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim.Spec.VolumeName != h.Spec.VolumeName {
+		t.Errorf("the virtual claim is bound to %q, the host's to %q", claim.Spec.VolumeName, h.Spec.VolumeName)
+	}
+	pv, err := e.v.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("kubectl get pv in the virtual cluster: %v", err)
+	}
+	if pv.Status.Phase != corev1.VolumeBound || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.UID != claim.UID || !pv.Spec.Capacity.Storage().Equal(*h.Status.Capacity.Storage()) {
+		t.Errorf("virtual volume %s: %s, claim %+v, capacity %v; want Bound to shop/data with the host's %v", pv.Name, pv.Status.Phase, pv.Spec.ClaimRef, pv.Spec.Capacity.Storage(), h.Status.Capacity.Storage())
+	}
+	if out := e.kubectl(t, "", "-n", "shop", "get", "pvc", "data", "--no-headers"); !strings.Contains(out, pv.Name) {
+		t.Errorf("kubectl get pvc shows no volume: %s", out)
+	}
+	e.kubectl(t, "", "-n", "shop", "delete", "pvc", "data", "--wait=false")
+	eventually(t, 60*time.Second, "the virtual volume gone with its claim", func(ctx context.Context) (bool, string) {
+		_, err := e.v.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 }
 
