@@ -2,12 +2,12 @@ package syncer
 
 import (
 	"context"
-	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -19,7 +19,16 @@ func (s *Syncer) setupPVCs() (*controller, error) {
 	if _, err := s.vInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(c.byKey)); err != nil {
 		return nil, err
 	}
-	_, err := s.hInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(c.byVirtualKey(kindPVC)))
+	if _, err := s.hInf.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(handler(c.byVirtualKey(kindPVC))); err != nil {
+		return nil, err
+	}
+	// A volume of ours queues its claim: one whose claim went while the
+	// syncer was down is found at its start.
+	_, err := s.vInf.Core().V1().PersistentVolumes().Informer().AddEventHandler(handler(func(obj metav1.Object) {
+		if pv, ok := obj.(*corev1.PersistentVolume); ok && pv.Labels[LabelManagedBy] == s.opts.Name && pv.Spec.ClaimRef != nil {
+			c.add(pv.Spec.ClaimRef.Namespace + "/" + pv.Spec.ClaimRef.Name)
+		}
+	}))
 	return c, err
 }
 
@@ -35,17 +44,15 @@ func (s *Syncer) syncPVC(ctx context.Context, key string) error {
 		return err
 	}
 	api := s.host.CoreV1().PersistentVolumeClaims(s.opts.HostNamespace)
+	// The volumes of claims of this name that are gone go, once their claim
+	// is gone: a volume stays Bound while its claim is terminating.
+	if err := s.deleteVirtualVolumes(ctx, ns, key, v); err != nil {
+		return err
+	}
 	if v == nil || v.DeletionTimestamp != nil {
 		// A terminating claim waits in the virtual cluster for its pods to go
-		// (the pvc-protection finalizer); the host copy goes with it, and the
-		// volume that stood for the host's.
-		volume := ""
-		if v != nil {
-			volume = v.Spec.VolumeName
-		} else if h != nil {
-			volume = h.Spec.VolumeName
-		}
-		return errors.Join(s.deleteVirtualVolume(ctx, volume), deleteHost(ctx, s, api, h, metav1.DeleteOptions{}))
+		// (the pvc-protection finalizer); the host copy goes with it.
+		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	}
 	if h != nil && h.Annotations[AnnotationUID] != string(v.UID) {
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
@@ -146,28 +153,36 @@ func virtualVolume(v, h *corev1.PersistentVolumeClaim, cluster string) *corev1.P
 	}
 }
 
-// deleteVirtualVolume deletes the virtual PersistentVolume name if the
-// syncer made it.
-func (s *Syncer) deleteVirtualVolume(ctx context.Context, name string) error {
-	if name == "" {
-		return nil
+// deleteVirtualVolumes deletes the virtual PersistentVolumes the syncer made
+// for claims of the name of key that are gone: all of them when v is nil,
+// else those of an earlier claim of that name.
+func (s *Syncer) deleteVirtualVolumes(ctx context.Context, ns, key string, v *corev1.PersistentVolumeClaim) error {
+	name := key[len(ns)+1:]
+	pvs, err := s.vInf.Core().V1().PersistentVolumes().Lister().List(labels.SelectorFromSet(labels.Set{LabelManagedBy: s.opts.Name}))
+	if err != nil {
+		return err
 	}
 	api := s.virtual.CoreV1().PersistentVolumes()
-	pv, err := api.Get(ctx, name, metav1.GetOptions{})
-	if err != nil || pv.Labels[LabelManagedBy] != s.opts.Name || pv.DeletionTimestamp != nil {
-		return ignoreGone(err)
-	}
-	if pv.Status.Phase == corev1.VolumeBound {
-		// As the binder marks a volume whose claim goes; the pv-protection
-		// controller lets a Bound volume's deletion wait for ever.
-		cp := pv.DeepCopy()
-		cp.Status.Phase = corev1.VolumeReleased
-		if pv, err = api.UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
-			return ignoreGone(err)
+	for _, pv := range pvs {
+		ref := pv.Spec.ClaimRef
+		if ref == nil || ref.Namespace != ns || ref.Name != name || (v != nil && ref.UID == v.UID) || pv.DeletionTimestamp != nil {
+			continue
+		}
+		if pv.Status.Phase == corev1.VolumeBound {
+			// As the binder marks a volume whose claim is gone; the
+			// pv-protection controller holds a Bound volume's deletion.
+			cp := pv.DeepCopy()
+			cp.Status.Phase = corev1.VolumeReleased
+			if _, err := api.UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+				return ignoreGone(err)
+			}
+		}
+		uid := pv.UID
+		if err := api.Delete(ctx, pv.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); ignoreGone(err) != nil {
+			return err
 		}
 	}
-	uid := pv.UID
-	return ignoreGone(api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}))
+	return nil
 }
 
 type pvcStatusView struct {

@@ -385,11 +385,36 @@ spec:
 `
 
 // testPVC: a claim is bound on the host, and in the virtual cluster to a
-// PersistentVolume of the host volume's name and size, which goes with the
-// claim.
+// PersistentVolume of the host volume's name and size, which stays while
+// the terminating claim is in use and goes with the claim; a claim made
+// again under that name gets a volume of its own.
 func (e *virtualEnv) testPVC(t *testing.T) {
 	ctx := context.Background()
 	e.kubectl(t, pvc, "apply", "-f", "-")
+	pv := e.boundVolume(t)
+	e.kubectl(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: user, namespace: shop}\nspec:\n  containers: [{name: c, image: busybox, command: [sleep, '3600']}]\n  volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]\n", "apply", "-f", "-")
+	e.kubectl(t, "", "-n", "shop", "wait", "--for=condition=Ready", "pod/user", "--timeout=60s")
+	e.kubectl(t, "", "-n", "shop", "delete", "pvc", "data", "--wait=false")
+	time.Sleep(2 * time.Second) // the syncer's chance to get it wrong
+	if got, err := e.v.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); err != nil || got.DeletionTimestamp != nil || got.Status.Phase != corev1.VolumeBound {
+		t.Errorf("the volume of a terminating claim still in use: %v, %v; want it Bound", got.Status.Phase, err)
+	}
+	e.kubectl(t, "", "-n", "shop", "delete", "pod", "user", "--wait=false")
+	e.volumeGone(t, pv.Name)
+
+	e.kubectl(t, pvc, "apply", "-f", "-")
+	if again := e.boundVolume(t); again.Name == pv.Name {
+		t.Errorf("the claim made again is bound to the first one's volume %s", pv.Name)
+	} else {
+		e.kubectl(t, "", "-n", "shop", "delete", "pvc", "data", "--wait=false")
+		e.volumeGone(t, again.Name)
+	}
+}
+
+// boundVolume waits for claim shop/data to be bound, and checks its volume.
+func (e *virtualEnv) boundVolume(t *testing.T) *corev1.PersistentVolume {
+	t.Helper()
+	ctx := context.Background()
 	var claim *corev1.PersistentVolumeClaim
 	eventually(t, 60*time.Second, "the virtual PVC Bound to a volume", func(ctx context.Context) (bool, string) {
 		var err error
@@ -415,9 +440,13 @@ func (e *virtualEnv) testPVC(t *testing.T) {
 	if out := e.kubectl(t, "", "-n", "shop", "get", "pvc", "data", "--no-headers"); !strings.Contains(out, pv.Name) {
 		t.Errorf("kubectl get pvc shows no volume: %s", out)
 	}
-	e.kubectl(t, "", "-n", "shop", "delete", "pvc", "data", "--wait=false")
+	return pv
+}
+
+func (e *virtualEnv) volumeGone(t *testing.T, name string) {
+	t.Helper()
 	eventually(t, 60*time.Second, "the virtual volume gone with its claim", func(ctx context.Context) (bool, string) {
-		_, err := e.v.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		_, err := e.v.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 }

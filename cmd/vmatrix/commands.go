@@ -353,7 +353,7 @@ func exportCommand(manager func() *supervisor.Manager) *cobra.Command {
 			if _, err := manager().Kubeconfig(args[0]); err != nil {
 				return err // before a folder is made for nothing
 			}
-			dir := ""
+			dir, made := "", false
 			if len(args) == 2 {
 				dir = args[1]
 			} else {
@@ -361,12 +361,15 @@ func exportCommand(manager func() *supervisor.Manager) *cobra.Command {
 				if dir, err = os.MkdirTemp("", "vmatrix-export-"+args[0]+"-"); err != nil {
 					return err
 				}
+				made = true
 			}
-			if err := manager().ExportLogs(ctx, args[0], dir); err != nil {
+			err := manager().ExportLogs(ctx, args[0], dir)
+			if entries, _ := os.ReadDir(dir); made && len(entries) == 0 {
+				os.Remove(dir)
 				return err
 			}
-			fmt.Println(dir)
-			return nil
+			fmt.Println(dir) // what could be written is there, failed or not
+			return err
 		},
 	})
 	return cmd

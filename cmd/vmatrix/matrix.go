@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -404,9 +406,9 @@ func cleanupCommand(manager func() *supervisor.Manager) *cobra.Command {
 			if len(removed) == 0 {
 				fmt.Println("nothing to clean up")
 			}
-			for name, server := range servers {
+			for _, name := range slices.Sorted(maps.Keys(servers)) {
 				if _, gone := os.Stat(m.Root.ClusterDir(name)); !dryRun && errors.Is(gone, os.ErrNotExist) {
-					err = errors.Join(err, forgetContext(name, server, os.Stdout))
+					err = errors.Join(err, forgetContext(name, servers[name], os.Stdout))
 				}
 			}
 			return err

@@ -268,18 +268,23 @@ func (k *simulatedKubelet) serveLogs(w http.ResponseWriter, req *http.Request, p
 	})
 }
 
-// endsRun reports whether log data ends with the line that ends a run of the
-// container: as a kubelet's, `kubectl logs -f` ends when the container does.
+// endsRun reports whether log data holds the line that ends a run of the
+// container (a log file holds one run: the next starts a new file): as a
+// kubelet's, `kubectl logs -f` ends when the container does.
 func endsRun(data []byte, container string) bool {
-	data = bytes.TrimRight(data, "\n")
-	last := data[bytes.LastIndexByte(data, '\n')+1:]
-	f := bytes.SplitN(last, []byte(" "), 4) // TIME STREAM TAG TEXT
-	return len(f) == 4 && bytes.HasPrefix(f[3], []byte(terminatedLine(container)))
+	prefix := []byte(terminatedLine(container))
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		f := bytes.SplitN(line, []byte(" "), 4) // TIME STREAM TAG TEXT
+		if len(f) == 4 && bytes.HasPrefix(f[3], prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // follow hands write each whole line appended to a log file past offset,
-// until ctx ends, the kubelet stops, the file goes (its pod is gone) or write
-// says it wants no more.
+// until ctx ends, the kubelet stops, the file goes (its pod is gone) or is
+// replaced (its container started again) or write says it wants no more.
 func (k *simulatedKubelet) follow(ctx context.Context, path string, offset int64, write func([]byte) bool) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -306,12 +311,19 @@ func (k *simulatedKubelet) follow(ctx context.Context, path string, offset int64
 	}
 }
 
+// errLogReplaced: the log file is shorter than what was read of it, a new
+// run's: the run followed has ended.
+var errLogReplaced = errors.New("log file replaced")
+
 func readFrom(path string, offset int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() < offset {
+		return nil, errors.Join(err, errLogReplaced)
+	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return nil, err
 	}

@@ -241,11 +241,8 @@ func argsAreCommand(args []string) bool {
 	if len(args) == 0 {
 		return false
 	}
-	switch path.Base(args[0]) {
-	case "sh", "bash", "ash", "dash", "sleep", "echo", "true", "false":
-		return true
-	}
-	return false
+	name := path.Base(args[0])
+	return shells[name] || name == "sleep" || name == "echo" || name == "true" || name == "false"
 }
 
 // applyAnnotations lets the failure-on-demand annotations override what a
@@ -362,7 +359,11 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 			r.evicted = true
 			k.recorder.Event(p, corev1.EventTypeWarning, "Evicted", "The node was low on resource: memory (simulated).")
 			for _, c := range r.containers {
-				if c.term == nil && !c.started.IsZero() {
+				switch {
+				case c.term != nil || c.started.IsZero():
+				case !c.waitUntil.IsZero(): // in back-off: its last run's end stands
+					c.term, c.waitUntil = c.last, time.Time{}
+				default:
 					c.term = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(now)}
 					k.logTerminated(r, c, c.term)
 				}

@@ -80,9 +80,9 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 	}
 	script := ""
 	switch name := path.Base(argv[0]); {
-	case (name == "sh" || name == "bash" || name == "ash" || name == "dash") && len(argv) >= 3 && argv[1] == "-c":
+	case shells[name] && len(argv) >= 3 && argv[1] == "-c":
 		script = argv[2]
-	case name == "sh" || name == "bash":
+	case shells[name]:
 		return run{}, errUnreadable // a script file in the image
 	default:
 		script = shellQuote(argv)
@@ -154,6 +154,9 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 }
 
 var errForever = errors.New("runs forever")
+
+// shells are the shells whose -c scripts the simulation reads.
+var shells = map[string]bool{"sh": true, "bash": true, "ash": true, "dash": true}
 
 // expr evaluates the binary forms of expr(1) that scripts use: arithmetic
 // (+ - * / %) and comparisons (= != < <= > >=) of integers, left to right.
