@@ -23,8 +23,8 @@ func main() {
 	}
 	code := exitCode(err)
 	msg := err.Error()
-	if !commandRan {
-		// cobra's words on the command line: say where the usage is.
+	if code == exitUsage {
+		// The command line is wrong: say where the usage is.
 		msg += fmt.Sprintf(" (see '%s --help')", cmd.CommandPath())
 	}
 	fmt.Fprintln(os.Stderr, "vmatrix: "+msg)
