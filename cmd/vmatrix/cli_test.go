@@ -136,7 +136,10 @@ func portOpen(port int) bool {
 func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 	c := newCLI(t)
 	c.mustRun("create", "a", "--version", "1.35")
-	c.mustRun("create", "b", "--version", "1.37", "--sync", "ingresses")
+	// The host runs already: a node count asked of it is noted, not dropped in silence.
+	if _, errOut, code := c.run("create", "b", "--version", "1.37", "--sync", "ingresses", "--host-nodes", "5"); code != 0 || !strings.Contains(errOut, "runs already, with 3 nodes, not 5") {
+		t.Fatalf("create b --host-nodes 5 on a running host: exit %d\n%s", code, errOut)
+	}
 
 	for name, version := range map[string]string{"a": resolve(t, "1.35"), "b": resolve(t, "1.37")} {
 		kc := strings.TrimSpace(c.mustRun("kubeconfig", name))

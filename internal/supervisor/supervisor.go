@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vmatrix/vmatrix/internal/controlplane"
@@ -237,6 +238,23 @@ func (m *Manager) ExportLogs(ctx context.Context, name, dir string) error {
 	return export.Write(ctx, dir, c)
 }
 
+// noteHostNodes says so when a node count is asked of an embedded host that
+// runs already with another: it applies only as the host starts.
+func (m *Manager) noteHostNodes(ctx context.Context, kubeconfigPath string, want int) {
+	cfg, err := kubeconfig.Load(kubeconfigPath, "")
+	if err != nil {
+		return
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return
+	}
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err == nil && len(nodes.Items) != want {
+		m.logf("the embedded host runs already, with %d nodes, not %d: a node count applies as it starts (after its last cluster is deleted)", len(nodes.Items), want)
+	}
+}
+
 // HostKubeconfig returns the path of the embedded host's kubeconfig.
 func (m *Manager) HostKubeconfig() (string, error) {
 	rec, err := state.Read(m.Root.HostDir())
@@ -295,6 +313,9 @@ func (m *Manager) ensureHost(ctx context.Context, nodes int) error {
 	defer unlock()
 	dir := m.Root.HostDir()
 	if rec, err := state.Read(dir); err == nil && rec.Ready && rec.Running() {
+		if nodes > 0 {
+			m.noteHostNodes(ctx, filepath.Join(dir, "kubeconfig"), nodes)
+		}
 		return nil
 	}
 	// What a killed host left behind goes first.
