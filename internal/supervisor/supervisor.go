@@ -245,6 +245,7 @@ func (m *Manager) noteHostNodes(ctx context.Context, kubeconfigPath string, want
 	if err != nil {
 		return
 	}
+	cfg.Timeout = 5 * time.Second // a note is not worth a create that hangs
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return
