@@ -264,7 +264,7 @@ func waitFor(ok func() bool) error {
 
 // TestComponentThatKeepsDyingFailsTheControlPlane: a component that exits
 // again at each restart makes the control plane Failed, naming it with its
-// last words, and nothing more is started.
+// last words, nothing more is started and what still ran of it is stopped.
 func TestComponentThatKeepsDyingFailsTheControlPlane(t *testing.T) {
 	defer func(b time.Duration, n int) { restartBackoff, maxRestarts = b, n }(restartBackoff, maxRestarts)
 	restartBackoff, maxRestarts = 10*time.Millisecond, 2
@@ -279,8 +279,12 @@ exec "$REAL" "$@"`)
 		t.Fatal(err)
 	}
 	defer cp.Stop()
+	apiserver := cp.PIDs()["kube-apiserver"]
 	syscall.Kill(cp.PIDs()["kube-controller-manager"], syscall.SIGKILL)
 	h := waitHealth(t, cp, "the control plane failed", func(h Health) bool { return h.State == StateFailed })
+	if err := waitFor(func() bool { return !proc.Alive(apiserver) }); err != nil {
+		t.Errorf("the failed control plane's kube-apiserver (pid %d) still runs", apiserver)
+	}
 	if h.Err == nil || !strings.Contains(h.Err.Error(), "kube-controller-manager") || !strings.Contains(h.Err.Error(), "broken after its first run") {
 		t.Errorf("failure: %v", h.Err)
 	}

@@ -14,7 +14,10 @@ import (
 // exits (killed, crashed) is started again with the same flags after a
 // back-off that doubles from restartBackoff up to maxBackoff; when one has
 // exited more than maxRestarts times within restartWindow the control plane
-// is Failed, with that component's last words, and nothing more is started.
+// is Failed, with that component's last words, nothing more is started and
+// what still runs of it is stopped: a cluster that cannot serve must not go on
+// holding memory and ports until it is deleted. Its folder (logs, store)
+// stays.
 var (
 	restartBackoff = time.Second
 	maxBackoff     = 30 * time.Second
@@ -71,11 +74,23 @@ func (cp *ControlPlane) supervise() {
 			case <-tick.C:
 			}
 			cp.mu.Lock()
+			failed := sup.err != nil
 			if cp.checkComponents(time.Now()) {
 				close(sup.changed)
 				sup.changed = make(chan struct{})
 			}
+			var rest []*proc.Process
+			if !failed && sup.err != nil {
+				for _, w := range cp.watched() {
+					rest = append(rest, w.get())
+				}
+			}
 			cp.mu.Unlock()
+			// Last to first, as Stop does: the controller manager before the
+			// apiserver, the apiserver before its store.
+			for i := len(rest) - 1; i >= 0; i-- {
+				_ = rest[i].Stop(5 * time.Second) // an etcd of its own closes its database
+			}
 		}
 	}()
 }
