@@ -39,6 +39,23 @@ type Clusters interface {
 	Release(ctx context.Context, c Cluster) error
 }
 
+// Attacher is Clusters that may hand out a running cluster instead of
+// making one (`vmatrix run` uses those of `vmatrix up`): the runner then says
+// so rather than "creating".
+type Attacher interface {
+	Running(v Version) (name string, ok bool)
+}
+
+// acquiring says what Acquire is about to do for v.
+func acquiring(clusters Clusters, v Version) string {
+	if a, ok := clusters.(Attacher); ok {
+		if name, ok := a.Running(v); ok {
+			return "using the running cluster " + name
+		}
+	}
+	return "creating"
+}
+
 // Upgrader is what Clusters also does for a run along an upgrade path:
 // upgrade a cluster it provided, in place, to the next version.
 type Upgrader interface {
@@ -189,7 +206,7 @@ func runUpgradePath(ctx context.Context, clusters Clusters, opts RunOptions, res
 		return
 	}
 	start := time.Now()
-	sayFor(first)("creating")
+	sayFor(first)("%s", acquiring(clusters, first))
 	cluster, err := clusters.Acquire(ctx, first)
 	if err != nil {
 		results[0].Status, results[0].Error, results[0].Duration = StatusFailed, "creating the cluster: "+err.Error(), time.Since(start)
@@ -251,7 +268,7 @@ func runVersion(ctx context.Context, clusters Clusters, v Version, opts RunOptio
 		say("cancelled")
 		return
 	}
-	say("creating")
+	say("%s", acquiring(clusters, v))
 	cluster, err := clusters.Acquire(ctx, v)
 	if err != nil {
 		res.Status, res.Error = StatusFailed, "creating the cluster: "+err.Error()

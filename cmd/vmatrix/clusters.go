@@ -70,9 +70,20 @@ var _ interface {
 	matrix.Exporter
 } = matrixClusters{}
 
+var _ matrix.Attacher = matrixClusters{}
+
+// Running names the cluster of `vmatrix up` that Acquire would use for v.
+func (c matrixClusters) Running(v k8sdist.Version) (string, bool) {
+	if c.Fresh {
+		return "", false
+	}
+	rec, ok := c.M.Running(supervisor.UpName(v), v)
+	return rec.Name, ok
+}
+
 func (c matrixClusters) Acquire(ctx context.Context, v k8sdist.Version) (matrix.Cluster, error) {
-	if rec, ok := c.M.Running(supervisor.UpName(v), v); ok && !c.Fresh {
-		return matrix.Cluster{Name: rec.Name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(rec.Name), "kubeconfig")}, nil
+	if name, ok := c.Running(v); ok {
+		return matrix.Cluster{Name: name, Version: v, Kubeconfig: filepath.Join(c.M.Root.ClusterDir(name), "kubeconfig")}, nil
 	}
 	name := fmt.Sprintf("run-%d-%s", os.Getpid(), strings.TrimPrefix(supervisor.UpName(v), "up-"))
 	backend, err := configBackend(c.Config)

@@ -209,7 +209,10 @@ func TestUpThenRunAttaches(t *testing.T) {
 		t.Errorf("up printed:\n%s", out)
 	}
 	reports := t.TempDir()
-	c.mustRun("run", "--versions", "1.36,1.37", "--report-dir", reports, "--", "kubectl", "get", "ns", "default")
+	out = c.mustRun("run", "--versions", "1.36,1.37", "--report-dir", reports, "--", "kubectl", "get", "ns", "default")
+	if !strings.Contains(out, "] using the running cluster up-1-37") || strings.Contains(out, "] creating") {
+		t.Errorf("run said:\n%s", out)
+	}
 	for _, v := range readReport(t, reports).Versions {
 		if !strings.HasPrefix(v.Cluster, "up-") {
 			t.Errorf("%s ran on %q, not on the cluster of up", v.Version, v.Cluster)
