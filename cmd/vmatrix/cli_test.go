@@ -342,6 +342,7 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`, 1},
 		{"export unknown", []string{"export", "logs", "nope"}, nil, `no virtual cluster named "nope"`, 1},
 		{"unknown subcommand of a group", []string{"export", "nope"}, nil, `unknown command "nope" for "vmatrix export"`, 2},
+		{"unknown shell to complete", []string{"completion", "nosuch"}, nil, `unknown command "nosuch" for "vmatrix completion"`, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			saved := c.env

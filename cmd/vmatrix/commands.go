@@ -62,6 +62,9 @@ Exit codes:
 		serveClusterCommand(manager), serveHostCommand(), imageCommand(), reportCommand(),
 	)
 	progressFlag(root)
+	// Added now rather than as cobra executes: `completion` groups the shells
+	// and must refuse an unknown one too.
+	root.InitDefaultCompletionCmd()
 	refuseUnknownSubcommands(root)
 	markRuns(root)
 	return root
