@@ -9,7 +9,9 @@
 //   - Services with the same cluster IP on both sides; Endpoints of
 //     selector-less Services; ConfigMaps and Secrets while a pod refers to
 //     them; PersistentVolumeClaims, status back up.
-//   - Nodes and Events, host to virtual. A virtual Node keeps the labels and
+//   - Nodes and Events, host to virtual. A container's start on a simulated
+//     node of the embedded host is told by the syncer itself, in the virtual
+//     cluster only (SimulatedContainerPrefix). A virtual Node keeps the labels and
 //     taints set in the virtual cluster beside its host node's; where they
 //     make the virtual choice of nodes differ from the host's, or a pod names
 //     its node, the host copy of a pod is held to the virtual cluster's

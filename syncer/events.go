@@ -2,6 +2,8 @@ package syncer
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,4 +114,80 @@ func (s *Syncer) hostObject(ref corev1.ObjectReference) (metav1.Object, error) {
 		return nil, nil
 	}
 	return obj, err
+}
+
+// SimulatedContainerPrefix begins the container ID of every run of a
+// container on a simulated node of the embedded host. The simulated kubelet
+// leaves the events of such a run's start (Pulled, Created, Started) to the
+// syncer of a pod it copied, which writes them straight into the virtual
+// cluster as it copies up the status that shows the run: written once there
+// rather than on the host and again as a copy, which were three of the seven
+// host writes of a pod.
+const SimulatedContainerPrefix = "vmatrix://"
+
+// startEvents writes the start events of each simulated run that the host
+// pod h shows and the virtual pod v does not yet, as a kubelet writes them:
+// on the container, from the kubelet of the pod's node. Their
+// names derive from the run, so a retry or another syncer never writes one
+// twice.
+func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
+	seen, known := map[string]bool{}, map[string]bool{} // runs; containers with a run
+	for _, cs := range slices.Concat(v.Status.InitContainerStatuses, v.Status.ContainerStatuses) {
+		seen[cs.ContainerID] = true
+		known[cs.Name] = strings.HasPrefix(cs.ContainerID, SimulatedContainerPrefix)
+	}
+	write := func(cs corev1.ContainerStatus, fieldPath string) error {
+		id, ok := strings.CutPrefix(cs.ContainerID, SimulatedContainerPrefix)
+		if !ok || seen[cs.ContainerID] {
+			return nil
+		}
+		run := id[strings.LastIndexByte(id, '-')+1:] // the run's number ends its ID
+		at := metav1.Now()
+		switch {
+		case cs.State.Running != nil:
+			at = cs.State.Running.StartedAt
+		case cs.State.Terminated != nil:
+			at = cs.State.Terminated.StartedAt
+		}
+		type event struct{ reason, message string }
+		events := []event{
+			{"Created", "Created container: " + cs.Name},
+			{"Started", "Started container " + cs.Name},
+		}
+		if !known[cs.Name] { // its first run the virtual cluster hears of
+			events = append([]event{{"Pulled", fmt.Sprintf("Container image %q already present on machine", cs.Image)}}, events...)
+		}
+		for _, ev := range events {
+			e := &corev1.Event{
+				ObjectMeta: metav1.ObjectMeta{Namespace: v.Namespace,
+					Name: fmt.Sprintf("%s.%s-%s.%s", v.Name, cs.Name, run, strings.ToLower(ev.reason))},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: v.Namespace, Name: v.Name,
+					UID: v.UID, FieldPath: fieldPath + "{" + cs.Name + "}"},
+				Reason: ev.reason, Message: ev.message, Type: corev1.EventTypeNormal,
+				Source:         corev1.EventSource{Component: "kubelet", Host: h.Spec.NodeName},
+				FirstTimestamp: at, LastTimestamp: at, Count: 1,
+				ReportingController: "kubelet", ReportingInstance: h.Spec.NodeName,
+			}
+			_, err := s.virtual.CoreV1().Events(v.Namespace).Create(ctx, e, metav1.CreateOptions{})
+			switch {
+			case err == nil, apierrors.IsAlreadyExists(err):
+			case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+				return nil // the virtual namespace is going away
+			default:
+				return err
+			}
+		}
+		return nil
+	}
+	for _, cs := range h.Status.InitContainerStatuses {
+		if err := write(cs, "spec.initContainers"); err != nil {
+			return err
+		}
+	}
+	for _, cs := range h.Status.ContainerStatuses {
+		if err := write(cs, "spec.containers"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

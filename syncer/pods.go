@@ -269,6 +269,10 @@ func (s *Syncer) updateVirtualStatus(ctx context.Context, v, h *corev1.Pod) erro
 	if equality.Semantic.DeepEqual(have, podStatusSummary(want)) {
 		return nil
 	}
+	// Before the status: whoever sees a run in the status finds its events.
+	if err := s.startEvents(ctx, v, h); err != nil {
+		return err
+	}
 	cp := v.DeepCopy()
 	cp.Status = *want
 	updated, err := s.virtual.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})

@@ -174,6 +174,35 @@ func (e *virtualEnv) testDeployment(t *testing.T) {
 			t.Errorf("host pod %s: automount %v, service links %v", h.Name, h.Spec.AutomountServiceAccountToken, h.Spec.EnableServiceLinks)
 		}
 	}
+	// The start of each container is told once, in the virtual cluster, as a
+	// kubelet tells it; the simulated kubelet writes none of it on the host.
+	evs, err := e.v.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range vpods.Items {
+		got := map[string]int{}
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.UID == p.UID && ev.Source.Component == "kubelet" {
+				got[ev.Reason]++
+				if ev.InvolvedObject.FieldPath != "spec.containers{web}" || ev.Source.Host != p.Spec.NodeName {
+					t.Errorf("%s event of %s: on %q, from %q", ev.Reason, p.Name, ev.InvolvedObject.FieldPath, ev.Source.Host)
+				}
+			}
+		}
+		if got["Pulled"] != 1 || got["Created"] != 1 || got["Started"] != 1 {
+			t.Errorf("the kubelet's events of %s: %v, want one each of Pulled, Created, Started", p.Name, got)
+		}
+	}
+	hevs, err := hostClient.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range hevs.Items {
+		if ev.Reason == "Pulled" || ev.Reason == "Created" || ev.Reason == "Started" {
+			t.Errorf("a %s event on the host, about %s", ev.Reason, ev.InvolvedObject.Name)
+		}
+	}
 	// The host scheduler's event reaches the virtual pod, with virtual names.
 	eventually(t, 30*time.Second, "a Scheduled event on a virtual pod", func(ctx context.Context) (bool, string) {
 		evs, err := e.v.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "reason=Scheduled"})

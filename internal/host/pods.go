@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // How a simulated pod lives. The simulated kubelet is the one place these
@@ -51,6 +53,7 @@ import (
 //     pulled: the container waits in ImagePullBackOff, as on a real node.
 //   - Events tell the story as a kubelet's do: Pulled, Created, Started,
 //     BackOff, Killing, Evicted; Failed for an image that cannot be pulled.
+//     The first three of a virtual cluster's pod are its syncer's to write.
 const (
 	// AnnotationExitCode makes every container exit with this code after its
 	// run (AnnotationRunFor, else at once).
@@ -443,11 +446,15 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 		path := ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name)
 		os.Rename(path, previousLogPath(path))
 	}
-	if c.runs == 0 {
-		k.recorder.Eventf(p, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
+	// A virtual cluster's syncer writes these for its pods, in the virtual
+	// cluster (syncer.SimulatedContainerPrefix).
+	if p.Labels[syncer.LabelManagedBy] == "" {
+		if c.runs == 0 {
+			k.recorder.Eventf(p, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
+		}
+		k.recorder.Eventf(p, corev1.EventTypeNormal, "Created", "Created container: %s", c.spec.Name)
+		k.recorder.Eventf(p, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
 	}
-	k.recorder.Eventf(p, corev1.EventTypeNormal, "Created", "Created container: %s", c.spec.Name)
-	k.recorder.Eventf(p, corev1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
 	c.runs++
 	c.started, c.waitUntil, c.term, c.code = now, time.Time{}, nil, plan.exitCode
 	c.exitAt = time.Time{}
@@ -667,7 +674,7 @@ func conditionTrue(p *corev1.Pod, t corev1.PodConditionType) bool {
 }
 
 func containerID(r *podRun, c *simContainer) string {
-	return fmt.Sprintf("vmatrix://%s-%s-%d", r.uid, c.spec.Name, c.runs)
+	return fmt.Sprintf("%s%s-%s-%d", syncer.SimulatedContainerPrefix, r.uid, c.spec.Name, c.runs)
 }
 
 // startEvents sends the simulated kubelet's events to the host.
