@@ -630,17 +630,21 @@ func (cp *ControlPlane) stopProcesses() error {
 	defer cp.mu.Unlock()
 	var errs []error
 	for i := len(cp.procs) - 1; i >= 0; i-- {
-		grace := 2 * time.Second
-		if cp.procs[i].Name == "kube-apiserver" {
-			// Its graceful shutdown drains for over a second and keeps nothing:
-			// every write it acknowledged is in the store already, and its
-			// clients are stopped before it.
-			grace = 0
-		}
-		errs = append(errs, cp.procs[i].Stop(grace))
+		errs = append(errs, cp.procs[i].Stop(componentGrace(cp.procs[i])))
 	}
 	cp.procs = nil
 	return errors.Join(errs...)
+}
+
+// componentGrace is how long a component gets to exit on SIGTERM.
+func componentGrace(p *proc.Process) time.Duration {
+	if p.Name == "kube-apiserver" {
+		// Its graceful shutdown drains for over a second and keeps nothing:
+		// every write it acknowledged is in the store already, and its
+		// clients are stopped before it.
+		return 0
+	}
+	return 2 * time.Second
 }
 
 // minFreeSpace is what a control plane's folder needs free at its start:

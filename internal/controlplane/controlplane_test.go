@@ -125,9 +125,9 @@ func checkAdvertised(t *testing.T, client kubernetes.Interface, port int) {
 // wrapControllerManager writes a stand-in for the controller manager that
 // passes --help (the controller list) to the real one and runs script
 // otherwise, with $REAL the real binary.
-func wrapControllerManager(t *testing.T, real, script string) string {
+func wrapBinary(t *testing.T, real, script string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "kube-controller-manager")
+	path := filepath.Join(t.TempDir(), filepath.Base(real))
 	body := "#!/bin/sh\nREAL=" + real + "\ncase \"$*\" in *--help*) exec \"$REAL\" \"$@\";; esac\n" + script + "\n"
 	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func wrapControllerManager(t *testing.T, real, script string) string {
 func TestControllerManagerExitDuringStart(t *testing.T) {
 	v, bins := binaries(t, "1.37")
 	marker := filepath.Join(t.TempDir(), "exited-once")
-	bins.ControllerManager = wrapControllerManager(t, bins.ControllerManager,
+	bins.ControllerManager = wrapBinary(t, bins.ControllerManager,
 		`if [ ! -e `+marker+` ]; then : > `+marker+`; echo "failed to wait for apiserver being healthy (simulated)" >&2; exit 1; fi
 exec "$REAL" "$@"`)
 	dir := t.TempDir()
@@ -163,7 +163,7 @@ exec "$REAL" "$@"`)
 // caller's limit, with its own last words, and nothing left behind.
 func TestComponentThatKeepsExiting(t *testing.T) {
 	v, bins := binaries(t, "1.37")
-	bins.ControllerManager = wrapControllerManager(t, bins.ControllerManager, `echo "broken on purpose" >&2; exit 1`)
+	bins.ControllerManager = wrapBinary(t, bins.ControllerManager, `echo "broken on purpose" >&2; exit 1`)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -264,34 +264,56 @@ func waitFor(ok func() bool) error {
 
 // TestComponentThatKeepsDyingFailsTheControlPlane: a component that exits
 // again at each restart makes the control plane Failed, naming it with its
-// last words, nothing more is started and what still ran of it is stopped.
+// last words, and nothing more is started. An apiserver that keeps dying
+// takes the controller manager with it; a controller manager leaves the
+// apiserver serving, for a failed test's artifacts.
 func TestComponentThatKeepsDyingFailsTheControlPlane(t *testing.T) {
 	defer func(b time.Duration, n int) { restartBackoff, maxRestarts = b, n }(restartBackoff, maxRestarts)
 	restartBackoff, maxRestarts = 10*time.Millisecond, 2
-	v, bins := binaries(t, "1.37")
-	marker := filepath.Join(t.TempDir(), "ran-once")
-	bins.ControllerManager = wrapControllerManager(t, bins.ControllerManager,
-		`if [ -e `+marker+` ]; then echo "broken after its first run" >&2; exit 1; fi
+	for _, tc := range []struct{ dying, other string }{
+		{"kube-controller-manager", "kube-apiserver"},
+		{"kube-apiserver", "kube-controller-manager"},
+	} {
+		t.Run(tc.dying, func(t *testing.T) {
+			v, bins := binaries(t, "1.37")
+			marker := filepath.Join(t.TempDir(), "ran-once")
+			wrap := func(real string) string {
+				return wrapBinary(t, real, `if [ -e `+marker+` ]; then echo "broken after its first run" >&2; exit 1; fi
 : > `+marker+`
 exec "$REAL" "$@"`)
-	cp, err := Start(context.Background(), Config{Name: "t", Dir: t.TempDir(), Version: v, Binaries: bins})
-	if err != nil {
-		t.Fatal(err)
+			}
+			if tc.dying == "kube-apiserver" {
+				bins.APIServer = wrap(bins.APIServer)
+			} else {
+				bins.ControllerManager = wrap(bins.ControllerManager)
+			}
+			cp, err := Start(context.Background(), Config{Name: "t", Dir: t.TempDir(), Version: v, Binaries: bins})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cp.Stop()
+			other := cp.PIDs()[tc.other]
+			syscall.Kill(cp.PIDs()[tc.dying], syscall.SIGKILL)
+			h := waitHealth(t, cp, "the control plane failed", func(h Health) bool { return h.State == StateFailed })
+			if h.Err == nil || !strings.Contains(h.Err.Error(), tc.dying) || !strings.Contains(h.Err.Error(), "broken after its first run") {
+				t.Errorf("failure: %v", h.Err)
+			}
+			if h.Restarts[tc.dying] != 2 {
+				t.Errorf("restarts: %v, want 2 of %s", h.Restarts, tc.dying)
+			}
+			if tc.dying == "kube-apiserver" {
+				if err := waitFor(func() bool { return !proc.Alive(other) }); err != nil {
+					t.Errorf("%s (pid %d) still runs", tc.other, other)
+				}
+			} else {
+				time.Sleep(time.Second) // a stop would have come with the failure
+				if !proc.Alive(other) {
+					t.Errorf("%s (pid %d) was stopped", tc.other, other)
+				}
+			}
+			t.Logf("failed: %v", strings.SplitN(h.Err.Error(), "\n", 2)[0])
+		})
 	}
-	defer cp.Stop()
-	apiserver := cp.PIDs()["kube-apiserver"]
-	syscall.Kill(cp.PIDs()["kube-controller-manager"], syscall.SIGKILL)
-	h := waitHealth(t, cp, "the control plane failed", func(h Health) bool { return h.State == StateFailed })
-	if err := waitFor(func() bool { return !proc.Alive(apiserver) }); err != nil {
-		t.Errorf("the failed control plane's kube-apiserver (pid %d) still runs", apiserver)
-	}
-	if h.Err == nil || !strings.Contains(h.Err.Error(), "kube-controller-manager") || !strings.Contains(h.Err.Error(), "broken after its first run") {
-		t.Errorf("failure: %v", h.Err)
-	}
-	if h.Restarts["kube-controller-manager"] != 2 {
-		t.Errorf("restarts: %v, want 2 of the controller manager", h.Restarts)
-	}
-	t.Logf("failed: %v", strings.SplitN(h.Err.Error(), "\n", 2)[0])
 }
 
 // TestFullDiskIsNamed: a control plane on a (nearly) full file system is

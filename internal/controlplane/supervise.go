@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/vmatrix/vmatrix/internal/proc"
@@ -14,10 +15,11 @@ import (
 // exits (killed, crashed) is started again with the same flags after a
 // back-off that doubles from restartBackoff up to maxBackoff; when one has
 // exited more than maxRestarts times within restartWindow the control plane
-// is Failed, with that component's last words, nothing more is started and
-// what still runs of it is stopped: a cluster that cannot serve must not go on
-// holding memory and ports until it is deleted. Its folder (logs, store)
-// stays.
+// is Failed, with that component's last words, and nothing more is started.
+// When what failed is the store's process or the apiserver, the components
+// that need it are stopped too: they cannot serve, and would hold memory and
+// retry until the cluster is deleted. The store and the folder (logs) stay;
+// an upgrade starts the components again.
 var (
 	restartBackoff = time.Second
 	maxBackoff     = 30 * time.Second
@@ -52,7 +54,8 @@ type supervision struct {
 	recent   map[string][]time.Time // exits within restartWindow
 	due      map[string]time.Time   // when an exited component starts again
 	err      error
-	changed  chan struct{} // closed and replaced on every change
+	orphans  []*proc.Process // components left without what they need, to stop
+	changed  chan struct{}   // closed and replaced on every change
 }
 
 // supervise watches the components from now on, until Stop.
@@ -74,22 +77,15 @@ func (cp *ControlPlane) supervise() {
 			case <-tick.C:
 			}
 			cp.mu.Lock()
-			failed := sup.err != nil
 			if cp.checkComponents(time.Now()) {
 				close(sup.changed)
 				sup.changed = make(chan struct{})
 			}
-			var rest []*proc.Process
-			if !failed && sup.err != nil {
-				for _, w := range cp.watched() {
-					rest = append(rest, w.get())
-				}
-			}
+			orphans := sup.orphans
+			sup.orphans = nil
 			cp.mu.Unlock()
-			// Last to first, as Stop does: the controller manager before the
-			// apiserver, the apiserver before its store.
-			for i := len(rest) - 1; i >= 0; i-- {
-				_ = rest[i].Stop(5 * time.Second) // an etcd of its own closes its database
+			for _, p := range orphans {
+				_ = p.Stop(componentGrace(p))
 			}
 		}
 	}()
@@ -138,7 +134,7 @@ func (cp *ControlPlane) checkComponents(now time.Time) bool {
 			}
 			sup.recent[p.Name] = append(recent, now)
 			if len(sup.recent[p.Name]) > maxRestarts {
-				sup.err = cp.exitError(p, exitErr, len(recent))
+				sup.err, sup.orphans = cp.exitError(p, exitErr, len(recent)), cp.dependents(p)
 				return true
 			}
 			backoff := restartBackoff << (len(recent))
@@ -154,7 +150,7 @@ func (cp *ControlPlane) checkComponents(now time.Time) bool {
 		}
 		np, err := p.Restart()
 		if err != nil {
-			sup.err = err
+			sup.err, sup.orphans = err, cp.dependents(p)
 			return true
 		}
 		w.set(np)
@@ -163,6 +159,23 @@ func (cp *ControlPlane) checkComponents(now time.Time) bool {
 		changed = true
 	}
 	return changed
+}
+
+// dependents are the components that cannot work without p: all of them
+// when p is the store's process or the apiserver, last started first. cp.mu
+// is held.
+func (cp *ControlPlane) dependents(p *proc.Process) []*proc.Process {
+	ps, ok := cp.store.(storage.ProcessStore)
+	if p.Name != "kube-apiserver" && !(ok && ps.Process() == p) {
+		return nil
+	}
+	var out []*proc.Process
+	for _, c := range slices.Backward(cp.procs) {
+		if c != p {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Health says where the control plane stands.
