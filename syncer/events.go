@@ -2,6 +2,8 @@ package syncer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -117,19 +119,24 @@ func (s *Syncer) hostObject(ref corev1.ObjectReference) (metav1.Object, error) {
 }
 
 // SimulatedContainerPrefix begins the container ID of every run of a
-// container on a simulated node of the embedded host. The simulated kubelet
-// leaves the events of such a run's start (Pulled, Created, Started) to the
-// syncer of a pod it copied, which writes them straight into the virtual
-// cluster as it copies up the status that shows the run: written once there
-// rather than on the host and again as a copy, which were three of the seven
-// host writes of a pod.
+// container on a simulated node of the embedded host.
 const SimulatedContainerPrefix = "vmatrix://"
+
+// AnnotationStartEvents on a host pod says that its syncer writes the events
+// of each simulated run's start (Pulled, Created, Started) straight into the
+// virtual cluster, as it copies up the status that shows the run, and that
+// the simulated kubelet is to leave them out: written once there rather than
+// on the host and again as a copy, they were three of a pod's seven host
+// writes. A pod of a syncer from before it keeps the kubelet's.
+const AnnotationStartEvents = "vmatrix.io/start-events"
 
 // startEvents writes the start events of each simulated run that the host
 // pod h shows and the virtual pod v does not yet, as a kubelet writes them:
-// on the container, from the kubelet of the pod's node. Their
-// names derive from the run, so a retry or another syncer never writes one
-// twice.
+// on the container, from the kubelet of the pod's node. A run the syncer
+// never saw (it was down) gets none. Their names derive from the run, so a
+// retry or another syncer never writes one twice. They are what a kubelet's
+// are, best effort: one the virtual apiserver refuses is left out rather than
+// holding up the status.
 func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 	seen, known := map[string]bool{}, map[string]bool{} // runs; containers with a run
 	for _, cs := range slices.Concat(v.Status.InitContainerStatuses, v.Status.ContainerStatuses) {
@@ -141,13 +148,14 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		if !ok || seen[cs.ContainerID] {
 			return nil
 		}
-		run := id[strings.LastIndexByte(id, '-')+1:] // the run's number ends its ID
 		at := metav1.Now()
 		switch {
 		case cs.State.Running != nil:
 			at = cs.State.Running.StartedAt
 		case cs.State.Terminated != nil:
 			at = cs.State.Terminated.StartedAt
+		case cs.LastTerminationState.Terminated != nil: // in back-off after it
+			at = cs.LastTerminationState.Terminated.StartedAt
 		}
 		type event struct{ reason, message string }
 		events := []event{
@@ -158,9 +166,12 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 			events = append([]event{{"Pulled", fmt.Sprintf("Container image %q already present on machine", cs.Image)}}, events...)
 		}
 		for _, ev := range events {
+			// <pod>.<hex>, as a kubelet names them; the run's ID holds the host
+			// pod's UID, so a pod made again under the name gets its own.
+			sum := sha256.Sum256([]byte(id + "/" + ev.reason))
 			e := &corev1.Event{
 				ObjectMeta: metav1.ObjectMeta{Namespace: v.Namespace,
-					Name: fmt.Sprintf("%s.%s-%s.%s", v.Name, cs.Name, run, strings.ToLower(ev.reason))},
+					Name: strings.TrimRight(v.Name[:min(len(v.Name), 236)], "-.") + "." + hex.EncodeToString(sum[:8])},
 				InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: v.Namespace, Name: v.Name,
 					UID: v.UID, FieldPath: fieldPath + "{" + cs.Name + "}"},
 				Reason: ev.reason, Message: ev.message, Type: corev1.EventTypeNormal,
@@ -170,7 +181,7 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 			}
 			_, err := s.virtual.CoreV1().Events(v.Namespace).Create(ctx, e, metav1.CreateOptions{})
 			switch {
-			case err == nil, apierrors.IsAlreadyExists(err):
+			case err == nil, apierrors.IsAlreadyExists(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
 			case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
 				return nil // the virtual namespace is going away
 			default:

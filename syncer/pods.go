@@ -448,6 +448,7 @@ func podRefs(p *corev1.Pod) (configMaps, secrets []string) {
 // (token, service links, priority).
 func (s *Syncer) translatePod(v *corev1.Pod) *corev1.Pod {
 	h := &corev1.Pod{ObjectMeta: s.hostMeta(kindPod, v, v.Labels, v.Annotations)}
+	h.Annotations[AnnotationStartEvents] = "syncer"
 	spec := v.Spec.DeepCopy()
 	rename := func(name *string) { *name = s.hostName(v.Namespace, *name) }
 	visitRefs(spec, rename, rename, rename)

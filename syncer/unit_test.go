@@ -5,9 +5,11 @@ package syncer
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
@@ -610,4 +613,75 @@ func TestUnitPlacement(t *testing.T) {
 	if placementChanged(h, s.translatePod(v)) {
 		t.Error("a scheduled host pod placed again")
 	}
+}
+
+// TestUnitStartEvents: the syncer tells each simulated run's start once, as a
+// kubelet does (Pulled only before the first run it hears of), under names
+// that are valid for any pod name and differ for a pod made again under the
+// same name.
+func TestUnitStartEvents(t *testing.T) {
+	s := unitSyncer()
+	client := fake.NewClientset()
+	s.virtual = client
+	ctx := context.Background()
+	long := strings.Repeat("p", 250)
+	v := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long, Namespace: "shop", UID: "v1"}}
+	started := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	run := func(hostUID, container string, n int) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: container, Image: "busybox", ContainerID: fmt.Sprintf("%s%s-%s-%d", SimulatedContainerPrefix, hostUID, container, n),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}}
+	}
+	h := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-1"}, Status: corev1.PodStatus{
+		InitContainerStatuses: []corev1.ContainerStatus{run("h1", "init", 1)},
+		ContainerStatuses:     []corev1.ContainerStatus{run("h1", "web", 1)},
+	}}
+	events := func() []corev1.Event {
+		t.Helper()
+		list, err := client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return list.Items
+	}
+	written := map[string]bool{}
+	step := func(what string, want ...string) {
+		t.Helper()
+		if err := s.startEvents(ctx, v, h); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events() {
+			if written[e.Name] {
+				continue
+			}
+			written[e.Name] = true
+			got = append(got, e.InvolvedObject.FieldPath+" "+e.Reason)
+			if errs := validation.IsDNS1123Subdomain(e.Name); len(errs) > 0 {
+				t.Errorf("%s: event name %q: %v", what, e.Name, errs)
+			}
+			if e.Source.Host != "node-1" || e.InvolvedObject.UID != v.UID || !e.FirstTimestamp.Equal(&started) {
+				t.Errorf("%s: %s event from %q about %q at %v", what, e.Reason, e.Source.Host, e.InvolvedObject.UID, e.FirstTimestamp)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: wrote %q, want %q", what, got, want)
+		}
+		v.Status = *h.Status.DeepCopy() // copied up
+	}
+	step("first runs", "spec.initContainers{init} Pulled", "spec.initContainers{init} Created", "spec.initContainers{init} Started",
+		"spec.containers{web} Pulled", "spec.containers{web} Created", "spec.containers{web} Started")
+	step("the same status again")
+	// The second run, first seen in back-off after it.
+	h.Status.ContainerStatuses[0] = corev1.ContainerStatus{Name: "web", Image: "busybox", ContainerID: SimulatedContainerPrefix + "h1-web-2",
+		State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{StartedAt: started}}}
+	step("a restart", "spec.containers{web} Created", "spec.containers{web} Started")
+	// The pod made again under its name: another host pod, from run 1 again.
+	v = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long, Namespace: "shop", UID: "v2"}}
+	h.Status.InitContainerStatuses = []corev1.ContainerStatus{run("h2", "init", 1)}
+	h.Status.ContainerStatuses = []corev1.ContainerStatus{run("h2", "web", 1)}
+	step("the pod made again", "spec.initContainers{init} Pulled", "spec.initContainers{init} Created", "spec.initContainers{init} Started",
+		"spec.containers{web} Pulled", "spec.containers{web} Created", "spec.containers{web} Started")
 }

@@ -53,7 +53,8 @@ import (
 //     pulled: the container waits in ImagePullBackOff, as on a real node.
 //   - Events tell the story as a kubelet's do: Pulled, Created, Started,
 //     BackOff, Killing, Evicted; Failed for an image that cannot be pulled.
-//     The first three of a virtual cluster's pod are its syncer's to write.
+//     The first three are left to the syncer of a pod that says it writes
+//     them (syncer.AnnotationStartEvents).
 const (
 	// AnnotationExitCode makes every container exit with this code after its
 	// run (AnnotationRunFor, else at once).
@@ -446,9 +447,9 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 		path := ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name)
 		os.Rename(path, previousLogPath(path))
 	}
-	// A virtual cluster's syncer writes these for its pods, in the virtual
-	// cluster (syncer.SimulatedContainerPrefix).
-	if p.Labels[syncer.LabelManagedBy] == "" {
+	// A virtual cluster's syncer may write these itself, in the virtual
+	// cluster only.
+	if p.Annotations[syncer.AnnotationStartEvents] == "" {
 		if c.runs == 0 {
 			k.recorder.Eventf(p, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
 		}
