@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
 )
@@ -43,6 +45,10 @@ func (e *Environment) attach(ctx context.Context, vc *VirtualCluster) (bool, err
 	}
 	if !rec.Ready || !rec.Running() {
 		e.logf("%s: the cluster of %s is not running; creating one", vc.name, dir)
+		return false, nil
+	}
+	if rec.Health == controlplane.StateFailed {
+		e.logf("%s: the cluster of %s has failed (%s); creating one", vc.name, dir, strings.SplitN(rec.Failure, "\n", 2)[0])
 		return false, nil
 	}
 	vc.dir, vc.version, vc.attached = dir, have, true

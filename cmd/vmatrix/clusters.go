@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
@@ -20,7 +21,7 @@ import (
 // Clusters made of the local Manager's.
 
 // up creates the clusters of `vmatrix up` in parallel; running ones of the
-// same name and version are kept.
+// same name and version are kept, failed ones made anew.
 func up(ctx context.Context, m *supervisor.Manager, versions []k8sdist.Version, cfg matrix.Config) ([]state.Record, error) {
 	backend, err := configBackend(cfg)
 	if err != nil {
@@ -33,6 +34,11 @@ func up(ctx context.Context, m *supervisor.Manager, versions []k8sdist.Version, 
 			if rec, ok := m.Running(supervisor.UpName(v), v); ok {
 				recs[i] = rec
 				return nil
+			} else if rec.Health == controlplane.StateFailed && rec.Running() {
+				fmt.Fprintf(os.Stderr, "%s failed (%s): making it anew\n", rec.Name, strings.SplitN(rec.Failure, "\n", 2)[0])
+				if err := m.Delete(ctx, rec.Name); err != nil {
+					return err
+				}
 			}
 			rec, err := m.Create(ctx, supervisor.CreateOptions{Name: supervisor.UpName(v), Version: v.String(), Up: true, HostNodes: cfg.Nodes, Flags: cfg.FlagsFor(v.String()), Backend: backend})
 			recs[i] = rec
