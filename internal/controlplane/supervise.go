@@ -16,10 +16,10 @@ import (
 // back-off that doubles from restartBackoff up to maxBackoff; when one has
 // exited more than maxRestarts times within restartWindow the control plane
 // is Failed, with that component's last words, and nothing more is started.
-// When what failed is the store's process or the apiserver, the components
-// that need it are stopped too: they cannot serve, and would hold memory and
-// retry until the cluster is deleted. The store and the folder (logs) stay;
-// an upgrade starts the components again.
+// When what failed is the store's process or the apiserver, every other
+// component is stopped too: none can work without it, and each would hold
+// memory and retry until the cluster is deleted. The folder (store, logs)
+// stays.
 var (
 	restartBackoff = time.Second
 	maxBackoff     = 30 * time.Second
