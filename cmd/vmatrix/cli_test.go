@@ -135,6 +135,7 @@ func portOpen(port int) bool {
 
 func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 	c := newCLI(t)
+	t.Cleanup(func() { c.run("delete", "a"); c.run("delete", "b") }) // on failure too; before assertNothingLeft
 	c.mustRun("create", "a", "--version", "1.35")
 	// The host runs already: a node count asked of it is noted, not dropped in silence.
 	if _, errOut, code := c.run("create", "b", "--version", "1.37", "--sync", "ingresses", "--host-nodes", "5"); code != 0 || !strings.Contains(errOut, "runs already, with 3 nodes, not 5") {
@@ -224,7 +225,12 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 			t.Fatalf("list after kill -9 of a's apiserver:\n%s", list)
 		}
 	}
-	kubectl(t, strings.TrimSpace(c.mustRun("kubeconfig", "a")), "get", "ns", "default")
+	// Restarted is started, not serving yet: it answers within seconds.
+	aKC := strings.TrimSpace(c.mustRun("kubeconfig", "a"))
+	testkit.Eventually(t, time.Minute, "a's restarted apiserver answers", func(ctx context.Context) (bool, string) {
+		out, err := testkit.KubectlErr(aKC, "", "get", "ns", "default")
+		return err == nil, out
+	})
 
 	// Deleting a leaves none of its processes, its port, or its folder.
 	if rec, err = state.Read(filepath.Join(c.stateDir, "clusters", "a")); err != nil {
