@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
 )
@@ -47,8 +45,8 @@ func (e *Environment) attach(ctx context.Context, vc *VirtualCluster) (bool, err
 		e.logf("%s: the cluster of %s is not running; creating one", vc.name, dir)
 		return false, nil
 	}
-	if rec.Health == controlplane.StateFailed {
-		e.logf("%s: the cluster of %s has failed (%s); creating one", vc.name, dir, strings.SplitN(rec.Failure, "\n", 2)[0])
+	if rec.Failed() {
+		e.logf("%s: the cluster of %s has failed (%s); creating one", vc.name, dir, rec.FailureLine())
 		return false, nil
 	}
 	vc.dir, vc.version, vc.attached = dir, have, true

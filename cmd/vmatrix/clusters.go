@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
@@ -34,8 +33,8 @@ func up(ctx context.Context, m *supervisor.Manager, versions []k8sdist.Version, 
 			if rec, ok := m.Running(supervisor.UpName(v), v); ok {
 				recs[i] = rec
 				return nil
-			} else if rec.Health == controlplane.StateFailed && rec.Running() {
-				fmt.Fprintf(os.Stderr, "%s failed (%s): making it anew\n", rec.Name, strings.SplitN(rec.Failure, "\n", 2)[0])
+			} else if rec.Failed() && rec.Running() {
+				fmt.Fprintf(os.Stderr, "%s failed (%s): making it anew\n", rec.Name, rec.FailureLine())
 				if err := m.Delete(ctx, rec.Name); err != nil {
 					return err
 				}

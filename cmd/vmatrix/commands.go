@@ -256,8 +256,8 @@ func stateOf(r state.Record) string {
 	switch {
 	case !r.Running():
 		return "dead"
-	case r.Health == controlplane.StateFailed:
-		return "failed: " + strings.SplitN(r.Failure, "\n", 2)[0]
+	case r.Failed():
+		return "failed: " + r.FailureLine()
 	case r.Ready:
 		return cmp.Or(r.Health, controlplane.StateRunning) + restarts(r.Restarts)
 	default:

@@ -117,6 +117,12 @@ func Write(dir string, r Record) error {
 // Running reports whether the record's supervisor is alive.
 func (r Record) Running() bool { return proc.Alive(r.Supervisor) }
 
+// Failed reports whether the cluster's control plane has failed for good.
+func (r Record) Failed() bool { return r.Health == controlplane.StateFailed }
+
+// FailureLine is the first line of Failure: which component failed, and how.
+func (r Record) FailureLine() string { return strings.SplitN(r.Failure, "\n", 2)[0] }
+
 // Clusters lists the records of all virtual clusters, by name.
 func (r Root) Clusters() ([]Record, error) {
 	entries, err := os.ReadDir(filepath.Join(string(r), "clusters"))

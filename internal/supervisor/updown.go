@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/vmatrix/vmatrix/internal/controlplane"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
@@ -44,7 +43,7 @@ func (m *Manager) Down(ctx context.Context) ([]string, error) {
 // version; a failed one is not.
 func (m *Manager) Running(name string, v k8sdist.Version) (state.Record, bool) {
 	rec, err := state.Read(m.Root.ClusterDir(name))
-	return rec, err == nil && rec.Ready && rec.Running() && rec.Health != controlplane.StateFailed && rec.Version == v.String()
+	return rec, err == nil && rec.Ready && rec.Running() && !rec.Failed() && rec.Version == v.String()
 }
 
 // Cleanup removes what killed runs left: clusters whose supervisor is dead,
