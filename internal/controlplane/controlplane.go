@@ -100,6 +100,7 @@ type ControlPlane struct {
 	store      storage.Store
 	port       int
 	restConfig *rest.Config
+	seeded     bool // the store began as a copy of its template
 
 	mu    sync.Mutex
 	procs []*proc.Process // in start order; stopped in reverse
@@ -167,6 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	template, seeded := cp.seed()
+	cp.seeded = seeded
 	if cp.store, err = cfg.Store(cp.path("data"), cp.socketDir); err != nil {
 		return nil, err
 	}
@@ -207,7 +209,7 @@ func DefaultTemplateDir() string { return filepath.Join(k8sdist.DefaultCacheDir(
 
 // templateFormat changes when what a template holds does (kine's schema, the
 // keys it leaves out), so that older templates are not used.
-const templateFormat = "kine-v0.17.5-3"
+const templateFormat = "kine-v0.17.5-4"
 
 // seed starts a new SQLite store from its template, when there is one. It
 // returns the template's path ("" when templates do not apply) and whether

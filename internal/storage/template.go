@@ -1,13 +1,16 @@
 package storage
 
 import (
+	"bytes"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -30,7 +33,12 @@ import (
 //     store: before, a pod in a new namespace could find no ServiceAccount;
 //   - every UID: each copy gets new ones, consistently, so that references
 //     between objects hold and no two clusters share one (the kube-system
-//     namespace's UID is a common cluster ID).
+//     namespace's UID is a common cluster ID);
+//   - every time the maker's bootstrap wrote (creation times, managed
+//     fields' times, conditions' transitions): each copy moves them by the
+//     time since the template was taken, so that a namespace's age is the
+//     cluster's, as on a fresh store, never the template's, and none is in
+//     the future.
 //
 // Certificates and service-account keys are never in the store: they are
 // made per cluster, so a token of one cluster is refused by another.
@@ -67,6 +75,8 @@ func HasSQLite(dataDir string) bool {
 // cluster's own keys left out. The file appears whole or not at all, so
 // concurrent saves and seeds of one template are safe.
 func SaveTemplate(dataDir, path string) error {
+	// Every time in the snapshot is at or before this second.
+	taken := time.Now().Unix()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -95,6 +105,9 @@ func SaveTemplate(dataDir, path string) error {
 		return err
 	}
 	err = omitOwnKeys(db)
+	if err == nil {
+		err = recordTaken(db, taken)
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
@@ -122,13 +135,25 @@ func omitOwnKeys(db *sql.DB) error {
 	return err
 }
 
+// takenTable holds the second a template was taken at, in the template
+// only: kine reads its own table and no other.
+const takenTable = "vmatrix_template_taken"
+
+func recordTaken(db *sql.DB, taken int64) error {
+	if _, err := db.Exec(`CREATE TABLE ` + takenTable + ` (unix INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	_, err := db.Exec(`INSERT INTO `+takenTable+` (unix) VALUES (?)`, taken)
+	return err
+}
+
 // ErrBadTemplate marks a template that cannot be read as a store: the caller
 // removes it. Any other error of SeedFromTemplate (a full disk, say) leaves
 // the template be.
 var ErrBadTemplate = errors.New("unusable store template")
 
 // SeedFromTemplate makes the SQLite store of dataDir a copy of the template
-// at path, with new UIDs. It reports false, and does nothing, when there is
+// at path, with new UIDs and its times moved to now. It reports false, and does nothing, when there is
 // no such template.
 func SeedFromTemplate(path, dataDir string) (bool, error) {
 	data, err := os.ReadFile(path)
@@ -149,7 +174,7 @@ func SeedFromTemplate(path, dataDir string) (bool, error) {
 	}
 	db, err := openSQLite(tmp)
 	if err == nil {
-		err = renewUIDs(db)
+		err = renew(db, time.Now().Unix())
 		if cerr := db.Close(); err == nil {
 			err = cerr
 		}
@@ -170,9 +195,22 @@ func SeedFromTemplate(path, dataDir string) (bool, error) {
 // which may be a hex digit.
 var uidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
-// renewUIDs gives every UID in the store's values a new one, the same new
-// one wherever the old one stands.
-func renewUIDs(db *sql.DB) error {
+// renew gives every UID in the store's values a new one, the same new one
+// wherever the old one stands, and moves every time of the template's
+// making so that the last is now.
+func renew(db *sql.DB, now int64) error {
+	var taken int64
+	if err := db.QueryRow(`SELECT unix FROM ` + takenTable).Scan(&taken); err != nil {
+		return fmt.Errorf("the time it was taken: %w", err)
+	}
+	if _, err := db.Exec(`DROP TABLE ` + takenTable); err != nil {
+		return err
+	}
+	// The maker's store was fresh: all its times fall within its start, a
+	// few seconds before it was taken. A time outside this span is no time
+	// of the bootstrap and stays as it is.
+	shift := timeShift{from: taken - 600, to: taken, by: now - taken}
+
 	rows, err := db.Query(`SELECT id, value, old_value FROM kine`)
 	if err != nil {
 		return err
@@ -195,18 +233,16 @@ func renewUIDs(db *sql.DB) error {
 		return err
 	}
 	renewed := map[string][]byte{}
-	replace := func(b []byte) ([]byte, bool) {
-		changed := false
-		out := uidPattern.ReplaceAllFunc(b, func(old []byte) []byte {
+	replace := func(b []byte) []byte {
+		b = uidPattern.ReplaceAllFunc(b, func(old []byte) []byte {
 			n, ok := renewed[string(old)]
 			if !ok {
 				n = []byte(uuid.NewString())
 				renewed[string(old)] = n
 			}
-			changed = true
 			return n
 		})
-		return out, changed
+		return shift.apply(b)
 	}
 	tx, err := db.Begin()
 	if err != nil {
@@ -214,9 +250,8 @@ func renewUIDs(db *sql.DB) error {
 	}
 	defer tx.Rollback()
 	for _, r := range all {
-		v, c1 := replace(r.value)
-		ov, c2 := replace(r.oldValue)
-		if !c1 && !c2 {
+		v, ov := replace(r.value), replace(r.oldValue)
+		if bytes.Equal(v, r.value) && bytes.Equal(ov, r.oldValue) {
 			continue
 		}
 		if _, err := tx.Exec(`UPDATE kine SET value = ?, old_value = ? WHERE id = ?`, v, ov, r.id); err != nil {
@@ -225,6 +260,59 @@ func renewUIDs(db *sql.DB) error {
 	}
 	return tx.Commit()
 }
+
+// timeShift moves the times in stored values that fall within [from, to]
+// (Unix seconds) by a number of seconds. Like a UID, a time is of fixed
+// length in either encoding, so the new one takes the old one's place:
+//   - JSON (the API services): "2006-01-02T15:04:05Z", as metav1.Time
+//     writes it;
+//   - protobuf (every built-in kind): a metav1.Time is a message of 8 bytes,
+//     its seconds (field 1, a varint of 5 bytes for any time from 1978 to
+//     3058) and its nanoseconds (field 2), always 0.
+//
+// A match that is no time would have to fall within these ten minutes too.
+type timeShift struct{ from, to, by int64 }
+
+var jsonTime = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"`)
+
+func (s timeShift) apply(b []byte) []byte {
+	if s.by == 0 || len(b) == 0 {
+		return b
+	}
+	if bytes.HasPrefix(b, []byte("{")) {
+		return jsonTime.ReplaceAllFunc(b, func(old []byte) []byte {
+			t, err := time.Parse(`"`+time.RFC3339+`"`, string(old))
+			if err != nil || !s.covers(t.Unix()) {
+				return old
+			}
+			return []byte(t.Add(time.Duration(s.by) * time.Second).UTC().Format(`"` + time.RFC3339 + `"`))
+		})
+	}
+	// length 8, field 1 varint: seconds (5 bytes), field 2 varint: 0
+	const size = 9
+	out, cloned := b, false
+	for i := 0; i+size <= len(b); i++ {
+		if b[i] != 8 || b[i+1] != 0x08 || b[i+7] != 0x10 || b[i+8] != 0 {
+			continue
+		}
+		secs, n := binary.Uvarint(b[i+2 : i+7])
+		if n != 5 || !s.covers(int64(secs)) {
+			continue
+		}
+		var moved [binary.MaxVarintLen64]byte
+		if binary.PutUvarint(moved[:], uint64(int64(secs)+s.by)) != 5 {
+			continue
+		}
+		if !cloned {
+			out, cloned = bytes.Clone(b), true
+		}
+		copy(out[i+2:i+7], moved[:5])
+		i += size - 1
+	}
+	return out
+}
+
+func (s timeShift) covers(unix int64) bool { return unix >= s.from && unix <= s.to }
 
 // openSQLite opens an SQLite file with the driver kine uses in this build.
 func openSQLite(path string) (*sql.DB, error) {

@@ -2,27 +2,33 @@ package storage_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vmatrix/vmatrix/internal/storage"
 )
 
 // TestTemplate: a template taken from a running kine store leaves out the
 // keys that belong to the cluster that made it, and a store seeded from it
-// has every other key, its UIDs new but consistent, and takes writes that
-// follow its last revision.
+// has every other key, its UIDs new but consistent, its times moved to
+// when it was seeded, and takes writes that follow its last revision.
 func TestTemplate(t *testing.T) {
 	ctx := context.Background()
 	const uid, other = "0b6f1a7e-2c3d-4e5f-8a9b-0c1d2e3f4a5b", "11111111-2222-4333-8444-555555555555"
+	made := time.Now().UTC().Truncate(time.Second)
+	const apiService = "/registry/apiregistration.k8s.io/apiservices/v1."
 	values := map[string]string{
-		"/registry/namespaces/kube-system":                                    `{"metadata":{"name":"kube-system","uid":"` + uid + `"}}`,
+		apiService:                         `{"metadata":{"creationTimestamp":"` + made.Format(time.RFC3339) + `"},"status":{"conditions":[{"lastTransitionTime":"2020-01-02T03:04:05Z"}]}}`,
+		"/registry/namespaces/kube-system": `{"metadata":{"name":"kube-system","uid":"` + uid + `"}}`,
 		"/registry/serviceaccounts/kube-system/default":                       `{"metadata":{"uid":"` + other + `","ownerNamespaceUID":"` + uid + `"}}`,
 		"/registry/clusterroles/admin":                                        "no uid here",
 		"/registry/configmaps/default/kube-root-ca.crt":                       "the old CA",
@@ -50,10 +56,13 @@ func TestTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A second later, so that a copy that kept the template's times shows.
+	time.Sleep(time.Second)
 	seeded := t.TempDir()
 	if ok, err := storage.SeedFromTemplate(template, seeded); err != nil || !ok {
 		t.Fatalf("seed: %v, %v", ok, err)
 	}
+	seededBy := time.Now()
 	if !storage.HasSQLite(seeded) {
 		t.Fatal("the seeded folder has no store")
 	}
@@ -71,7 +80,7 @@ func TestTemplate(t *testing.T) {
 	for _, kv := range resp.Kvs {
 		got[string(kv.Key)] = string(kv.Value)
 	}
-	kept := []string{"/registry/namespaces/kube-system", "/registry/serviceaccounts/kube-system/default", "/registry/clusterroles/admin"}
+	kept := []string{apiService, "/registry/namespaces/kube-system", "/registry/serviceaccounts/kube-system/default", "/registry/clusterroles/admin"}
 	for k := range values {
 		_, ok := got[k]
 		if slices.Contains(kept, k) && !ok {
@@ -95,6 +104,21 @@ func TestTemplate(t *testing.T) {
 	}
 	if newSA := uidIn.FindStringSubmatch(sa)[1]; newSA == newNS {
 		t.Errorf("two UIDs became one: %s", newSA)
+	}
+	var api struct {
+		Metadata metav1.ObjectMeta
+		Status   struct {
+			Conditions []struct{ LastTransitionTime metav1.Time }
+		}
+	}
+	if err := json.Unmarshal([]byte(got[apiService]), &api); err != nil {
+		t.Fatalf("%s: %v", got[apiService], err)
+	}
+	if created := api.Metadata.CreationTimestamp.Time; created.Before(made.Add(time.Second)) || created.After(seededBy) {
+		t.Errorf("made at %s, taken into a template, seeded by %s: created at %s, want a time after the first second and not after the seeding", made, seededBy, created)
+	}
+	if c := api.Status.Conditions; len(c) != 1 || c[0].LastTransitionTime.Year() != 2020 {
+		t.Errorf("a time from before the template's making moved: %s", got[apiService])
 	}
 	// Writes go on from the template's last revision.
 	put(t, c2, "/registry/configmaps/default/after", "x")
