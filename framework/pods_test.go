@@ -140,9 +140,10 @@ func TestLookInsidePods(t *testing.T) {
 				t.Errorf("PodLogs gave:\n%s\nkubectl logs:\n%s", viaAPI, now)
 			}
 
-			// Exec: both streams and the exit code.
+			// Exec: both streams, the exit code, and the pod's own hostname
+			// (its virtual name, as in a real container).
 			cmd := exec.Command("kubectl", "--kubeconfig", vc.KubeconfigPath(), "exec", "-n", ns, pod.Name, "-c", "app", "--",
-				"sh", "-c", "echo out; echo err >&2; echo $GREETING; exit 3")
+				"sh", "-c", "echo out; echo err >&2; echo $GREETING; echo $HOSTNAME; exit 3")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err = cmd.Run()
@@ -150,7 +151,7 @@ func TestLookInsidePods(t *testing.T) {
 			if !errors.As(err, &exit) || exit.ExitCode() != 3 {
 				t.Errorf("kubectl exec ... exit 3 ended with %v (stderr %q)", err, stderr.String())
 			}
-			if stdout.String() != "out\nhello\n" || !strings.Contains(stderr.String(), "err\n") {
+			if stdout.String() != "out\nhello\n"+pod.Name+"\n" || !strings.Contains(stderr.String(), "err\n") {
 				t.Errorf("kubectl exec: stdout %q, stderr %q", stdout.String(), stderr.String())
 			}
 			res, err := vc.Exec(ctx, ns, pod.Name, "app", "sh", "-c", "echo out; echo err >&2; exit 3")

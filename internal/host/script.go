@@ -266,7 +266,7 @@ func shellQuote(argv []string) string {
 // containerEnv is a container's environment as far as the simulation can
 // know it: literal values, and downward-API fields of the pod.
 func containerEnv(p *corev1.Pod, c *corev1.Container) map[string]string {
-	env := map[string]string{"HOSTNAME": p.Name}
+	env := map[string]string{"HOSTNAME": podHostname(p)}
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
@@ -278,6 +278,20 @@ func containerEnv(p *corev1.Pod, c *corev1.Container) map[string]string {
 		}
 	}
 	return env
+}
+
+// podHostname is the hostname a kubelet gives a pod: spec.hostname (a synced
+// pod's virtual name) or else its name, cut to 63 characters without a
+// trailing '-' or '.'.
+func podHostname(p *corev1.Pod) string {
+	h := p.Name
+	if p.Spec.Hostname != "" {
+		h = p.Spec.Hostname
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
 }
 
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)

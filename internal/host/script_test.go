@@ -3,8 +3,12 @@ package host
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestReadCommand(t *testing.T) {
@@ -47,6 +51,26 @@ func TestReadCommand(t *testing.T) {
 		}
 		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.argv, got, tc.want)
+		}
+	}
+}
+
+// TestUnitContainerEnv: a container sees the hostname a kubelet gives its
+// pod: a synced pod's virtual name, not the host pod's.
+func TestUnitContainerEnv(t *testing.T) {
+	long := strings.Repeat("a", 62) + "-x-default-x-a"
+	for _, tc := range []struct {
+		pod  corev1.Pod
+		want string
+	}{
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-x-default-x-a"}, Spec: corev1.PodSpec{Hostname: "web"}}, "web"},
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, "web"},
+		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long}}, strings.Repeat("a", 62)},
+	} {
+		c := corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "WHO", Value: "$(HOSTNAME)"}}}
+		env := containerEnv(&tc.pod, &c)
+		if env["HOSTNAME"] != tc.want || env["WHO"] != tc.want {
+			t.Errorf("pod %s (hostname %q): HOSTNAME=%q WHO=%q, want %q", tc.pod.Name, tc.pod.Spec.Hostname, env["HOSTNAME"], env["WHO"], tc.want)
 		}
 	}
 }
