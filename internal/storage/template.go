@@ -153,8 +153,8 @@ func recordTaken(db *sql.DB, taken int64) error {
 var ErrBadTemplate = errors.New("unusable store template")
 
 // SeedFromTemplate makes the SQLite store of dataDir a copy of the template
-// at path, with new UIDs and its times moved to now. It reports false, and does nothing, when there is
-// no such template.
+// at path, with new UIDs and its times moved to now. It reports false, and
+// does nothing, when there is no such template.
 func SeedFromTemplate(path, dataDir string) (bool, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
