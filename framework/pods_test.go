@@ -43,6 +43,16 @@ func noteKubeletPort(p int32) {
 }
 
 const twoContainers = `
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {color: blue}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: credentials}
+stringData: {password: s3cret}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -53,7 +63,12 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       containers:
-      - {name: app, image: registry.example/app:1, env: [{name: GREETING, value: hello}]}
+      - name: app
+        image: registry.example/app:1
+        env:
+        - {name: GREETING, value: hello}
+        - {name: COLOR, valueFrom: {configMapKeyRef: {name: settings, key: color}}}
+        - {name: PASSWORD, valueFrom: {secretKeyRef: {name: credentials, key: password}}}
       - {name: side, image: registry.example/side:1}
 `
 
@@ -140,10 +155,11 @@ func TestLookInsidePods(t *testing.T) {
 				t.Errorf("PodLogs gave:\n%s\nkubectl logs:\n%s", viaAPI, now)
 			}
 
-			// Exec: both streams, the exit code, and the pod's own hostname
-			// (its virtual name, as in a real container).
+			// Exec: both streams, the exit code, the pod's own hostname (its
+			// virtual name, as in a real container), and values from a
+			// ConfigMap and a Secret.
 			cmd := exec.Command("kubectl", "--kubeconfig", vc.KubeconfigPath(), "exec", "-n", ns, pod.Name, "-c", "app", "--",
-				"sh", "-c", "echo out; echo err >&2; echo $GREETING; echo $HOSTNAME; exit 3")
+				"sh", "-c", "echo out; echo err >&2; echo $GREETING; echo $HOSTNAME; echo $COLOR $PASSWORD; exit 3")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err = cmd.Run()
@@ -151,7 +167,7 @@ func TestLookInsidePods(t *testing.T) {
 			if !errors.As(err, &exit) || exit.ExitCode() != 3 {
 				t.Errorf("kubectl exec ... exit 3 ended with %v (stderr %q)", err, stderr.String())
 			}
-			if stdout.String() != "out\nhello\n"+pod.Name+"\n" || !strings.Contains(stderr.String(), "err\n") {
+			if stdout.String() != "out\nhello\n"+pod.Name+"\nblue s3cret\n" || !strings.Contains(stderr.String(), "err\n") {
 				t.Errorf("kubectl exec: stdout %q, stderr %q", stdout.String(), stderr.String())
 			}
 			res, err := vc.Exec(ctx, ns, pod.Name, "app", "sh", "-c", "echo out; echo err >&2; exit 3")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
@@ -64,6 +66,41 @@ type simulatedKubelet struct {
 	pods map[types.UID]*podRun // the pods it runs
 	ips  *ipPool
 	runs sync.WaitGroup
+}
+
+// objectData reads the ConfigMaps and Secrets of a namespace that a
+// container's environment refers to, each once. On the embedded host these
+// are the syncer's copies, which a synced pod's references name.
+func (k *simulatedKubelet) objectData(namespace string) objectData {
+	read := map[string]map[string]string{}
+	return func(kind, name string) (map[string]string, bool) {
+		key := kind + "/" + name
+		if values, ok := read[key]; ok {
+			return values, values != nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var values map[string]string
+		switch kind {
+		case kindConfigMap:
+			if cm, err := k.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
+				values = map[string]string{}
+				maps.Copy(values, cm.Data)
+				for key, v := range cm.BinaryData {
+					values[key] = string(v)
+				}
+			}
+		case kindSecret:
+			if secret, err := k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
+				values = map[string]string{}
+				for key, v := range secret.Data {
+					values[key] = string(v)
+				}
+			}
+		}
+		read[key] = values
+		return values, values != nil
+	}
 }
 
 // startSimulatedKubelet runs the pods bound to the simulated nodes (a node
@@ -456,7 +493,7 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 	x.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	for _, ct := range append(append([]corev1.Container{}, c.pod.Spec.InitContainers...), c.pod.Spec.Containers...) {
 		if ct.Name == c.name {
-			for k, v := range containerEnv(c.pod, &ct) {
+			for k, v := range containerEnv(c.pod, &ct, c.k.objectData(c.pod.Namespace)) {
 				x.Env = append(x.Env, k+"="+v)
 			}
 		}

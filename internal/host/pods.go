@@ -145,7 +145,7 @@ func (k *simulatedKubelet) track(p *corev1.Pod) {
 		return
 	default:
 	}
-	r := newPodRun(p, hostIP)
+	r := newPodRun(p, hostIP, k.objectData(p.Namespace))
 	r.generation.Store(p.Generation)
 	r.seen = make(chan struct{}, 1)
 	if p.Status.PodIP != "" {
@@ -185,7 +185,7 @@ func (k *simulatedKubelet) forget(p *corev1.Pod) {
 	os.RemoveAll(filepath.Dir(ContainerLogPath(k.dir, p.Namespace, p.Name, "x")))
 }
 
-func newPodRun(p *corev1.Pod, hostIP string) *podRun {
+func newPodRun(p *corev1.Pod, hostIP string, data objectData) *podRun {
 	r := &podRun{uid: p.UID, namespace: p.Namespace, name: p.Name, policy: p.Spec.RestartPolicy, hostIP: hostIP}
 	if r.policy == "" {
 		r.policy = corev1.RestartPolicyAlways
@@ -196,11 +196,12 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 	}
 	add := func(c corev1.Container, init bool) {
 		sc := &simContainer{spec: c, init: init, sidecar: init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways}
-		argv := append(append([]string{}, c.Command...), c.Args...)
+		env := containerEnv(p, &c, data)
+		argv := expandCommand(append(append([]string{}, c.Command...), c.Args...), env)
 		if len(c.Command) == 0 && !argsAreCommand(c.Args) {
 			argv = nil // the image's entrypoint: unknown
 		}
-		plan, err := readCommand(argv, containerEnv(p, &c))
+		plan, err := readCommand(argv, env)
 		switch {
 		case err == nil:
 			sc.next = plan

@@ -264,20 +264,66 @@ func shellQuote(argv []string) string {
 }
 
 // containerEnv is a container's environment as far as the simulation can
-// know it: literal values, and downward-API fields of the pod.
-func containerEnv(p *corev1.Pod, c *corev1.Container) map[string]string {
+// know it, built as a kubelet builds it: envFrom first, then env, each value
+// of env able to refer to the variables before it. data gives the
+// ConfigMaps and Secrets of the pod's namespace that the values come from.
+func containerEnv(p *corev1.Pod, c *corev1.Container, data objectData) map[string]string {
 	env := map[string]string{"HOSTNAME": podHostname(p)}
-	for _, e := range c.Env {
+	for _, from := range c.EnvFrom {
+		var values map[string]string
 		switch {
-		case e.ValueFrom == nil:
+		case from.ConfigMapRef != nil:
+			values, _ = data(kindConfigMap, from.ConfigMapRef.Name)
+		case from.SecretRef != nil:
+			values, _ = data(kindSecret, from.SecretRef.Name)
+		}
+		for k, v := range values {
+			env[from.Prefix+k] = v
+		}
+	}
+	for _, e := range c.Env {
+		from := e.ValueFrom
+		switch {
+		case from == nil:
 			env[e.Name] = expandRefs(e.Value, env)
-		case e.ValueFrom.FieldRef != nil:
-			if v, ok := podField(p, e.ValueFrom.FieldRef.FieldPath); ok {
+		case from.FieldRef != nil:
+			if v, ok := podField(p, from.FieldRef.FieldPath); ok {
 				env[e.Name] = v
+			}
+		case from.ConfigMapKeyRef != nil:
+			if values, ok := data(kindConfigMap, from.ConfigMapKeyRef.Name); ok {
+				if v, ok := values[from.ConfigMapKeyRef.Key]; ok {
+					env[e.Name] = v
+				}
+			}
+		case from.SecretKeyRef != nil:
+			if values, ok := data(kindSecret, from.SecretKeyRef.Name); ok {
+				if v, ok := values[from.SecretKeyRef.Key]; ok {
+					env[e.Name] = v
+				}
 			}
 		}
 	}
 	return env
+}
+
+// objectData gives the data of a ConfigMap or a Secret (kind) of a pod's
+// namespace, Secrets' values decoded; false when there is none to read.
+type objectData func(kind, name string) (map[string]string, bool)
+
+const (
+	kindConfigMap = "ConfigMap"
+	kindSecret    = "Secret"
+)
+
+// expandCommand expands $(VAR) references in a container's command and
+// arguments, as a kubelet does before it runs them.
+func expandCommand(argv []string, env map[string]string) []string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = expandRefs(a, env)
+	}
+	return out
 }
 
 // podHostname is the hostname a kubelet gives a pod: spec.hostname (a synced

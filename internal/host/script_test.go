@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -56,8 +57,10 @@ func TestReadCommand(t *testing.T) {
 }
 
 // TestUnitContainerEnv: a container sees the hostname a kubelet gives its
-// pod: a synced pod's virtual name, not the host pod's.
+// pod (a synced pod's virtual name, not the host pod's), and the values its
+// env takes from ConfigMaps and Secrets, in a kubelet's order.
 func TestUnitContainerEnv(t *testing.T) {
+	none := func(kind, name string) (map[string]string, bool) { return nil, false }
 	long := strings.Repeat("a", 62) + "-x-default-x-a"
 	for _, tc := range []struct {
 		pod  corev1.Pod
@@ -68,10 +71,47 @@ func TestUnitContainerEnv(t *testing.T) {
 		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long}}, strings.Repeat("a", 62)},
 	} {
 		c := corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "WHO", Value: "$(HOSTNAME)"}}}
-		env := containerEnv(&tc.pod, &c)
+		env := containerEnv(&tc.pod, &c, none)
 		if env["HOSTNAME"] != tc.want || env["WHO"] != tc.want {
 			t.Errorf("pod %s (hostname %q): HOSTNAME=%q WHO=%q, want %q", tc.pod.Name, tc.pod.Spec.Hostname, env["HOSTNAME"], env["WHO"], tc.want)
 		}
+	}
+
+	objects := map[string]map[string]string{
+		"ConfigMap/cfg": {"greeting": "hi", "MODE": "from-cfg"},
+		"Secret/sec":    {"token": "s3cret"},
+	}
+	data := func(kind, name string) (map[string]string, bool) {
+		v, ok := objects[kind+"/"+name]
+		return v, ok
+	}
+	c := corev1.Container{
+		Name:    "app",
+		Command: []string{"sh", "-c", "echo $(GREETING) $(UNKNOWN)"},
+		EnvFrom: []corev1.EnvFromSource{
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
+			{Prefix: "S_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}}},
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "missing"}}},
+		},
+		Env: []corev1.EnvVar{
+			{Name: "MODE", Value: "literal"}, // env wins over envFrom
+			{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "greeting"}}},
+			{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "token"}}},
+			{Name: "NOKEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "nokey"}}},
+			{Name: "BOTH", Value: "$(GREETING)-$(TOKEN)"},
+		},
+	}
+	env := containerEnv(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, &c, data)
+	want := map[string]string{"HOSTNAME": "p", "greeting": "hi", "MODE": "literal", "S_token": "s3cret", "GREETING": "hi", "TOKEN": "s3cret", "BOTH": "hi-s3cret"}
+	if !maps.Equal(env, want) {
+		t.Errorf("env:\n%v\nwant\n%v", env, want)
+	}
+	if got := expandCommand(c.Command, env); !slices.Equal(got, []string{"sh", "-c", "echo hi $(UNKNOWN)"}) {
+		t.Errorf("command %q expanded to %q", c.Command, got)
+	}
+	plan, err := readCommand(expandCommand([]string{"sh", "-c", "echo $(GREETING)"}, env), env)
+	if err != nil || !slices.Equal(plan.output, []outputLine{{0, "hi"}}) {
+		t.Errorf("the expanded command runs as %+v, %v; want it to print hi", plan, err)
 	}
 }
 
