@@ -44,7 +44,7 @@ import (
 //     CRI log format; anything appended to it is served too, `-f` included;
 //   - exec runs the command on this machine, as the user vmatrix runs as, in
 //     a scratch folder of the container (ContainerScratchDir) with the
-//     container's literal environment values: no image, no isolation;
+//     container's environment (containerEnv): no image, no isolation;
 //   - attach follows the container's log from its end;
 //   - port-forward to a pod port P connects to 127.0.0.1:P on this machine.
 //
@@ -84,11 +84,8 @@ func (k *simulatedKubelet) objectData(namespace string) objectData {
 		switch kind {
 		case kindConfigMap:
 			if cm, err := k.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
-				values = map[string]string{}
+				values = map[string]string{} // a kubelet takes env from Data only
 				maps.Copy(values, cm.Data)
-				for key, v := range cm.BinaryData {
-					values[key] = string(v)
-				}
 			}
 		case kindSecret:
 			if secret, err := k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
@@ -493,7 +490,8 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 	x.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	for _, ct := range append(append([]corev1.Container{}, c.pod.Spec.InitContainers...), c.pod.Spec.Containers...) {
 		if ct.Name == c.name {
-			for k, v := range containerEnv(c.pod, &ct, c.k.objectData(c.pod.Namespace)) {
+			env, _ := containerEnv(c.pod, &ct, c.k.objectData(c.pod.Namespace)) // it runs: its environment was there
+			for k, v := range env {
 				x.Env = append(x.Env, k+"="+v)
 			}
 		}

@@ -51,6 +51,12 @@ import (
 //     tests of failure handling; see the Annotation* constants.
 //   - An image whose name says it does not exist (unpullable) is never
 //     pulled: the container waits in ImagePullBackOff, as on a real node.
+//   - A ConfigMap or Secret that the pod's volumes need, and is not there,
+//     holds every container in ContainerCreating (FailedMount); one, or a
+//     key of one, that a container's environment needs holds that container
+//     in CreateContainerConfigError. Each is looked for again until it is
+//     there (waitingOn). A container's environment and command are read
+//     anew at each start, as a kubelet makes each run's container anew.
 //   - Events tell the story as a kubelet's do: Pulled, Created, Started,
 //     BackOff, Killing, Evicted; Failed for an image that cannot be pulled.
 //     The first three are left to the syncer of a pod that says it writes
@@ -80,8 +86,9 @@ const podCIDR = "10.244.0.0/16"
 type simContainer struct {
 	spec          corev1.Container
 	init, sidecar bool
-	next          run // what its runs do
-	crashes       int // runs left that crash before next applies
+	next          run       // what its next run does (prepare)
+	config        waitingOn // a ConfigMap or Secret its environment needs
+	crashes       int       // runs left that crash before next applies
 	readyDelay    time.Duration
 	neverReady    bool
 	pullFails     bool // its image does not exist: it never starts
@@ -109,6 +116,8 @@ type podRun struct {
 	policy     corev1.RestartPolicy
 	evictAt    time.Time
 	evicted    bool
+	mounted    bool      // its volumes' ConfigMaps and Secrets are there
+	mount      waitingOn // one of them that is not
 	startTime  time.Time
 	ip, hostIP string
 	// generation is the pod's latest metadata.generation, which the status
@@ -145,7 +154,7 @@ func (k *simulatedKubelet) track(p *corev1.Pod) {
 		return
 	default:
 	}
-	r := newPodRun(p, hostIP, k.objectData(p.Namespace))
+	r := newPodRun(p, hostIP)
 	r.generation.Store(p.Generation)
 	r.seen = make(chan struct{}, 1)
 	if p.Status.PodIP != "" {
@@ -185,37 +194,19 @@ func (k *simulatedKubelet) forget(p *corev1.Pod) {
 	os.RemoveAll(filepath.Dir(ContainerLogPath(k.dir, p.Namespace, p.Name, "x")))
 }
 
-func newPodRun(p *corev1.Pod, hostIP string, data objectData) *podRun {
+func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 	r := &podRun{uid: p.UID, namespace: p.Namespace, name: p.Name, policy: p.Spec.RestartPolicy, hostIP: hostIP}
 	if r.policy == "" {
 		r.policy = corev1.RestartPolicyAlways
 	}
-	_, job := p.Labels["batch.kubernetes.io/job-name"]
-	if _, old := p.Labels["job-name"]; old {
-		job = true
-	}
 	add := func(c corev1.Container, init bool) {
 		sc := &simContainer{spec: c, init: init, sidecar: init && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways}
-		env := containerEnv(p, &c, data)
-		argv := expandCommand(append(append([]string{}, c.Command...), c.Args...), env)
-		if len(c.Command) == 0 && !argsAreCommand(c.Args) {
-			argv = nil // the image's entrypoint: unknown
+		if !sc.sidecar {
+			if n, err := strconv.Atoi(p.Annotations[AnnotationCrashTimes]); err == nil && n > 0 {
+				sc.crashes = n
+			}
+			sc.neverReady = p.Annotations[AnnotationNeverReady] == "true"
 		}
-		plan, err := readCommand(argv, env)
-		switch {
-		case err == nil:
-			sc.next = plan
-		case (job || init) && !sc.sidecar && !(len(argv) == 0 && isPause(c.Image)):
-			// Run to completion by their nature: an init container too. The
-			// pause image's own entrypoint waits for ever, in a Job too.
-			sc.next = run{duration: JobRunTime}
-		default:
-			sc.next = run{forever: true}
-		}
-		if sc.sidecar {
-			sc.next.forever = true
-		}
-		applyAnnotations(p.Annotations, sc)
 		sc.pullFails = unpullable(c.Image)
 		for _, probe := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe} {
 			if probe != nil {
@@ -236,6 +227,68 @@ func newPodRun(p *corev1.Pod, hostIP string, data objectData) *podRun {
 	return r
 }
 
+// planRun is what a container's next run does: what its command says when
+// the simulation can read it, else what its kind of pod and container
+// suggest; the failure-on-demand annotations override both.
+func planRun(p *corev1.Pod, c *simContainer, env map[string]string) run {
+	argv := expandCommand(append(append([]string{}, c.spec.Command...), c.spec.Args...), env)
+	if len(c.spec.Command) == 0 && !argsAreCommand(c.spec.Args) {
+		argv = nil // the image's entrypoint: unknown
+	}
+	_, job := p.Labels["batch.kubernetes.io/job-name"]
+	if _, old := p.Labels["job-name"]; old {
+		job = true
+	}
+	plan, err := readCommand(argv, env)
+	switch {
+	case err == nil:
+	case (job || c.init) && !c.sidecar && !(len(argv) == 0 && isPause(c.spec.Image)):
+		// Run to completion by their nature: an init container too. The
+		// pause image's own entrypoint waits for ever, in a Job too.
+		plan = run{duration: JobRunTime}
+	default:
+		plan = run{forever: true}
+	}
+	if c.sidecar {
+		plan.forever = true
+		return plan
+	}
+	runFor, _ := time.ParseDuration(p.Annotations[AnnotationRunFor])
+	if runFor > 0 {
+		plan = run{duration: runFor}
+	}
+	if code, err := strconv.Atoi(p.Annotations[AnnotationExitCode]); err == nil {
+		plan = run{duration: runFor, exitCode: int32(code)}
+	}
+	return plan
+}
+
+// waitingOn is a ConfigMap or Secret that a pod's volumes or a container's
+// environment need and that is not there (yet): looked for again with
+// back-off (0.5 s, doubling, at most 8 s), and told of in an event once it
+// is missing twice in a row, so that one its syncer writes just after the
+// pod is not worth one.
+type waitingOn struct {
+	why      string // in the kubelet's words; "" when nothing is missing
+	misses   int    // looks in a row that found it missing
+	reported string
+	retryAt  time.Time
+}
+
+// missing records a look that found why, and reports whether to tell of it.
+func (w *waitingOn) missing(why string, now time.Time) bool {
+	if why != w.why {
+		w.why, w.misses = why, 0
+	}
+	w.misses++
+	w.retryAt = now.Add(min(500*time.Millisecond<<min(w.misses-1, 4), 8*time.Second))
+	if w.misses >= 2 && w.reported != why {
+		w.reported = why
+		return true
+	}
+	return false
+}
+
 // argsAreCommand reports whether a container's args, given without a
 // command, run as its command: they do when they begin with a program the
 // simulation reads, as `kubectl run NAME --image=busybox -- sh -c '...'`
@@ -248,25 +301,6 @@ func argsAreCommand(args []string) bool {
 	}
 	name := path.Base(args[0])
 	return shells[name] || name == "sleep" || name == "echo" || name == "true" || name == "false"
-}
-
-// applyAnnotations lets the failure-on-demand annotations override what a
-// container's command would do.
-func applyAnnotations(a map[string]string, c *simContainer) {
-	if c.sidecar {
-		return
-	}
-	runFor, _ := time.ParseDuration(a[AnnotationRunFor])
-	if runFor > 0 {
-		c.next = run{duration: runFor}
-	}
-	if code, err := strconv.Atoi(a[AnnotationExitCode]); err == nil {
-		c.next = run{duration: runFor, exitCode: int32(code)}
-	}
-	if n, err := strconv.Atoi(a[AnnotationCrashTimes]); err == nil && n > 0 {
-		c.crashes = n
-	}
-	c.neverReady = a[AnnotationNeverReady] == "true"
 }
 
 // unpullable reports whether an image's name says that it does not exist,
@@ -380,6 +414,19 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 	if r.startTime.IsZero() {
 		r.startTime = now
 	}
+	if !r.mounted {
+		// A kubelet starts no container before the pod's volumes are set up.
+		if now.Before(r.mount.retryAt) {
+			return r.mount.retryAt
+		}
+		if why := volumesMissing(p, k.objectData(p.Namespace)); why != "" {
+			if r.mount.missing(why, now) {
+				k.recorder.Event(p, corev1.EventTypeWarning, "FailedMount", why)
+			}
+			return r.mount.retryAt
+		}
+		r.mounted, r.mount = true, waitingOn{}
+	}
 	initsDone := true
 	for _, c := range r.containers {
 		// In order: nothing after an init container that has not completed
@@ -409,6 +456,9 @@ func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContain
 	for {
 		switch {
 		case c.started.IsZero() || (c.term == nil && !c.waitUntil.IsZero() && !now.Before(c.waitUntil)):
+			if !k.prepare(p, c, now) {
+				return c.config.retryAt
+			}
 			k.start(r, p, c, now)
 		case c.term == nil && !c.waitUntil.IsZero():
 			return c.waitUntil // in back-off
@@ -435,6 +485,26 @@ func earliest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// prepare makes a container's next run from its environment as it is now,
+// since a kubelet makes each run's container anew; false while a ConfigMap,
+// Secret or key that the environment needs is missing
+// (CreateContainerConfigError).
+func (k *simulatedKubelet) prepare(p *corev1.Pod, c *simContainer, now time.Time) bool {
+	if now.Before(c.config.retryAt) {
+		return false
+	}
+	env, err := containerEnv(p, &c.spec, k.objectData(p.Namespace))
+	if err != nil {
+		if c.config.missing(err.Error(), now) {
+			k.recorder.Eventf(p, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		}
+		return false
+	}
+	c.config = waitingOn{}
+	c.next = planRun(p, c, env)
+	return true
 }
 
 // start begins a run of a container.
@@ -561,10 +631,13 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 		switch {
 		case c.pullFails:
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q", c.spec.Image)}
+		case c.config.why != "" && c.term == nil:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: c.config.why}
 		case c.started.IsZero():
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
-			if c.init {
-				cs.State.Waiting.Reason = "ContainerCreating"
+			// As a kubelet words it, for init and app containers alike.
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+			if len(p.Spec.InitContainers) > 0 {
+				cs.State.Waiting.Reason = "PodInitializing"
 			}
 		case c.term != nil:
 			cs.State.Terminated = c.term

@@ -16,6 +16,8 @@ import (
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/interp"
 	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // A run is what one start of a simulated container does: how long it runs
@@ -267,15 +269,23 @@ func shellQuote(argv []string) string {
 // know it, built as a kubelet builds it: envFrom first, then env, each value
 // of env able to refer to the variables before it. data gives the
 // ConfigMaps and Secrets of the pod's namespace that the values come from.
-func containerEnv(p *corev1.Pod, c *corev1.Container, data objectData) map[string]string {
+// A ConfigMap, Secret or key that is not there and not optional is the
+// kubelet's CreateContainerConfigError, in its words.
+func containerEnv(p *corev1.Pod, c *corev1.Container, data objectData) (map[string]string, error) {
 	env := map[string]string{"HOSTNAME": podHostname(p)}
 	for _, from := range c.EnvFrom {
-		var values map[string]string
+		kind, name, optional := kindConfigMap, "", false
 		switch {
 		case from.ConfigMapRef != nil:
-			values, _ = data(kindConfigMap, from.ConfigMapRef.Name)
+			name, optional = from.ConfigMapRef.Name, isTrue(from.ConfigMapRef.Optional)
 		case from.SecretRef != nil:
-			values, _ = data(kindSecret, from.SecretRef.Name)
+			kind, name, optional = kindSecret, from.SecretRef.Name, isTrue(from.SecretRef.Optional)
+		default:
+			continue
+		}
+		values, ok := data(kind, name)
+		if !ok && !optional {
+			return nil, notFound(p, kind, name)
 		}
 		for k, v := range values {
 			env[from.Prefix+k] = v
@@ -283,28 +293,98 @@ func containerEnv(p *corev1.Pod, c *corev1.Container, data objectData) map[strin
 	}
 	for _, e := range c.Env {
 		from := e.ValueFrom
+		kind, name, key, optional := kindConfigMap, "", "", false
 		switch {
 		case from == nil:
 			env[e.Name] = expandRefs(e.Value, env)
+			continue
 		case from.FieldRef != nil:
 			if v, ok := podField(p, from.FieldRef.FieldPath); ok {
 				env[e.Name] = v
 			}
+			continue
 		case from.ConfigMapKeyRef != nil:
-			if values, ok := data(kindConfigMap, from.ConfigMapKeyRef.Name); ok {
-				if v, ok := values[from.ConfigMapKeyRef.Key]; ok {
-					env[e.Name] = v
-				}
-			}
+			name, key, optional = from.ConfigMapKeyRef.Name, from.ConfigMapKeyRef.Key, isTrue(from.ConfigMapKeyRef.Optional)
 		case from.SecretKeyRef != nil:
-			if values, ok := data(kindSecret, from.SecretKeyRef.Name); ok {
-				if v, ok := values[from.SecretKeyRef.Key]; ok {
-					env[e.Name] = v
+			kind, name, key, optional = kindSecret, from.SecretKeyRef.Name, from.SecretKeyRef.Key, isTrue(from.SecretKeyRef.Optional)
+		default:
+			continue
+		}
+		values, ok := data(kind, name)
+		if !ok {
+			if optional {
+				continue
+			}
+			return nil, notFound(p, kind, name)
+		}
+		v, ok := values[key]
+		if !ok {
+			if optional {
+				continue
+			}
+			namespace, refName := virtualNames(p)
+			return nil, fmt.Errorf("couldn't find key %s in %s %s/%s", key, kind, namespace, refName(name))
+		}
+		env[e.Name] = v
+	}
+	return env, nil
+}
+
+// volumesMissing says which ConfigMap or Secret a pod's volumes need and
+// cannot have, in the words of a kubelet's FailedMount event; "" when none.
+func volumesMissing(p *corev1.Pod, data objectData) string {
+	need := func(volume, kind, name string, optional *bool) string {
+		if _, ok := data(kind, name); ok || isTrue(optional) {
+			return ""
+		}
+		return fmt.Sprintf("MountVolume.SetUp failed for volume %q : %v", volume, notFound(p, kind, name))
+	}
+	for _, v := range p.Spec.Volumes {
+		var why string
+		switch {
+		case v.ConfigMap != nil:
+			why = need(v.Name, kindConfigMap, v.ConfigMap.Name, v.ConfigMap.Optional)
+		case v.Secret != nil:
+			why = need(v.Name, kindSecret, v.Secret.SecretName, v.Secret.Optional)
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.ConfigMap != nil {
+					why = need(v.Name, kindConfigMap, src.ConfigMap.Name, src.ConfigMap.Optional)
+				}
+				if src.Secret != nil && why == "" {
+					why = need(v.Name, kindSecret, src.Secret.Name, src.Secret.Optional)
+				}
+				if why != "" {
+					break
 				}
 			}
 		}
+		if why != "" {
+			return why
+		}
 	}
-	return env
+	return ""
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// notFound is a kubelet's error for a ConfigMap or Secret it cannot get.
+func notFound(p *corev1.Pod, kind, name string) error {
+	_, refName := virtualNames(p)
+	return fmt.Errorf("%s %q not found", strings.ToLower(kind), refName(name))
+}
+
+// virtualNames gives the namespace and the names of a pod's references as
+// its user wrote them: for a pod a syncer put on the host, those of the
+// virtual cluster (<name>-x-<namespace>-x-<vcluster> back to <name>).
+func virtualNames(p *corev1.Pod) (string, func(string) string) {
+	vns, vcluster := p.Annotations[syncer.AnnotationNS], p.Labels[syncer.LabelManagedBy]
+	if vns == "" || vcluster == "" {
+		return p.Namespace, func(name string) string { return name }
+	}
+	return vns, func(name string) string {
+		return strings.TrimSuffix(name, "-x-"+vns+"-x-"+vcluster)
+	}
 }
 
 // objectData gives the data of a ConfigMap or a Secret (kind) of a pod's

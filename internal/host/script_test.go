@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 func TestReadCommand(t *testing.T) {
@@ -71,12 +74,13 @@ func TestUnitContainerEnv(t *testing.T) {
 		{corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long}}, strings.Repeat("a", 62)},
 	} {
 		c := corev1.Container{Name: "c", Env: []corev1.EnvVar{{Name: "WHO", Value: "$(HOSTNAME)"}}}
-		env := containerEnv(&tc.pod, &c, none)
-		if env["HOSTNAME"] != tc.want || env["WHO"] != tc.want {
-			t.Errorf("pod %s (hostname %q): HOSTNAME=%q WHO=%q, want %q", tc.pod.Name, tc.pod.Spec.Hostname, env["HOSTNAME"], env["WHO"], tc.want)
+		env, err := containerEnv(&tc.pod, &c, none)
+		if err != nil || env["HOSTNAME"] != tc.want || env["WHO"] != tc.want {
+			t.Errorf("pod %s (hostname %q): HOSTNAME=%q WHO=%q (%v), want %q", tc.pod.Name, tc.pod.Spec.Hostname, env["HOSTNAME"], env["WHO"], err, tc.want)
 		}
 	}
 
+	yes := true
 	objects := map[string]map[string]string{
 		"ConfigMap/cfg": {"greeting": "hi", "MODE": "from-cfg"},
 		"Secret/sec":    {"token": "s3cret"},
@@ -91,17 +95,20 @@ func TestUnitContainerEnv(t *testing.T) {
 		EnvFrom: []corev1.EnvFromSource{
 			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
 			{Prefix: "S_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}}},
-			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "missing"}}},
+			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "missing"}, Optional: &yes}},
 		},
 		Env: []corev1.EnvVar{
 			{Name: "MODE", Value: "literal"}, // env wins over envFrom
 			{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "greeting"}}},
 			{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "token"}}},
-			{Name: "NOKEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "nokey"}}},
+			{Name: "NOKEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec"}, Key: "nokey", Optional: &yes}}},
 			{Name: "BOTH", Value: "$(GREETING)-$(TOKEN)"},
 		},
 	}
-	env := containerEnv(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, &c, data)
+	env, err := containerEnv(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}}, &c, data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]string{"HOSTNAME": "p", "greeting": "hi", "MODE": "literal", "S_token": "s3cret", "GREETING": "hi", "TOKEN": "s3cret", "BOTH": "hi-s3cret"}
 	if !maps.Equal(env, want) {
 		t.Errorf("env:\n%v\nwant\n%v", env, want)
@@ -112,6 +119,79 @@ func TestUnitContainerEnv(t *testing.T) {
 	plan, err := readCommand(expandCommand([]string{"sh", "-c", "echo $(GREETING)"}, env), env)
 	if err != nil || !slices.Equal(plan.output, []outputLine{{0, "hi"}}) {
 		t.Errorf("the expanded command runs as %+v, %v; want it to print hi", plan, err)
+	}
+}
+
+// A ConfigMap, Secret or key that a container's environment or a pod's
+// volume needs and cannot have keeps it from starting, in a kubelet's words
+// and with the names the pod's user wrote, not the host copies' names.
+func TestUnitMissingConfig(t *testing.T) {
+	objects := map[string]map[string]string{"ConfigMap/cfg-x-default-x-a": {"k": "v"}}
+	data := func(kind, name string) (map[string]string, bool) {
+		v, ok := objects[kind+"/"+name]
+		return v, ok
+	}
+	synced := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: "web-x-default-x-a", Namespace: "vmatrix-a",
+		Labels:      map[string]string{syncer.LabelManagedBy: "a"},
+		Annotations: map[string]string{syncer.AnnotationNS: "default"},
+	}}
+	ref := func(name string) corev1.LocalObjectReference { return corev1.LocalObjectReference{Name: name} }
+	yes := true
+	for _, tc := range []struct {
+		c    corev1.Container
+		want string
+	}{
+		{corev1.Container{EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: ref("gone-x-default-x-a")}}}},
+			`configmap "gone" not found`},
+		{corev1.Container{EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: ref("gone-x-default-x-a")}}}},
+			`secret "gone" not found`},
+		{corev1.Container{Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: ref("cfg-x-default-x-a"), Key: "nokey"}}}}},
+			"couldn't find key nokey in ConfigMap default/cfg"},
+		{corev1.Container{Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: ref("gone-x-default-x-a"), Key: "k"}}}}},
+			`secret "gone" not found`},
+		{corev1.Container{Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: ref("gone-x-default-x-a"), Key: "k", Optional: &yes}}}}},
+			""},
+		{corev1.Container{Env: []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: ref("cfg-x-default-x-a"), Key: "k"}}}}},
+			""},
+	} {
+		_, err := containerEnv(synced, &tc.c, data)
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("env %+v %+v: error %q, want %q", tc.c.EnvFrom, tc.c.Env, got, tc.want)
+		}
+	}
+
+	pod := synced.DeepCopy()
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: ref("cfg-x-default-x-a")}}},
+		{Name: "maybe", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "opt-x-default-x-a", Optional: &yes}}},
+		{Name: "all", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: ref("cfg-x-default-x-a")}},
+			{Secret: &corev1.SecretProjection{LocalObjectReference: ref("tls-x-default-x-a")}},
+		}}}},
+	}
+	want := `MountVolume.SetUp failed for volume "all" : secret "tls" not found`
+	if got := volumesMissing(pod, data); got != want {
+		t.Errorf("volumes: %q, want %q", got, want)
+	}
+	objects["Secret/tls-x-default-x-a"] = map[string]string{}
+	if got := volumesMissing(pod, data); got != "" {
+		t.Errorf("volumes with all there: %q, want none", got)
+	}
+
+	// Looked for again with back-off; told of once, when missing twice.
+	var w waitingOn
+	now := time.Now()
+	var told []bool
+	for i := 0; i < 7; i++ {
+		told = append(told, w.missing("x", now))
+	}
+	if !slices.Equal(told, []bool{false, true, false, false, false, false, false}) || w.retryAt != now.Add(8*time.Second) {
+		t.Errorf("told %v, next look %v after the last; want once, on the second, and 8s", told, w.retryAt.Sub(now))
+	}
+	// A new reason starts again, and is not told of on its first look.
+	if w.missing("y", now) || w.misses != 1 || w.retryAt != now.Add(500*time.Millisecond) {
+		t.Errorf("a new reason: misses %d, next look %v after; want 1 and 500ms, not told", w.misses, w.retryAt.Sub(now))
 	}
 }
 
