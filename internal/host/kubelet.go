@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
@@ -58,9 +59,13 @@ type simulatedKubelet struct {
 	port     int
 	factory  informers.SharedInformerFactory
 	podCache cache.Indexer
-	stop     chan struct{}
-	events   record.EventBroadcaster
-	recorder record.EventRecorder
+	// The host's ConfigMaps and Secrets, which pods' volumes and
+	// environments need: looked up here, not asked for with every pod.
+	configMaps corelisters.ConfigMapLister
+	secrets    corelisters.SecretLister
+	stop       chan struct{}
+	events     record.EventBroadcaster
+	recorder   record.EventRecorder
 
 	mu   sync.Mutex
 	pods map[types.UID]*podRun // the pods it runs
@@ -68,9 +73,10 @@ type simulatedKubelet struct {
 	runs sync.WaitGroup
 }
 
-// objectData reads the ConfigMaps and Secrets of a namespace that a
-// container's environment refers to, each once. On the embedded host these
-// are the syncer's copies, which a synced pod's references name.
+// objectData reads the ConfigMaps and Secrets of a namespace that a pod
+// needs, from the cache, else (the cache can lag a copy its syncer has just
+// made) from the host, each once. On the embedded host these are the
+// syncer's copies, which a synced pod's references name.
 func (k *simulatedKubelet) objectData(namespace string) objectData {
 	read := map[string]map[string]string{}
 	return func(kind, name string) (map[string]string, bool) {
@@ -83,12 +89,22 @@ func (k *simulatedKubelet) objectData(namespace string) objectData {
 		var values map[string]string
 		switch kind {
 		case kindConfigMap:
-			if cm, err := k.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
-				values = map[string]string{} // a kubelet takes env from Data only
-				maps.Copy(values, cm.Data)
+			cm, err := k.configMaps.ConfigMaps(namespace).Get(name)
+			if err != nil {
+				cm, err = k.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+			}
+			if err == nil {
+				values = maps.Clone(cm.Data) // a kubelet takes env from Data only
+				if values == nil {
+					values = map[string]string{}
+				}
 			}
 		case kindSecret:
-			if secret, err := k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			secret, err := k.secrets.Secrets(namespace).Get(name)
+			if err != nil {
+				secret, err = k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+			}
+			if err == nil {
 				values = map[string]string{}
 				for key, v := range secret.Data {
 					values[key] = string(v)
@@ -126,10 +142,14 @@ func startSimulatedKubelet(ctx context.Context, dir string, files pki.Files, cli
 	}
 	k.startEvents()
 	k.podCache = inf.GetIndexer()
+	k.configMaps = k.factory.Core().V1().ConfigMaps().Lister()
+	k.secrets = k.factory.Core().V1().Secrets().Lister()
 	k.factory.Start(k.stop)
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		k.Stop()
-		return nil, fmt.Errorf("simulated kubelet: filling the pod cache: %w", context.Cause(ctx))
+	for _, synced := range k.factory.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			k.Stop()
+			return nil, fmt.Errorf("simulated kubelet: filling its caches: %w", context.Cause(ctx))
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
