@@ -10,10 +10,12 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/virtual"
 	"github.com/vmatrix/vmatrix/syncer"
 )
@@ -36,6 +38,7 @@ func TestSync(t *testing.T) {
 			t.Run("ConfigMapSecret", env.testConfigMapSecret)
 			t.Run("Job", env.testJob)
 			t.Run("PVC", env.testPVC)
+			t.Run("StorageClasses", env.testStorageClasses)
 			t.Run("StaysVirtual", env.testStaysVirtual)
 			t.Run("Policy", env.testPolicy)
 			t.Run("NameClash", env.testNameClash)
@@ -469,7 +472,59 @@ func (e *virtualEnv) boundVolume(t *testing.T) *corev1.PersistentVolume {
 	if out := e.kubectl(t, "", "-n", "shop", "get", "pvc", "data", "--no-headers"); !strings.Contains(out, pv.Name) {
 		t.Errorf("kubectl get pvc shows no volume: %s", out)
 	}
+	if class := claim.Spec.StorageClassName; class == nil || *class != host.StorageClass {
+		t.Errorf("the claim's class is %v, want the host's default %q, filled in by the virtual apiserver", class, host.StorageClass)
+	}
 	return pv
+}
+
+// testStorageClasses: the host's StorageClasses are the virtual cluster's,
+// its default included, and follow the host's; one made in the virtual
+// cluster stays.
+func (e *virtualEnv) testStorageClasses(t *testing.T) {
+	ctx := context.Background()
+	if out := e.kubectl(t, "", "get", "storageclass", "--no-headers"); !strings.Contains(out, host.StorageClass+" (default)") {
+		t.Errorf("kubectl get storageclass: %s; want the host's default class", out)
+	}
+	e.kubectl(t, "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: mine}\nprovisioner: example.com/none\n", "apply", "-f", "-")
+	extra := "extra-" + e.name
+	class := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: extra, Labels: map[string]string{"tier": "1"}}, Provisioner: "example.com/extra"}
+	if _, err := hostClient.StorageV1().StorageClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		hostClient.StorageV1().StorageClasses().Delete(context.Background(), extra, metav1.DeleteOptions{})
+	})
+	mirrored := func(what, tier string) {
+		t.Helper()
+		eventually(t, 30*time.Second, what, func(ctx context.Context) (bool, string) {
+			v, err := e.v.StorageV1().StorageClasses().Get(ctx, extra, metav1.GetOptions{})
+			if tier == "" {
+				return apierrors.IsNotFound(err), fmt.Sprint(err)
+			}
+			if err != nil {
+				return false, err.Error()
+			}
+			return v.Provisioner == "example.com/extra" && v.Labels["tier"] == tier, fmt.Sprintf("%s %v", v.Provisioner, v.Labels)
+		})
+	}
+	mirrored("the host's new class in the virtual cluster", "1")
+	class, err := hostClient.StorageV1().StorageClasses().Get(ctx, extra, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	class.Labels["tier"] = "2"
+	if _, err := hostClient.StorageV1().StorageClasses().Update(ctx, class, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mirrored("the host class's new label in the virtual cluster", "2")
+	if err := hostClient.StorageV1().StorageClasses().Delete(ctx, extra, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mirrored("the host's deleted class gone from the virtual cluster", "")
+	if _, err := e.v.StorageV1().StorageClasses().Get(ctx, "mine", metav1.GetOptions{}); err != nil {
+		t.Errorf("the class made in the virtual cluster: %v", err)
+	}
 }
 
 func (e *virtualEnv) volumeGone(t *testing.T, name string) {

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -234,7 +235,7 @@ func (s *Syncer) Start(ctx context.Context) (err error) {
 		factories = append(factories, s.hNs)
 	}
 
-	for _, setup := range []func() error{s.setupNodes, s.setupEvents} {
+	for _, setup := range []func() error{s.setupNodes, s.setupEvents, func() error { return s.setupStorageClasses(ctx) }} {
 		if err := setup(); err != nil {
 			return err
 		}
@@ -351,6 +352,10 @@ func (s *Syncer) Stop() {
 	}
 }
 
+// hostGoneAfter is how long a teardown goes on while the host refuses
+// every connection.
+const hostGoneAfter = 3 * time.Second
+
 // Delete stops the syncer, deletes every host object labelled for this
 // virtual cluster and waits until they are gone; then it deletes the host
 // namespace if the syncer created it. It returns nil only when no object of
@@ -369,13 +374,28 @@ func (s *Syncer) Delete(ctx context.Context) error {
 		}
 	}
 	var left []string
+	var refusedSince time.Time
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		var err error
 		left, err = HostObjects(ctx, s.host, ns, s.opts.Name)
+		// A host that refuses every connection is not running: there is
+		// nothing to wait for, and a teardown should not hang on it.
+		switch {
+		case err == nil || !utilnet.IsConnectionRefused(err):
+			refusedSince = time.Time{}
+		case refusedSince.IsZero():
+			refusedSince = time.Now()
+		case time.Since(refusedSince) > hostGoneAfter:
+			return false, fmt.Errorf("the host is not running: %w", err)
+		}
 		return err == nil && len(left) == 0, nil
 	})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("waiting for the host objects to go (%s left): %w", strings.Join(left, ", "), err))
+		if len(left) > 0 {
+			err = fmt.Errorf("waiting for the host objects to go (%s left): %w", strings.Join(left, ", "), err)
+		}
+		errs = append(errs, err)
+		return fmt.Errorf("syncer %s: teardown: %w", s.opts.Name, errors.Join(errs...))
 	}
 	if err := s.deleteNamespace(ctx); err != nil {
 		errs = append(errs, err)

@@ -14,11 +14,12 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// StorageClass is the default StorageClass of an embedded host. Its claims
-// are bound at once to hostPath volumes that exist only on paper: no pod of a
-// simulated node ever mounts anything.
+// StorageClass is the default StorageClass of an embedded host, named as
+// kind's and minikube's are, so that manifests written for those find it.
+// Its claims are bound at once to hostPath volumes that exist only on paper:
+// no pod of a simulated node ever mounts anything.
 const (
-	StorageClass = "vmatrix-local"
+	StorageClass = "standard"
 	provisioner  = "vmatrix.io/local"
 	// provisionedBy is the annotation the PV controller reads to tell
 	// provisioned volumes from pre-made ones.
