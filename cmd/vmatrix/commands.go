@@ -101,9 +101,16 @@ func refuseUnknownSubcommands(cmd *cobra.Command) {
 	}
 }
 
-// signalContext ends on SIGINT or SIGTERM, so a command stops what it started.
+// signalContext ends on SIGINT or SIGTERM, and on SIGHUP (a closed terminal
+// or dropped ssh session), so a command stops what it started rather than
+// leave an embedded host and half-made clusters behind. A SIGHUP ignored
+// from the start (nohup) stays ignored.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return signal.NotifyContext(context.Background(), sigs...)
 }
 
 func createCommand(manager func() *supervisor.Manager) *cobra.Command {

@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -26,16 +28,27 @@ func TestUpShowsLiveStatusOnATerminal(t *testing.T) {
 		}
 		return string(out)
 	}
-	done := filepath.Join(t.TempDir(), "done")
+	done, pid := filepath.Join(t.TempDir(), "done"), filepath.Join(t.TempDir(), "pid")
 	script := filepath.Join(t.TempDir(), "up.sh")
-	os.WriteFile(script, []byte("#!/bin/sh\nunset CI\n"+vmatrixBin+" up --versions 1.35,1.36\necho $? > "+done+"\nsleep 600\n"), 0o755)
+	os.WriteFile(script, []byte("#!/bin/sh\nunset CI\n"+vmatrixBin+" up --versions 1.35,1.36 &\necho $! > "+pid+"\nwait $!\necho $? > "+done+"\nsleep 600\n"), 0o755)
 	cmd := exec.Command("tmux", "-S", socket, "new-session", "-d", "-x", "120", "-y", "40", script)
 	cmd.Env = append(c.env, "TERM=xterm-256color")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
-	defer exec.Command("tmux", "-S", socket, "kill-server").Run()
+	// Whatever happened: the terminal closes, which stops an up still at
+	// work (SIGHUP) and lets it remove what it started; then down.
 	defer c.run("down")
+	defer func() {
+		exec.Command("tmux", "-S", socket, "kill-server").Run()
+		data, _ := os.ReadFile(pid)
+		n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		for deadline := time.Now().Add(time.Minute); err == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if syscall.Kill(n, 0) != nil {
+				break
+			}
+		}
+	}()
 
 	var screens []string
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
