@@ -390,12 +390,12 @@ func (s *Syncer) Delete(ctx context.Context) error {
 		}
 		return err == nil && len(left) == 0, nil
 	})
-	if err != nil {
-		if len(left) > 0 {
-			err = fmt.Errorf("waiting for the host objects to go (%s left): %w", strings.Join(left, ", "), err)
-		}
-		errs = append(errs, err)
-		return fmt.Errorf("syncer %s: teardown: %w", s.opts.Name, errors.Join(errs...))
+	switch {
+	case err != nil && !refusedSince.IsZero():
+		// Nothing more can be done on a host that is not running.
+		return fmt.Errorf("syncer %s: teardown: %w", s.opts.Name, errors.Join(append(errs, err)...))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("waiting for the host objects to go (%s left): %w", strings.Join(left, ", "), err))
 	}
 	if err := s.deleteNamespace(ctx); err != nil {
 		errs = append(errs, err)

@@ -3,6 +3,7 @@ package syncer
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -37,6 +38,13 @@ func HostName(name, namespace, vcluster string) string {
 	}
 	sum := sha256.Sum256([]byte(full))
 	return full[:hashedPrefixLen] + "-" + hex.EncodeToString(sum[:])[:hashedSuffixHexs]
+}
+
+// VirtualName is the virtual name that HostName made host name from, in
+// namespace of vcluster; a name HostName shortened, or not of this form,
+// comes back as it is.
+func VirtualName(host, namespace, vcluster string) string {
+	return strings.TrimSuffix(host, "-x-"+namespace+"-x-"+vcluster)
 }
 
 // hostName translates a name of a virtual namespace for this syncer.

@@ -37,6 +37,14 @@ func TestHostName(t *testing.T) {
 		if len(got) > 63 {
 			t.Errorf("HostName(%q, %q, %q) has %d characters", tc.name, tc.namespace, tc.vcluster, len(got))
 		}
+		// Back again where the name is whole; a shortened one stays as it is.
+		back, want := syncer.VirtualName(got, tc.namespace, tc.vcluster), tc.name
+		if got != tc.name+"-x-"+tc.namespace+"-x-"+tc.vcluster {
+			want = got
+		}
+		if back != want {
+			t.Errorf("VirtualName(%q) = %q, want %q", got, back, want)
+		}
 	}
 	if len(at63) != 63 || len(at64) != 64 {
 		t.Fatalf("test table is off: %d, %d", len(at63), len(at64))

@@ -382,9 +382,7 @@ func virtualNames(p *corev1.Pod) (string, func(string) string) {
 	if vns == "" || vcluster == "" {
 		return p.Namespace, func(name string) string { return name }
 	}
-	return vns, func(name string) string {
-		return strings.TrimSuffix(name, "-x-"+vns+"-x-"+vcluster)
-	}
+	return vns, func(name string) string { return syncer.VirtualName(name, vns, vcluster) }
 }
 
 // objectData gives the data of a ConfigMap or a Secret (kind) of a pod's
