@@ -100,3 +100,26 @@ func TestTargets(t *testing.T) {
 		t.Errorf("the table lacks %q:\n%s", want, Table(r))
 	}
 }
+
+// TestWritesByKind: the log line that says what a rollout wrote counts only
+// what changed, by verb and resource, the most first.
+func TestWritesByKind(t *testing.T) {
+	before := map[string]float64{
+		`apiserver_request_total{code="201",resource="pods",subresource="",verb="POST"}`:        5,
+		`apiserver_request_total{code="200",resource="leases",subresource="",verb="PUT"}`:       9,
+		`apiserver_request_total{code="200",resource="pods",subresource="status",verb="PATCH"}`: 1,
+	}
+	after := map[string]float64{
+		`apiserver_request_total{code="201",resource="pods",subresource="",verb="POST"}`:        105,
+		`apiserver_request_total{code="409",resource="pods",subresource="",verb="POST"}`:        2,
+		`apiserver_request_total{code="200",resource="leases",subresource="",verb="PUT"}`:       9,
+		`apiserver_request_total{code="200",resource="pods",subresource="status",verb="PATCH"}`: 101,
+		`apiserver_request_total{code="201",resource="events",subresource="",verb="POST"}`:      3,
+	}
+	if got, want := writesByKind(before, after), "POST pods 102, PATCH pods/status 100, POST events 3"; got != want {
+		t.Errorf("writesByKind = %q, want %q", got, want)
+	}
+	if got := sum(after) - sum(before); got != 205 {
+		t.Errorf("sum of the change = %v, want 205", got)
+	}
+}

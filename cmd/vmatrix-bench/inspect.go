@@ -114,7 +114,8 @@ func settledRequests(ctx context.Context, host kubernetes.Interface, subresource
 
 // hostRequests sums the host apiserver's requests to a pod subresource so far.
 func hostRequests(ctx context.Context, host kubernetes.Interface, subresource string) (float64, error) {
-	return hostRequestTotal(ctx, host, func(labels string) bool {
+	series, err := hostSeries(ctx, host, func(labels string) bool {
 		return strings.Contains(labels, `resource="pods"`) && strings.Contains(labels, `subresource="`+subresource+`"`)
 	})
+	return sum(series), err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -77,8 +78,8 @@ func (e *env) sync(ctx context.Context, v k8sdist.Version, replicas int) (*Sync,
 			return nil, err
 		}
 		secs, rates = append(secs, took), append(rates, float64(replicas)/took)
-		writes = append(writes, (after-before)/float64(replicas))
-		e.logf("sync: %d pods running in %.2fs (%.0f pods/s), %.2f host writes per pod", replicas, took, float64(replicas)/took, writes[len(writes)-1])
+		writes = append(writes, (sum(after)-sum(before))/float64(replicas))
+		e.logf("sync: %d pods running in %.2fs (%.0f pods/s), %.2f host writes per pod (%s)", replicas, took, float64(replicas)/took, writes[len(writes)-1], writesByKind(before, after))
 		if err := teardown(vc, e.dir(vc.Name())); err != nil {
 			return nil, err
 		}
@@ -135,9 +136,9 @@ func deployment(replicas int32) *appsv1.Deployment {
 	}
 }
 
-// hostWrites sums the host apiserver's write requests so far.
-func hostWrites(ctx context.Context, host kubernetes.Interface) (float64, error) {
-	return hostRequestTotal(ctx, host, func(labels string) bool {
+// hostWrites reads the host apiserver's write requests so far, by series.
+func hostWrites(ctx context.Context, host kubernetes.Interface) (map[string]float64, error) {
+	return hostSeries(ctx, host, func(labels string) bool {
 		for _, verb := range []string{`verb="POST"`, `verb="PUT"`, `verb="PATCH"`, `verb="DELETE"`, `verb="APPLY"`} {
 			if strings.Contains(labels, verb) {
 				return true
@@ -147,14 +148,14 @@ func hostWrites(ctx context.Context, host kubernetes.Interface) (float64, error)
 	})
 }
 
-// hostRequestTotal sums the host apiserver's apiserver_request_total series
-// whose labels match.
-func hostRequestTotal(ctx context.Context, host kubernetes.Interface, match func(labels string) bool) (float64, error) {
+// hostSeries reads the host apiserver's apiserver_request_total series
+// whose labels match, by their labels.
+func hostSeries(ctx context.Context, host kubernetes.Interface, match func(labels string) bool) (map[string]float64, error) {
 	raw, err := host.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("reading the host's metrics: %w", err)
+		return nil, fmt.Errorf("reading the host's metrics: %w", err)
 	}
-	total := 0.0
+	series := map[string]float64{}
 	scanner := bufio.NewScanner(strings.NewReader(string(raw)))
 	scanner.Buffer(make([]byte, 1024*1024), 16*1024*1024)
 	for scanner.Scan() {
@@ -162,11 +163,53 @@ func hostRequestTotal(ctx context.Context, host kubernetes.Interface, match func
 		if !strings.HasPrefix(line, "apiserver_request_total{") || !match(line) {
 			continue
 		}
-		if n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			total += n
+		cut := strings.LastIndexByte(line, ' ')
+		if n, err := strconv.ParseFloat(line[cut+1:], 64); err == nil {
+			series[line[:cut]] += n
 		}
 	}
-	return total, nil
+	return series, nil
+}
+
+func sum(series map[string]float64) float64 {
+	total := 0.0
+	for _, n := range series {
+		total += n
+	}
+	return total
+}
+
+// writesByKind says which writes a rollout cost, as "verb resource/subresource
+// count", the most first: what to look at when the figure moves.
+func writesByKind(before, after map[string]float64) string {
+	counts := map[string]float64{}
+	for labels, n := range after {
+		if d := n - before[labels]; d > 0 {
+			counts[label(labels, "verb")+" "+strings.TrimSuffix(label(labels, "resource")+"/"+label(labels, "subresource"), "/")] += d
+		}
+	}
+	kinds := make([]string, 0, len(counts))
+	for k := range counts {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		return counts[kinds[i]] > counts[kinds[j]] || counts[kinds[i]] == counts[kinds[j]] && kinds[i] < kinds[j]
+	})
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %.0f", k, counts[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// label is the value of name in a Prometheus series' labels.
+func label(series, name string) string {
+	_, rest, ok := strings.Cut(series, name+`="`)
+	if !ok {
+		return ""
+	}
+	value, _, _ := strings.Cut(rest, `"`)
+	return value
 }
 
 // rerun measures a cold first cluster through the framework, host included,
