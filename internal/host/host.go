@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -135,8 +137,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (_ *Embedded, err er
 	if h.kubelet, err = startSimulatedKubelet(ctx, cfg.Dir, cp.PKI(), client, nodes); err != nil {
 		return nil, err
 	}
+	info := nodeInfo(cfg.Version)
 	for i := 0; i < cfg.Nodes; i++ {
-		if _, err := client.CoreV1().Nodes().Create(ctx, simulatedNode(fmt.Sprintf("vmatrix-node-%d", i), capacity, h.kubelet.port), metav1.CreateOptions{}); err != nil {
+		if _, err := client.CoreV1().Nodes().Create(ctx, simulatedNode(fmt.Sprintf("vmatrix-node-%d", i), capacity, h.kubelet.port, info), metav1.CreateOptions{}); err != nil {
 			return nil, fmt.Errorf("creating simulated node: %w", err)
 		}
 	}
@@ -162,13 +165,13 @@ var kwokConfiguration string
 
 // simulatedNode is a node for KWOK to keep Ready, whose kubelet API is
 // vmatrix's simulated kubelet on this machine.
-func simulatedNode(name string, capacity corev1.ResourceList, kubeletPort int) *corev1.Node {
+func simulatedNode(name string, capacity corev1.ResourceList, kubeletPort int, info corev1.NodeSystemInfo) *corev1.Node {
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
 			Annotations: map[string]string{NodeAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
 			Labels: map[string]string{
-				"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+				"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH,
 				"type": "kwok", "node-role.kubernetes.io/agent": "",
 			},
 		},
@@ -176,7 +179,33 @@ func simulatedNode(name string, capacity corev1.ResourceList, kubeletPort int) *
 			Capacity: capacity, Allocatable: capacity,
 			Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: name}},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kubeletPort)}},
+			NodeInfo:        info,
 		},
+	}
+}
+
+// nodeInfo is what a kubelet of the host's version on this machine reports:
+// KWOK's own ("kwok-v0.7.0" for every version) is no version a client can
+// parse, and the machine's kernel and OS are where a pod's processes run.
+func nodeInfo(version k8sdist.Version) corev1.NodeSystemInfo {
+	read := func(path string) string {
+		b, _ := os.ReadFile(path)
+		return strings.TrimSpace(string(b))
+	}
+	osImage := "Linux"
+	for _, line := range strings.Split(read("/etc/os-release"), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			osImage = strings.Trim(v, `"'`)
+		}
+	}
+	return corev1.NodeSystemInfo{
+		KubeletVersion:          version.String(),
+		KubeProxyVersion:        version.String(),
+		ContainerRuntimeVersion: "vmatrix://" + version.String(),
+		KernelVersion:           read("/proc/sys/kernel/osrelease"),
+		OSImage:                 osImage,
+		OperatingSystem:         "linux",
+		Architecture:            runtime.GOARCH,
 	}
 }
 
