@@ -15,12 +15,13 @@ import (
 // A host object without them is not the syncer's, and it never changes or
 // deletes it.
 const (
-	LabelManagedBy   = "vmatrix.io/managed-by" // value: the virtual cluster's name
-	LabelNamespace   = "vmatrix.io/namespace"  // value: the virtual namespace
-	AnnotationName   = "vmatrix.io/object-name"
-	AnnotationNS     = "vmatrix.io/object-namespace"
-	AnnotationUID    = "vmatrix.io/object-uid"
-	AnnotationKind   = "vmatrix.io/object-kind"
+	Prefix           = "vmatrix.io/"         // of every label and annotation the syncer writes
+	LabelManagedBy   = Prefix + "managed-by" // value: the virtual cluster's name
+	LabelNamespace   = Prefix + "namespace"  // value: the virtual namespace
+	AnnotationName   = Prefix + "object-name"
+	AnnotationNS     = Prefix + "object-namespace"
+	AnnotationUID    = Prefix + "object-uid"
+	AnnotationKind   = Prefix + "object-kind"
 	maxHostNameLen   = 63
 	hashedPrefixLen  = 52
 	hashedSuffixHexs = 10

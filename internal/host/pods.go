@@ -230,8 +230,8 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 // planRun is what a container's next run does: what its command says when
 // the simulation can read it, else what its kind of pod and container
 // suggest; the failure-on-demand annotations override both.
-func planRun(p *corev1.Pod, c *simContainer, env map[string]string) run {
-	argv := expandCommand(append(append([]string{}, c.spec.Command...), c.spec.Args...), env)
+func planRun(p *corev1.Pod, c *simContainer, box sandbox) run {
+	argv := expandCommand(append(append([]string{}, c.spec.Command...), c.spec.Args...), box.env)
 	if len(c.spec.Command) == 0 && !argsAreCommand(c.spec.Args) {
 		argv = nil // the image's entrypoint: unknown
 	}
@@ -239,7 +239,7 @@ func planRun(p *corev1.Pod, c *simContainer, env map[string]string) run {
 	if _, old := p.Labels["job-name"]; old {
 		job = true
 	}
-	plan, err := readCommand(argv, env)
+	plan, err := readCommand(argv, box)
 	switch {
 	case err == nil:
 	case (job || c.init) && !c.sidecar && !(len(argv) == 0 && isPause(c.spec.Image)):
@@ -495,7 +495,8 @@ func (k *simulatedKubelet) prepare(p *corev1.Pod, c *simContainer, now time.Time
 	if now.Before(c.config.retryAt) {
 		return false
 	}
-	env, err := containerEnv(p, &c.spec, k.objectData(p.Namespace))
+	data := k.objectData(p.Namespace)
+	env, err := containerEnv(p, &c.spec, data)
 	if err != nil {
 		if c.config.missing(err.Error(), now) {
 			k.recorder.Eventf(p, corev1.EventTypeWarning, "Failed", "Error: %v", err)
@@ -503,7 +504,8 @@ func (k *simulatedKubelet) prepare(p *corev1.Pod, c *simContainer, now time.Time
 		return false
 	}
 	c.config = waitingOn{}
-	c.next = planRun(p, c, env)
+	files, mounts := containerFiles(p, &c.spec, data)
+	c.next = planRun(p, c, sandbox{env: env, files: files, mounts: mounts, dir: c.spec.WorkingDir, start: now})
 	return true
 }
 

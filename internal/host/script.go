@@ -1,15 +1,20 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,13 +75,26 @@ const longest = 24 * time.Hour
 // errUnreadable is a container command the simulation cannot follow.
 var errUnreadable = errors.New("a command the simulation cannot follow")
 
+// sandbox is what a container's command finds around it: its environment,
+// the files of its volumes that the simulation knows (containerFiles), its
+// working folder and the time it starts at.
+type sandbox struct {
+	env    map[string]string
+	files  map[string]string
+	mounts []mount
+	dir    string
+	start  time.Time
+}
+
 // readCommand works out what a container's command does, for the forms tests
 // use: sleep N (and sleep infinity), true, false, and sh -c (or bash -c)
 // scripts of those with exit, echo, tests and arithmetic on the
-// environment. The script runs in a shell interpreter in this process on a
-// clock of its own: sleep advances the clock, and any other program makes
-// the command unreadable. env is the container's environment.
-func readCommand(argv []string, env map[string]string) (run, error) {
+// environment, cat of the files of its volumes and of files it writes
+// itself, date, hostname and printenv. The script runs in a shell
+// interpreter in this process on a clock of its own: sleep advances the
+// clock, and any other program, or a file the simulation cannot know, makes
+// the command unreadable.
+func readCommand(argv []string, box sandbox) (run, error) {
 	if len(argv) == 0 {
 		return run{}, errUnreadable
 	}
@@ -93,10 +111,10 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 	if err != nil {
 		return run{}, errUnreadable
 	}
-	var clock time.Duration
-	out := &timedOutput{clock: &clock}
+	sh := &simShell{box: box, written: map[string]*strings.Builder{}}
+	out := &timedOutput{clock: &sh.clock}
 	pairs := []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	for k, v := range env {
+	for k, v := range box.env {
 		pairs = append(pairs, k+"="+v)
 	}
 	// A busy loop without sleep never advances the clock: real time bounds it.
@@ -104,45 +122,15 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 	defer cancel()
 	runner, err := interp.New(
 		interp.Env(expand.ListEnviron(pairs...)),
-		interp.StdIO(strings.NewReader(""), out, io.Discard),
-		interp.ExecHandlers(func(next interp.ExecHandlerFunc) interp.ExecHandlerFunc {
-			return func(ctx context.Context, args []string) error {
-				if path.Base(args[0]) == "expr" {
-					out, err := expr(args[1:])
-					if err != nil {
-						return errUnreadable
-					}
-					fmt.Fprintln(interp.HandlerCtx(ctx).Stdout, out)
-					if out == "0" || out == "" {
-						return interp.ExitStatus(1) // expr's way of saying null or zero
-					}
-					return nil
-				}
-				if path.Base(args[0]) != "sleep" {
-					return errUnreadable
-				}
-				d, err := sleepDuration(args[1:])
-				if err != nil {
-					return errUnreadable
-				}
-				if clock += d; clock > longest {
-					return errForever
-				}
-				return nil
-			}
-		}),
-		interp.OpenHandler(func(ctx context.Context, p string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
-			if p == "/dev/null" {
-				return nopFile{}, nil
-			}
-			return nil, errUnreadable
-		}),
+		interp.StdIO(strings.NewReader(""), out, out), // a container log holds both
+		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return sh.exec }),
+		interp.OpenHandler(sh.open),
 	)
 	if err != nil {
 		return run{}, err
 	}
 	err = runner.Run(ctx, file)
-	r := run{duration: clock, output: out.done()}
+	r := run{duration: sh.clock, output: out.done()}
 	var status interp.ExitStatus
 	switch {
 	case errors.Is(err, errForever) || ctx.Err() != nil:
@@ -154,6 +142,222 @@ func readCommand(argv []string, env map[string]string) (run, error) {
 	}
 	return r, nil
 }
+
+// simShell is one run of a script: its clock, the programs it may run and
+// the files it sees.
+type simShell struct {
+	box     sandbox
+	clock   time.Duration
+	mu      sync.Mutex // a pipeline's commands run at once
+	written map[string]*strings.Builder
+}
+
+// exec runs the programs a script may run, as busybox's would; any other is
+// errUnreadable.
+func (sh *simShell) exec(ctx context.Context, args []string) error {
+	hc := interp.HandlerCtx(ctx)
+	switch path.Base(args[0]) {
+	case "sleep":
+		d, err := sleepDuration(args[1:])
+		if err != nil {
+			return errUnreadable
+		}
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if sh.clock += d; sh.clock > longest {
+			return errForever
+		}
+		return nil
+	case "expr":
+		out, err := expr(args[1:])
+		if err != nil {
+			return errUnreadable
+		}
+		fmt.Fprintln(hc.Stdout, out)
+		if out == "0" || out == "" {
+			return interp.ExitStatus(1) // expr's way of saying null or zero
+		}
+		return nil
+	case "cat":
+		return sh.cat(hc, args[1:])
+	case "date":
+		if len(args) > 2 || len(args) == 2 && args[1] != "-u" {
+			return errUnreadable // a format or a date of its own
+		}
+		sh.mu.Lock()
+		now := sh.box.start.Add(sh.clock)
+		sh.mu.Unlock()
+		fmt.Fprintln(hc.Stdout, now.UTC().Format("Mon Jan _2 15:04:05 UTC 2006"))
+		return nil
+	case "hostname":
+		if len(args) > 1 {
+			return errUnreadable
+		}
+		fmt.Fprintln(hc.Stdout, sh.box.env["HOSTNAME"])
+		return nil
+	case "printenv", "env":
+		if args[0] == "env" && len(args) > 1 {
+			return errUnreadable // env VAR=value program
+		}
+		return printenv(hc, args[1:])
+	}
+	return errUnreadable
+}
+
+// exitStatus is a program's status as the interpreter takes it: nil for 0.
+func exitStatus(status int) error {
+	if status == 0 {
+		return nil
+	}
+	return interp.ExitStatus(status)
+}
+
+// printenv prints the exported variables (all, sorted, as NAME=value), or
+// the values of those named; status 1 if one of them is not set.
+func printenv(hc interp.HandlerContext, names []string) error {
+	if len(names) > 0 {
+		status := 0
+		for _, name := range names {
+			if vr := hc.Env.Get(name); vr.Exported && vr.IsSet() {
+				fmt.Fprintln(hc.Stdout, vr.String())
+			} else {
+				status = 1
+			}
+		}
+		return exitStatus(status)
+	}
+	var lines []string
+	hc.Env.Each(func(name string, vr expand.Variable) bool {
+		if vr.Exported && vr.IsSet() {
+			lines = append(lines, name+"="+vr.String())
+		}
+		return true
+	})
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Fprintln(hc.Stdout, l)
+	}
+	return nil
+}
+
+// cat prints files, or its input without any.
+func (sh *simShell) cat(hc interp.HandlerContext, names []string) error {
+	if len(names) == 0 {
+		names = []string{"-"}
+	}
+	status := 0
+	for _, name := range names {
+		if name == "-" {
+			if hc.Stdin != nil {
+				io.Copy(hc.Stdout, hc.Stdin)
+			}
+			continue
+		}
+		if strings.HasPrefix(name, "-") {
+			return errUnreadable // an option
+		}
+		text, err := sh.read(name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			fmt.Fprintf(hc.Stderr, "cat: can't open '%s': No such file or directory\n", name)
+			status = 1
+			continue
+		}
+		io.WriteString(hc.Stdout, text)
+	}
+	return exitStatus(status)
+}
+
+// abs is a file's path in the container, from its working folder.
+func (sh *simShell) abs(name string) string {
+	if path.IsAbs(name) {
+		return path.Clean(name)
+	}
+	return path.Join(cmp.Or(sh.box.dir, "/"), name)
+}
+
+// mountOf is the mount a path lies in, the deepest; nil for none.
+func (sh *simShell) mountOf(p string) *mount {
+	var found *mount
+	for i, m := range sh.box.mounts {
+		if (p == m.path || strings.HasPrefix(p, strings.TrimSuffix(m.path, "/")+"/")) && (found == nil || len(m.path) > len(found.path)) {
+			found = &sh.box.mounts[i]
+		}
+	}
+	return found
+}
+
+// read is a file's content: what the script wrote there, else its volume's.
+// A file the simulation cannot know (in the image) is errUnreadable; one
+// below a mount that is not there does not exist.
+func (sh *simShell) read(name string) (string, error) {
+	p := sh.abs(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if b, ok := sh.written[p]; ok {
+		return b.String(), nil
+	}
+	if text, ok := sh.box.files[p]; ok {
+		return text, nil
+	}
+	if sh.mountOf(p) != nil {
+		return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return "", errUnreadable
+}
+
+// open serves the script's redirections: reads as read does, writes into
+// memory for this run (a read-only volume refuses them), /dev/null as
+// itself.
+func (sh *simShell) open(ctx context.Context, name string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
+	if name == "/dev/null" {
+		return nopFile{}, nil
+	}
+	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		text, err := sh.read(name)
+		if err != nil {
+			return nil, err
+		}
+		return readOnlyFile{strings.NewReader(text)}, nil
+	}
+	p := sh.abs(name)
+	if m := sh.mountOf(p); m != nil && m.readOnly {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EROFS}
+	}
+	old, err := sh.read(name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errUnreadable) {
+		return nil, err
+	}
+	b := &strings.Builder{}
+	if flag&os.O_APPEND != 0 {
+		b.WriteString(old) // what the image holds there, if anything, is unknown: taken as empty
+	}
+	sh.mu.Lock()
+	sh.written[p] = b
+	sh.mu.Unlock()
+	return &memFile{sh: sh, b: b}, nil
+}
+
+// memFile is a file a script writes, in memory.
+type memFile struct {
+	sh *simShell
+	b  *strings.Builder
+}
+
+func (f *memFile) Read([]byte) (int, error) { return 0, io.EOF }
+func (f *memFile) Write(p []byte) (int, error) {
+	f.sh.mu.Lock()
+	defer f.sh.mu.Unlock()
+	return f.b.Write(p)
+}
+func (f *memFile) Close() error { return nil }
+
+type readOnlyFile struct{ *strings.Reader }
+
+func (readOnlyFile) Write([]byte) (int, error) { return 0, syscall.EBADF }
+func (readOnlyFile) Close() error              { return nil }
 
 var errForever = errors.New("runs forever")
 

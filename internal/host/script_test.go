@@ -30,7 +30,7 @@ func TestReadCommand(t *testing.T) {
 		{argv: []string{"false"}, want: run{exitCode: 1}},
 		{argv: []string{"sh", "-c", "sleep 2; exit $((JOB_COMPLETION_INDEX % 2))"}, env: map[string]string{"JOB_COMPLETION_INDEX": "3"}, want: run{duration: 2 * time.Second, exitCode: 1}},
 		{argv: []string{"sh", "-c", "sleep 2; exit $((JOB_COMPLETION_INDEX % 2))"}, env: map[string]string{"JOB_COMPLETION_INDEX": "2"}, want: run{duration: 2 * time.Second}},
-		{argv: []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"}, want: run{exitCode: 3, output: []outputLine{{0, "hello"}}}},
+		{argv: []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"}, want: run{exitCode: 3, output: []outputLine{{0, "hello"}, {0, "oops"}}}},
 		{argv: []string{"sh", "-c", `if [ "$MODE" = fail ]; then exit 7; fi; sleep 1`}, env: map[string]string{"MODE": "fail"}, want: run{exitCode: 7}},
 		{argv: []string{"sh", "-c", `if [ "$MODE" = fail ]; then exit 7; fi; sleep 1`}, want: run{duration: time.Second}},
 		{argv: []string{"/bin/sh", "-c", "sleep 0.5 && echo done > /dev/null && echo out"}, want: run{duration: 500 * time.Millisecond, output: []outputLine{{500 * time.Millisecond, "out"}}}},
@@ -45,16 +45,107 @@ func TestReadCommand(t *testing.T) {
 		{argv: []string{"nginx", "-g", "daemon off;"}, err: errUnreadable},
 		{argv: []string{"sh", "-c", "curl http://example"}, err: errUnreadable},
 		{argv: []string{"sh", "/entrypoint.sh"}, err: errUnreadable},
-		{argv: []string{"sh", "-c", "echo x > /tmp/file"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "cat /etc/os-release"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "date +%s"}, err: errUnreadable},
+		{argv: []string{"env", "A=b", "sleep", "1"}, err: errUnreadable},
+		// What a script writes it can read back, in the same run.
+		{argv: []string{"sh", "-c", "echo x > /tmp/file; echo y >> /tmp/file; cat /tmp/file"}, want: run{output: []outputLine{{0, "x"}, {0, "y"}}}},
+		{argv: []string{"sh", "-c", "echo a | cat; hostname; printenv MODE; printenv NONE"}, env: map[string]string{"HOSTNAME": "web-0", "MODE": "on"}, want: run{exitCode: 1, output: []outputLine{{0, "a"}, {0, "web-0"}, {0, "on"}}}},
+		{argv: []string{"printenv"}, env: map[string]string{"HOSTNAME": "p"}, want: run{output: []outputLine{{0, "HOME=/root"}, {0, "HOSTNAME=p"}, {0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}}},
 		{argv: nil, err: errUnreadable},
 	} {
-		got, err := readCommand(tc.argv, tc.env)
+		got, err := readCommand(tc.argv, sandbox{env: tc.env})
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%q: error %v, want %v", tc.argv, err, tc.err)
 			continue
 		}
 		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.argv, got, tc.want)
+		}
+	}
+}
+
+// TestUnitContainerFiles: a container's command reads the files of its
+// volumes as a kubelet lays them out, writes only where a kubelet lets it,
+// and tells the time from its start on its own clock.
+func TestUnitContainerFiles(t *testing.T) {
+	data := func(kind, name string) (map[string]string, bool) {
+		switch kind + "/" + name {
+		case "ConfigMap/cfg":
+			return map[string]string{"app.conf": "port=80", "mode": "fast"}, true
+		case "Secret/sec":
+			return map[string]string{"password": "s3cret"}, true
+		}
+		return nil, false
+	}
+	yes := true
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "shop", Labels: map[string]string{"app": "web", "tier": "front"}},
+		Spec: corev1.PodSpec{Volumes: []corev1.Volume{
+			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+			{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec", Items: []corev1.KeyToPath{{Key: "password", Path: "db/pass"}}}}},
+			{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+				{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+				{Path: "name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}},
+			}}}},
+			{Name: "gone", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "none"}, Optional: &yes}}},
+			{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}},
+		}},
+	}
+	c := &corev1.Container{VolumeMounts: []corev1.VolumeMount{
+		{Name: "config", MountPath: "/etc/app"},
+		{Name: "config", MountPath: "/etc/mode.txt", SubPath: "mode"},
+		{Name: "secret", MountPath: "/secrets/"},
+		{Name: "info", MountPath: "/etc/podinfo"},
+		{Name: "gone", MountPath: "/opt/extra"},
+		{Name: "scratch", MountPath: "/work"},
+		{Name: "host", MountPath: "/logs"},
+	}}
+	files, mounts := containerFiles(p, c, data)
+	wantFiles := map[string]string{
+		"/etc/app/app.conf": "port=80", "/etc/app/mode": "fast", "/etc/mode.txt": "fast", "/secrets/db/pass": "s3cret",
+		"/etc/podinfo/labels": "app=\"web\"\ntier=\"front\"", "/etc/podinfo/name": "web-0",
+	}
+	if !maps.Equal(files, wantFiles) {
+		t.Errorf("files:\n%v\nwant\n%v", files, wantFiles)
+	}
+	if len(mounts) != 6 {
+		t.Errorf("mounts %v: want all but the hostPath", mounts)
+	}
+	// A synced pod's labels are its user's, not the syncer's too.
+	synced := p.DeepCopy()
+	synced.Labels[syncer.LabelManagedBy] = "vc"
+	synced.Annotations = map[string]string{syncer.AnnotationNS: "shop"}
+	if files, _ := containerFiles(synced, c, data); files["/etc/podinfo/labels"] != wantFiles["/etc/podinfo/labels"] {
+		t.Errorf("a synced pod's labels file: %q", files["/etc/podinfo/labels"])
+	}
+	start := time.Date(2026, 11, 28, 4, 42, 0, 0, time.UTC)
+	box := sandbox{env: map[string]string{"HOSTNAME": "web-0"}, files: files, mounts: mounts, dir: "/etc/app", start: start}
+	for _, tc := range []struct {
+		script string
+		want   run
+		err    error
+	}{
+		{script: "cat /etc/app/app.conf /etc/mode.txt; echo; cat app.conf", want: run{output: []outputLine{{0, "port=80fast"}, {0, "port=80"}}}},
+		{script: "cat /secrets/db/pass /etc/podinfo/labels", want: run{output: []outputLine{{0, "s3cretapp=\"web\""}, {0, "tier=\"front\""}}}},
+		// A file missing below a mount is missing; one in the image is unknown.
+		{script: "cat /etc/app/missing 2>/dev/null || echo no", want: run{output: []outputLine{{0, "no"}}}},
+		{script: "cat /opt/extra/key", want: run{exitCode: 1, output: []outputLine{{0, "cat: can't open '/opt/extra/key': No such file or directory"}}}},
+		{script: "cat /logs/syslog", err: errUnreadable},
+		{script: "cat /etc/hostname", err: errUnreadable},
+		{script: "echo x > /work/out; cat /work/out", want: run{output: []outputLine{{0, "x"}}}},
+		{script: "echo x > /etc/app/mode || echo read-only", want: run{output: []outputLine{{0, "open /etc/app/mode: read-only file system"}, {0, "read-only"}}}},
+		{script: "read v < /etc/podinfo/name; echo $v", want: run{output: []outputLine{{0, "web-0"}}}},
+		{script: "date; sleep 90; date -u", want: run{duration: 90 * time.Second, output: []outputLine{{0, "Sat Nov 28 04:42:00 UTC 2026"}, {90 * time.Second, "Sat Nov 28 04:43:30 UTC 2026"}}}},
+	} {
+		got, err := readCommand([]string{"sh", "-c", tc.script}, box)
+		if !errors.Is(err, tc.err) {
+			t.Errorf("%q: error %v, want %v", tc.script, err, tc.err)
+			continue
+		}
+		if err == nil && (got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
+			t.Errorf("%q: %+v, want %+v", tc.script, got, tc.want)
 		}
 	}
 }
@@ -116,7 +207,7 @@ func TestUnitContainerEnv(t *testing.T) {
 	if got := expandCommand(c.Command, env); !slices.Equal(got, []string{"sh", "-c", "echo hi $(UNKNOWN)"}) {
 		t.Errorf("command %q expanded to %q", c.Command, got)
 	}
-	plan, err := readCommand(expandCommand([]string{"sh", "-c", "echo $(GREETING)"}, env), env)
+	plan, err := readCommand(expandCommand([]string{"sh", "-c", "echo $(GREETING)"}, env), sandbox{env: env})
 	if err != nil || !slices.Equal(plan.output, []outputLine{{0, "hi"}}) {
 		t.Errorf("the expanded command runs as %+v, %v; want it to print hi", plan, err)
 	}

@@ -1,0 +1,148 @@
+package host
+
+import (
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/vmatrix/vmatrix/syncer"
+)
+
+// mount is a folder (or, with a subPath, one file) of a container's volumes
+// whose content the simulation knows: every file below it is in files.
+type mount struct {
+	path     string
+	readOnly bool
+}
+
+// containerFiles is what a container's command can read of its volumes: the
+// files of its ConfigMap, Secret, downward API and projected mounts, laid
+// out as a kubelet lays them out (a file per key, or per item at its path;
+// a subPath mounts one of them), and the mounts below which the simulation
+// knows every file (those and, empty, emptyDir and claim mounts). Objects
+// that are missing are left out: the pod does not start without them
+// unless they are optional (volumesMissing).
+func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData) (map[string]string, []mount) {
+	files := map[string]string{}
+	var mounts []mount
+	for _, vm := range c.VolumeMounts {
+		i := slices.IndexFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == vm.Name })
+		if i < 0 {
+			continue
+		}
+		content, readOnly, known := volumeFiles(p, &p.Spec.Volumes[i], data)
+		if !known {
+			continue
+		}
+		mounts = append(mounts, mount{path: path.Clean(vm.MountPath), readOnly: readOnly || vm.ReadOnly})
+		for name, text := range content {
+			switch {
+			case vm.SubPath == "":
+				files[path.Join(vm.MountPath, name)] = text
+			case name == vm.SubPath:
+				files[path.Clean(vm.MountPath)] = text
+			case strings.HasPrefix(name, vm.SubPath+"/"):
+				files[path.Join(vm.MountPath, strings.TrimPrefix(name, vm.SubPath+"/"))] = text
+			}
+		}
+	}
+	return files, mounts
+}
+
+// volumeFiles is a volume's files by their path in it, whether a kubelet
+// mounts it read-only, and whether the simulation knows its content (an
+// emptyDir or a claim starts empty here; a hostPath or an image's own
+// folder it cannot know).
+func volumeFiles(p *corev1.Pod, v *corev1.Volume, data objectData) (map[string]string, bool, bool) {
+	var sources []corev1.VolumeProjection
+	switch {
+	case v.ConfigMap != nil:
+		sources = []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: v.ConfigMap.LocalObjectReference, Items: v.ConfigMap.Items}}}
+	case v.Secret != nil:
+		sources = []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}, Items: v.Secret.Items}}}
+	case v.DownwardAPI != nil:
+		sources = []corev1.VolumeProjection{{DownwardAPI: &corev1.DownwardAPIProjection{Items: v.DownwardAPI.Items}}}
+	case v.Projected != nil:
+		sources = v.Projected.Sources
+	case v.EmptyDir != nil, v.PersistentVolumeClaim != nil, v.Ephemeral != nil:
+		return map[string]string{}, false, true
+	default:
+		return nil, false, false
+	}
+	files := map[string]string{}
+	for _, src := range sources {
+		switch {
+		case src.ConfigMap != nil:
+			keyFiles(files, data, kindConfigMap, src.ConfigMap.Name, src.ConfigMap.Items)
+		case src.Secret != nil:
+			keyFiles(files, data, kindSecret, src.Secret.Name, src.Secret.Items)
+		case src.DownwardAPI != nil:
+			fieldFiles(files, p, src.DownwardAPI.Items)
+		}
+	}
+	return files, true, true
+}
+
+// keyFiles adds the keys of a ConfigMap or Secret as files: each key, or
+// each item's key at the item's path.
+func keyFiles(files map[string]string, data objectData, kind, name string, items []corev1.KeyToPath) {
+	values, _ := data(kind, name)
+	if len(items) == 0 {
+		for k, v := range values {
+			files[k] = v
+		}
+		return
+	}
+	for _, item := range items {
+		if v, ok := values[item.Key]; ok {
+			files[item.Path] = v
+		}
+	}
+}
+
+// fieldFiles adds the downward API's files of a pod's fields; a resource
+// field (limits, requests) is left out. A synced pod's labels and
+// annotations are its user's, without those its syncer adds on the host.
+func fieldFiles(files map[string]string, p *corev1.Pod, items []corev1.DownwardAPIVolumeFile) {
+	users := func(m map[string]string) map[string]string {
+		if _, synced := p.Annotations[syncer.AnnotationNS]; !synced {
+			return m
+		}
+		return maps.Collect(func(yield func(string, string) bool) {
+			for k, v := range m {
+				if !strings.HasPrefix(k, syncer.Prefix) && !yield(k, v) {
+					return
+				}
+			}
+		})
+	}
+	for _, item := range items {
+		if item.FieldRef == nil {
+			continue
+		}
+		switch item.FieldRef.FieldPath {
+		case "metadata.labels":
+			files[item.Path] = formatMap(users(p.Labels))
+		case "metadata.annotations":
+			files[item.Path] = formatMap(users(p.Annotations))
+		default:
+			if v, ok := podField(p, item.FieldRef.FieldPath); ok {
+				files[item.Path] = v
+			}
+		}
+	}
+}
+
+// formatMap is the downward API's form of labels or annotations: key="value"
+// lines, sorted by key.
+func formatMap(m map[string]string) string {
+	lines := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		lines = append(lines, fmt.Sprintf("%s=%q", k, m[k]))
+	}
+	return strings.Join(lines, "\n")
+}
