@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/vmatrix/vmatrix/fixtures"
 )
@@ -127,6 +128,23 @@ func TestUpgradeInPlace(t *testing.T) {
 		}
 		if now := hostPodUIDs(); !maps.Equal(now, hostPods) {
 			t.Errorf("host pods after the upgrade to %s: %v, before: %v", to, now, hostPods)
+		}
+		// The simulated nodes' kubelets show the new version, as a kind
+		// cluster's nodes do once upgraded.
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			nodes, err := vc.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil || len(nodes.Items) == 0 {
+				return false, nil
+			}
+			for _, n := range nodes.Items {
+				if n.Status.NodeInfo.KubeletVersion != info.GitVersion {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Errorf("after the upgrade to %s the nodes' kubelets do not show %s", to, info.GitVersion)
 		}
 	}
 	stopWatching()

@@ -64,6 +64,40 @@ func (s *Syncer) requeueUnscheduledPods() {
 	}
 }
 
+// SimulatedNodeAnnotation, with the value "fake", marks a host node that
+// KWOK simulates, such as the embedded host's.
+const SimulatedNodeAnnotation = "kwok.x-k8s.io/node"
+
+// virtualVersion is the virtual apiserver's version, e.g. "v1.36.3"; "" if
+// it cannot be read (asked at the first node sync and after an upgrade).
+func (s *Syncer) virtualVersion() string {
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	if s.version == "" {
+		if v, err := s.virtual.Discovery().ServerVersion(); err == nil {
+			s.version = v.GitVersion
+		} else {
+			s.log.Warn("reading the virtual apiserver's version", "err", err)
+		}
+	}
+	return s.version
+}
+
+// Upgraded tells the syncer that the virtual apiserver runs another version
+// now, which the virtual Nodes of simulated host nodes show.
+func (s *Syncer) Upgraded() {
+	s.versionMu.Lock()
+	s.version = ""
+	s.versionMu.Unlock()
+	if s.nodes == nil {
+		return // not started
+	}
+	nodes, _ := s.hNod.Core().V1().Nodes().Lister().List(labels.Everything())
+	for _, n := range nodes {
+		s.nodes.byKey(n)
+	}
+}
+
 // syncNode makes virtual Node name mirror the host node of that name while it
 // is wanted: always for a Ready, schedulable host node with MirrorAllNodes,
 // else while a synced pod is on it (a virtual pod bound to a missing Node
@@ -92,7 +126,7 @@ func (s *Syncer) syncNode(ctx context.Context, name string) error {
 		}
 		return ignoreGone(err)
 	}
-	desired := virtualNode(h, s.opts.Name)
+	desired := virtualNode(h, s.opts.Name, s.virtualVersion())
 	if s.kubelet != nil {
 		// The virtual apiserver reaches the node's kubelet API at the syncer.
 		addr, port := s.kubelet.endpoint()
@@ -222,7 +256,7 @@ func joinSorted(keys []string) string { return strings.Join(slices.Sorted(slices
 
 // virtualNode is the virtual copy of a host node: its labels, schedulable
 // taints, capacity, addresses and conditions.
-func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
+func virtualNode(h *corev1.Node, vcluster, version string) *corev1.Node {
 	labels := map[string]string{}
 	for k, v := range h.Labels {
 		labels[k] = v
@@ -233,6 +267,11 @@ func virtualNode(h *corev1.Node, vcluster string) *corev1.Node {
 		Capacity: h.Status.Capacity, Allocatable: h.Status.Allocatable,
 		Addresses: h.Status.Addresses, NodeInfo: h.Status.NodeInfo, DaemonEndpoints: h.Status.DaemonEndpoints,
 		Phase: h.Status.Phase,
+	}
+	if h.Annotations[SimulatedNodeAnnotation] == "fake" && version != "" {
+		// A simulated kubelet is of no version of its own: it shows the
+		// virtual cluster's, as a node of a kind cluster of that version.
+		st.NodeInfo.KubeletVersion, st.NodeInfo.KubeProxyVersion = version, version
 	}
 	for _, c := range h.Status.Conditions {
 		st.Conditions = append(st.Conditions, *c.DeepCopy())

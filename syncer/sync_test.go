@@ -96,16 +96,25 @@ func (e *virtualEnv) testNodes(t *testing.T) {
 	})
 	out := e.kubectl(t, "", "get", "nodes")
 	t.Logf("kubectl get nodes:\n%s", out)
-	// A node's kubelet is of the host's version, as a client that checks
-	// version skew reads it, not KWOK's "kwok-v0.7.0".
+	// A simulated node's kubelet is of the virtual cluster's version, as a
+	// kind cluster's nodes are, not KWOK's "kwok-v0.7.0"; on the host, of
+	// the host's.
+	version, err := e.v.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
 	hostVersion, err := hostClient.Discovery().ServerVersion()
 	if err != nil {
 		t.Fatal(err)
 	}
+	hostOut := kubectl(t, testHost.KubeconfigPath(), "", "get", "nodes")
 	for i := 0; i < 3; i++ {
 		line := lineWith(out, fmt.Sprintf("vmatrix-node-%d ", i))
-		if !strings.Contains(line, " Ready ") || !strings.HasSuffix(line, " "+hostVersion.GitVersion) {
-			t.Errorf("vmatrix-node-%d not listed Ready with kubelet %s: %q", i, hostVersion.GitVersion, line)
+		if !strings.Contains(line, " Ready ") || !strings.HasSuffix(line, " "+version.GitVersion) {
+			t.Errorf("vmatrix-node-%d not listed Ready with kubelet %s: %q", i, version.GitVersion, line)
+		}
+		if line := lineWith(hostOut, fmt.Sprintf("vmatrix-node-%d ", i)); !strings.HasSuffix(line, " "+hostVersion.GitVersion) {
+			t.Errorf("host node vmatrix-node-%d not listed with kubelet %s: %q", i, hostVersion.GitVersion, line)
 		}
 	}
 }

@@ -82,6 +82,8 @@ type Syncer struct {
 	log           *slog.Logger
 	virtual, host kubernetes.Interface
 	caData        []byte // the virtual cluster's CA, for service account volumes
+	versionMu     sync.Mutex
+	version       string // the virtual apiserver's (virtualVersion)
 
 	vInf informers.SharedInformerFactory // virtual cluster, everything
 	hInf informers.SharedInformerFactory // host namespace, this syncer's objects

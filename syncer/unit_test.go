@@ -480,7 +480,7 @@ func TestUnitTranslateNetworkPolicy(t *testing.T) {
 
 func TestUnitNodeLabels(t *testing.T) {
 	h := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"zone": "a", "disk": "ssd"}}}
-	v := virtualNode(h, "vc")
+	v := virtualNode(h, "vc", "v1.35.4")
 	if v.Annotations[annotationHostLabels] != "disk,zone" {
 		t.Errorf("host label keys %q", v.Annotations[annotationHostLabels])
 	}
@@ -495,12 +495,29 @@ func TestUnitNodeLabels(t *testing.T) {
 	}
 }
 
+// TestUnitNodeVersion: a node KWOK simulates shows a kubelet of the virtual
+// cluster's version; a real node its own.
+func TestUnitNodeVersion(t *testing.T) {
+	real := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"}}}
+	simulated := real.DeepCopy()
+	simulated.Annotations = map[string]string{SimulatedNodeAnnotation: "fake"}
+	if got := virtualNode(real, "vc", "v1.35.4").Status.NodeInfo.KubeletVersion; got != "v1.37.2" {
+		t.Errorf("a real node's kubelet shows as %s", got)
+	}
+	if got := virtualNode(simulated, "vc", "v1.35.4").Status.NodeInfo; got.KubeletVersion != "v1.35.4" || got.KubeProxyVersion != "v1.35.4" {
+		t.Errorf("a simulated node's versions show as %s, %s", got.KubeletVersion, got.KubeProxyVersion)
+	}
+	if got := virtualNode(simulated, "vc", "").Status.NodeInfo.KubeletVersion; got != "v1.37.2" {
+		t.Errorf("with the virtual version unknown, a simulated node's kubelet shows as %s", got)
+	}
+}
+
 func TestUnitNodeTaints(t *testing.T) {
 	h := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{
 		{Key: "gpu", Effect: corev1.TaintEffectNoSchedule}, {Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute},
 		{Key: "old", Effect: corev1.TaintEffectNoSchedule},
 	}}}
-	v := virtualNode(h, "vc")
+	v := virtualNode(h, "vc", "v1.35.4")
 	if len(v.Spec.Taints) != 2 || v.Annotations[annotationHostTaints] != "gpu:NoSchedule,old:NoSchedule" {
 		t.Fatalf("taints %v, annotation %q: want the host's but for not-ready", v.Spec.Taints, v.Annotations[annotationHostTaints])
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
 	"github.com/vmatrix/vmatrix/internal/kubeconfig"
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/syncer"
 )
 
 // Host is a cluster that virtual clusters sync their workloads into.
@@ -43,7 +44,7 @@ type Host interface {
 
 // NodeAnnotation marks the simulated nodes of an embedded host; the KWOK
 // controller manages exactly these.
-const NodeAnnotation = "kwok.x-k8s.io/node"
+const NodeAnnotation = syncer.SimulatedNodeAnnotation
 
 // EmbeddedConfig describes an embedded host.
 type EmbeddedConfig struct {

@@ -146,7 +146,11 @@ func (v *Cluster) Changed() <-chan struct{}    { return v.cp.Changed() }
 // and PKI (controlplane.ControlPlane.Upgrade). The syncer keeps running, so
 // the workloads on the host are not made again.
 func (v *Cluster) Upgrade(ctx context.Context, version k8sdist.Version, bins k8sdist.Binaries) error {
-	return v.cp.Upgrade(ctx, version, bins)
+	if err := v.cp.Upgrade(ctx, version, bins); err != nil {
+		return err
+	}
+	v.syncer.Upgraded()
+	return nil
 }
 
 // HostNamespace is the host namespace that holds the cluster's workloads.
