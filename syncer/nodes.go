@@ -139,16 +139,23 @@ func (s *Syncer) syncNode(ctx context.Context, name string) error {
 		}
 	}
 	desired.Labels, desired.Spec.Taints = nodeLabels(v, h, s.opts.Name), nodeTaints(v, h)
+	desired.Spec.Unschedulable, desired.Annotations[annotationHostCordon] = nodeUnschedulable(v, h)
+	notes := []string{annotationHostLabels, annotationHostTaints, annotationHostCordon}
 	if !equality.Semantic.DeepEqual(v.Spec.Taints, desired.Spec.Taints) || v.Spec.Unschedulable != desired.Spec.Unschedulable ||
 		!equality.Semantic.DeepEqual(v.Labels, desired.Labels) ||
-		v.Annotations[annotationHostLabels] != desired.Annotations[annotationHostLabels] || v.Annotations[annotationHostTaints] != desired.Annotations[annotationHostTaints] {
+		slices.ContainsFunc(notes, func(k string) bool { return v.Annotations[k] != desired.Annotations[k] }) {
 		cp := v.DeepCopy()
 		cp.Labels, cp.Spec.Taints, cp.Spec.Unschedulable = desired.Labels, desired.Spec.Taints, desired.Spec.Unschedulable
 		if cp.Annotations == nil {
 			cp.Annotations = map[string]string{}
 		}
-		cp.Annotations[annotationHostLabels] = desired.Annotations[annotationHostLabels]
-		cp.Annotations[annotationHostTaints] = desired.Annotations[annotationHostTaints]
+		for _, k := range notes {
+			if desired.Annotations[k] == "" {
+				delete(cp.Annotations, k)
+			} else {
+				cp.Annotations[k] = desired.Annotations[k]
+			}
+		}
 		if v, err = api.Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
@@ -190,7 +197,21 @@ func nodeReady(n *corev1.Node) bool {
 const (
 	annotationHostLabels = "vmatrix.io/host-labels"
 	annotationHostTaints = "vmatrix.io/host-taints"
+	annotationHostCordon = "vmatrix.io/host-cordon"
 )
+
+// nodeUnschedulable is whether virtual Node v is cordoned: while its host
+// node is, or while it was cordoned in the virtual cluster (kubectl cordon
+// or drain), which the syncer keeps, as a label set there. The annotation's
+// value ("true" or "") marks a cordon that is the host's alone, which ends
+// with the host's.
+func nodeUnschedulable(v, h *corev1.Node) (bool, string) {
+	virtual := v.Spec.Unschedulable && v.Annotations[annotationHostCordon] == ""
+	if h.Spec.Unschedulable && !virtual {
+		return true, "true"
+	}
+	return virtual || h.Spec.Unschedulable, ""
+}
 
 // nodeLabels are the labels virtual Node v is to have.
 func nodeLabels(v, h *corev1.Node, vcluster string) map[string]string {
@@ -276,12 +297,16 @@ func virtualNode(h *corev1.Node, vcluster, version string) *corev1.Node {
 	for _, c := range h.Status.Conditions {
 		st.Conditions = append(st.Conditions, *c.DeepCopy())
 	}
+	annotations := map[string]string{
+		annotationHostLabels: joinSorted(slices.Collect(maps.Keys(h.Labels))), annotationHostTaints: joinSorted(taintKeys(taints)),
+	}
+	if h.Spec.Unschedulable {
+		annotations[annotationHostCordon] = "true"
+	}
 	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels, Annotations: map[string]string{
-			annotationHostLabels: joinSorted(slices.Collect(maps.Keys(h.Labels))), annotationHostTaints: joinSorted(taintKeys(taints)),
-		}},
-		Spec:   corev1.NodeSpec{Taints: taints, Unschedulable: h.Spec.Unschedulable},
-		Status: st,
+		ObjectMeta: metav1.ObjectMeta{Name: h.Name, Labels: labels, Annotations: annotations},
+		Spec:       corev1.NodeSpec{Taints: taints, Unschedulable: h.Spec.Unschedulable},
+		Status:     st,
 	}
 }
 

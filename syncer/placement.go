@@ -57,9 +57,13 @@ func virtualChoice(p *corev1.Pod, nodes []*corev1.Node, hostNode func(string) *c
 		if n == nil {
 			return false
 		}
+		// The scheduler's NodeUnschedulable: a cordoned node takes only
+		// pods that tolerate this taint (a DaemonSet's do).
+		cordoned := n.Spec.Unschedulable && !corev1helpers.TolerationsTolerateTaint(klog.Background(), p.Spec.Tolerations,
+			&corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}, false)
 		match, _ := rules.Match(n)
 		_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, p.Spec.Tolerations, keepsPodsOff, false)
-		return match && !untolerated
+		return match && !untolerated && !cordoned
 	}
 	for _, n := range nodes {
 		if n.Labels[LabelManagedBy] != vcluster {

@@ -3,6 +3,7 @@ package syncer_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,48 @@ func (e *virtualEnv) waitOnNode(t *testing.T, selector, node string) {
 			}
 		}
 		return true, ""
+	})
+}
+
+// testDrain drains a virtual Node as `kubectl drain` does before a node's
+// maintenance: the node stays cordoned though the syncer updates it from the
+// host, the evicted pods come back on the other nodes, on both sides, and
+// `kubectl uncordon` ends it.
+func (e *virtualEnv) testDrain(t *testing.T) {
+	e.namespace(t, "drain")
+	t.Cleanup(func() {
+		e.kubectl(t, "", "uncordon", "vmatrix-node-0")
+		e.kubectl(t, "", "delete", "namespace", "drain", "--wait=false")
+	})
+	e.kubectl(t, "", "create", "deployment", "web", "-n", "drain", "--image=nginx:1.27", "--replicas=4")
+	e.kubectl(t, "", "rollout", "status", "-n", "drain", "deployment/web", "--timeout=60s")
+	e.kubectl(t, "", "drain", "vmatrix-node-0", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s")
+	eventually(t, 60*time.Second, "4 pods of web running, none on the drained node", func(ctx context.Context) (bool, string) {
+		pods, err := e.v.CoreV1().Pods("drain").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err.Error()
+		}
+		running := 0
+		for _, p := range pods.Items {
+			h, err := hostClient.CoreV1().Pods(e.ns).Get(ctx, p.Name+"-x-drain-x-"+e.name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			if p.Spec.NodeName == "vmatrix-node-0" || h.Spec.NodeName == "vmatrix-node-0" {
+				return false, p.Name + " is on vmatrix-node-0"
+			}
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running == 4 && len(pods.Items) == 4, fmt.Sprintf("%d pods, %d running", len(pods.Items), running)
+	})
+	if out := e.kubectl(t, "", "get", "node", "vmatrix-node-0"); !strings.Contains(out, "Ready,SchedulingDisabled") {
+		t.Errorf("the drained node is not listed as cordoned:\n%s", out)
+	}
+	e.kubectl(t, "", "uncordon", "vmatrix-node-0")
+	eventually(t, 30*time.Second, "vmatrix-node-0 schedulable again", func(ctx context.Context) (bool, string) {
+		n, err := e.v.CoreV1().Nodes().Get(ctx, "vmatrix-node-0", metav1.GetOptions{})
+		return err == nil && !n.Spec.Unschedulable, fmt.Sprint(err)
 	})
 }

@@ -32,6 +32,7 @@ func TestSync(t *testing.T) {
 			env := &virtualEnv{vc: vc, v: v, ns: vc.HostNamespace(), name: name}
 			t.Run("Nodes", env.testNodes)
 			t.Run("NodeLabels", env.testNodeLabels)
+			t.Run("Drain", env.testDrain)
 			t.Run("Deployment", env.testDeployment)
 			t.Run("Service", env.testService)
 			t.Run("ServiceIPTaken", env.testServiceIPTaken)

@@ -495,6 +495,45 @@ func TestUnitNodeLabels(t *testing.T) {
 	}
 }
 
+// TestUnitNodeCordon: a cordon made in the virtual cluster stays; the
+// host's comes and goes with the host's, and does not end the virtual one.
+func TestUnitNodeCordon(t *testing.T) {
+	h := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}}
+	v := virtualNode(h, "vc", "")
+	sync := func() bool {
+		var note string
+		v.Spec.Unschedulable, note = nodeUnschedulable(v, h)
+		if note == "" {
+			delete(v.Annotations, annotationHostCordon)
+		} else {
+			v.Annotations[annotationHostCordon] = note
+		}
+		return v.Spec.Unschedulable
+	}
+	if sync() {
+		t.Fatal("a new node is cordoned")
+	}
+	v.Spec.Unschedulable = true // kubectl cordon in the virtual cluster
+	if !sync() {
+		t.Error("the virtual cordon was undone")
+	}
+	v.Spec.Unschedulable = false // kubectl uncordon
+	h.Spec.Unschedulable = true  // and the host cordons its node
+	if !sync() {
+		t.Error("the host's cordon does not show")
+	}
+	h.Spec.Unschedulable = false
+	if sync() {
+		t.Error("the host's cordon did not end with the host's")
+	}
+	v.Spec.Unschedulable, h.Spec.Unschedulable = true, true
+	sync()
+	h.Spec.Unschedulable = false
+	if !sync() {
+		t.Error("the end of the host's cordon ended the virtual one")
+	}
+}
+
 // TestUnitNodeVersion: a node KWOK simulates shows a kubelet of the virtual
 // cluster's version; a real node its own.
 func TestUnitNodeVersion(t *testing.T) {
@@ -574,6 +613,18 @@ func TestUnitPlacement(t *testing.T) {
 		t.Errorf("a pod that tolerates the taint on n0: nodes %v, differ %v", names, differ)
 	}
 	virtual[0].Spec.Taints = nil
+	// A node cordoned in the virtual cluster (kubectl drain) takes only the
+	// pods that tolerate it, a DaemonSet's.
+	virtual[0].Spec.Unschedulable = true
+	if names, differ := virtualChoice(pod(nil), virtual, hostNode, "vc"); !slices.Equal(names, []string{"n1", "n2"}) || !differ {
+		t.Errorf("n0 cordoned: nodes %v, differ %v", names, differ)
+	}
+	daemon := pod(nil)
+	daemon.Spec.Tolerations = []corev1.Toleration{{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	if names, differ := virtualChoice(daemon, virtual, hostNode, "vc"); len(names) != 3 || differ {
+		t.Errorf("a DaemonSet's pod with n0 cordoned: nodes %v, differ %v", names, differ)
+	}
+	virtual[0].Spec.Unschedulable = false
 	// A host node's health taints are the host scheduler's own business.
 	host["n1"].Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}}
 	if names, differ := virtualChoice(pod(nil), virtual, hostNode, "vc"); len(names) != 3 || differ {
