@@ -139,7 +139,7 @@ const AnnotationStartEvents = "vmatrix.io/start-events"
 // holding up the status.
 func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 	seen, known := map[string]bool{}, map[string]bool{} // runs; containers with a run
-	for _, cs := range slices.Concat(v.Status.InitContainerStatuses, v.Status.ContainerStatuses) {
+	for _, cs := range slices.Concat(v.Status.InitContainerStatuses, v.Status.ContainerStatuses, v.Status.EphemeralContainerStatuses) {
 		seen[cs.ContainerID] = true
 		known[cs.Name] = strings.HasPrefix(cs.ContainerID, SimulatedContainerPrefix)
 	}
@@ -190,14 +190,14 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		}
 		return nil
 	}
-	for _, cs := range h.Status.InitContainerStatuses {
-		if err := write(cs, "spec.initContainers"); err != nil {
-			return err
-		}
-	}
-	for _, cs := range h.Status.ContainerStatuses {
-		if err := write(cs, "spec.containers"); err != nil {
-			return err
+	for fieldPath, statuses := range map[string][]corev1.ContainerStatus{
+		"spec.initContainers": h.Status.InitContainerStatuses, "spec.containers": h.Status.ContainerStatuses,
+		"spec.ephemeralContainers": h.Status.EphemeralContainerStatuses,
+	} {
+		for _, cs := range statuses {
+			if err := write(cs, fieldPath); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -159,8 +159,11 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 	if err := s.annotateTokens(ctx, v, h, desired); err != nil {
 		return err
 	}
-	if _, err := ensureHost(ctx, s, api, kindPod, h, desired, mergePod); err != nil {
+	if h, err = ensureHost(ctx, s, api, kindPod, h, desired, mergePod); err != nil {
 		return s.reportClash(err, v)
+	}
+	if err := s.addEphemeralContainers(ctx, v, h, desired); err != nil {
+		return err
 	}
 	if err := s.ensureTokenSecret(ctx, v, h); err != nil {
 		return err
@@ -203,6 +206,8 @@ func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
 		}
 	}
 	desired := s.translatePod(v)
+	// A pod is made without ephemeral containers; they are added after.
+	desired.Spec.EphemeralContainers = nil
 	if err := s.annotateTokens(ctx, v, nil, desired); err != nil {
 		return err
 	}
@@ -211,6 +216,25 @@ func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
 		return s.reportClash(err, v)
 	}
 	return s.ensureTokenSecret(ctx, v, h)
+}
+
+// addEphemeralContainers adds to host pod h the ephemeral containers that
+// were added to virtual pod v (kubectl debug), translated as its other
+// containers are (desired). An ephemeral container is never changed or
+// removed; one the host may not run is refused as a pod is.
+func (s *Syncer) addEphemeralContainers(ctx context.Context, v, h, desired *corev1.Pod) error {
+	if len(desired.Spec.EphemeralContainers) <= len(h.Spec.EphemeralContainers) {
+		return nil
+	}
+	if why := s.refusal(v); why != "" {
+		s.recorder.Eventf(v, corev1.EventTypeWarning, "SyncRefused",
+			"ephemeral container not run on the host: the pod uses %s, which this virtual cluster does not allow", why)
+		return nil
+	}
+	cp := h.DeepCopy()
+	cp.Spec.EphemeralContainers = desired.Spec.EphemeralContainers
+	_, err := s.host.CoreV1().Pods(h.Namespace).UpdateEphemeralContainers(ctx, h.Name, cp, metav1.UpdateOptions{})
+	return ignoreGone(err)
 }
 
 func (s *Syncer) deleteVirtualPod(ctx context.Context, v *corev1.Pod, grace int64) error {
@@ -293,6 +317,7 @@ type podStatusView struct {
 	StartTime          *metav1.Time
 	Conditions         []conditionView
 	Init, Containers   []containerView
+	Ephemeral          []containerView
 }
 
 type conditionView struct{ Type, Status, Reason, Message string }
@@ -317,7 +342,7 @@ func podStatusSummary(st *corev1.PodStatus) podStatusView {
 		}
 		return out
 	}
-	v.Init, v.Containers = containers(st.InitContainerStatuses), containers(st.ContainerStatuses)
+	v.Init, v.Containers, v.Ephemeral = containers(st.InitContainerStatuses), containers(st.ContainerStatuses), containers(st.EphemeralContainerStatuses)
 	return v
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -241,7 +242,8 @@ func (k *simulatedKubelet) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	container := parts[3]
 	if !hasContainer(pod, container) {
-		http.Error(w, fmt.Sprintf("container %s is not valid for pod %s", container, pod.Name), http.StatusNotFound)
+		_, name := virtualNames(pod)
+		http.Error(w, fmt.Sprintf("container %s is not valid for pod %s", container, name(pod.Name)), http.StatusNotFound)
 		return
 	}
 	switch verb {
@@ -274,12 +276,16 @@ func (k *simulatedKubelet) pod(namespace, name string) (*corev1.Pod, error) {
 }
 
 func hasContainer(p *corev1.Pod, name string) bool {
-	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-		if c.Name == name {
-			return true
-		}
+	return slices.ContainsFunc(podContainers(p), func(c corev1.Container) bool { return c.Name == name })
+}
+
+// podContainers is every container of a pod: init, app and ephemeral.
+func podContainers(p *corev1.Pod) []corev1.Container {
+	all := slices.Concat(p.Spec.InitContainers, p.Spec.Containers)
+	for _, ec := range p.Spec.EphemeralContainers {
+		all = append(all, corev1.Container(ec.EphemeralContainerCommon))
 	}
-	return false
+	return all
 }
 
 // serveLogs answers containerLogs with the options of `kubectl logs`.
@@ -508,7 +514,7 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 	x.Args[0] = cmd[0]
 	x.Dir = dir
 	x.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	for _, ct := range append(append([]corev1.Container{}, c.pod.Spec.InitContainers...), c.pod.Spec.Containers...) {
+	for _, ct := range podContainers(c.pod) {
 		if ct.Name == c.name {
 			env, _ := containerEnv(c.pod, &ct, c.k.objectData(c.pod.Namespace)) // it runs: its environment was there
 			for k, v := range env {

@@ -40,7 +40,8 @@ import (
 //     runs for JobRunTime and succeeds instead, so a Job completes, visibly
 //     (but for the pause image's entrypoint, which waits for ever).
 //   - Init containers run one after another before the others; those with
-//     restartPolicy Always (sidecars) start and keep running.
+//     restartPolicy Always (sidecars) start and keep running. An ephemeral
+//     container (kubectl debug) starts when it is added and runs once.
 //   - An exited container is started again as restartPolicy says, after the
 //     kubelet's back-off (10 s, doubling, at most 5 min), waiting in
 //     CrashLoopBackOff meanwhile; the pod ends Succeeded or Failed when none
@@ -86,6 +87,7 @@ const podCIDR = "10.244.0.0/16"
 type simContainer struct {
 	spec          corev1.Container
 	init, sidecar bool
+	ephemeral     bool      // added to the running pod (kubectl debug): runs once
 	next          run       // what its next run does (prepare)
 	config        waitingOn // a ConfigMap or Secret its environment needs
 	crashes       int       // runs left that crash before next applies
@@ -124,6 +126,10 @@ type podRun struct {
 	// reports as observed; seen pokes the run when it changes.
 	generation atomic.Int64
 	seen       chan struct{}
+	// ephemerals is how many ephemeral containers the pod has been seen
+	// with; latest, the pod that added some, for the run to take on.
+	ephemerals atomic.Int32
+	latest     atomic.Pointer[corev1.Pod]
 }
 
 // track starts running a pod that has come to a simulated node, and notices
@@ -138,7 +144,15 @@ func (k *simulatedKubelet) track(p *corev1.Pod) {
 	if r, ok := k.pods[p.UID]; ok {
 		if p.DeletionTimestamp != nil {
 			r.cancel(errDeleted)
-		} else if r.generation.Swap(p.Generation) != p.Generation {
+			return
+		}
+		changed := r.generation.Swap(p.Generation) != p.Generation
+		if n := int32(len(p.Spec.EphemeralContainers)); n > r.ephemerals.Load() {
+			r.ephemerals.Store(n)
+			r.latest.Store(p.DeepCopy())
+			changed = true
+		}
+		if changed {
 			select {
 			case r.seen <- struct{}{}:
 			default:
@@ -156,6 +170,7 @@ func (k *simulatedKubelet) track(p *corev1.Pod) {
 	}
 	r := newPodRun(p, hostIP)
 	r.generation.Store(p.Generation)
+	r.ephemerals.Store(int32(len(p.Spec.EphemeralContainers)))
 	r.seen = make(chan struct{}, 1)
 	if p.Status.PodIP != "" {
 		r.ip = p.Status.PodIP // a host that starts again keeps its pods' IPs
@@ -221,10 +236,27 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 	for _, c := range p.Spec.Containers {
 		add(c, false)
 	}
+	r.addEphemeral(p)
 	if d, err := time.ParseDuration(p.Annotations[AnnotationEvictAfter]); err == nil {
 		r.evictAt = time.Now().Add(d)
 	}
 	return r
+}
+
+// addEphemeral takes on the pod's ephemeral containers that the run does not
+// have yet. They run once, whatever the pod's restartPolicy, and the pod's
+// annotations for failures on demand do not apply to them.
+func (r *podRun) addEphemeral(p *corev1.Pod) {
+	have := 0
+	for _, c := range r.containers {
+		if c.ephemeral {
+			have++
+		}
+	}
+	for _, ec := range p.Spec.EphemeralContainers[min(have, len(p.Spec.EphemeralContainers)):] {
+		c := corev1.Container(ec.EphemeralContainerCommon)
+		r.containers = append(r.containers, &simContainer{spec: c, ephemeral: true, pullFails: unpullable(c.Image)})
+	}
 }
 
 // planRun is what a container's next run does: what its command says when
@@ -242,7 +274,7 @@ func planRun(p *corev1.Pod, c *simContainer, box sandbox) run {
 	plan, err := readCommand(argv, box)
 	switch {
 	case err == nil:
-	case (job || c.init) && !c.sidecar && !(len(argv) == 0 && isPause(c.spec.Image)):
+	case (job || c.init) && !c.sidecar && !c.ephemeral && !(len(argv) == 0 && isPause(c.spec.Image)):
 		// Run to completion by their nature: an init container too. The
 		// pause image's own entrypoint waits for ever, in a Job too.
 		plan = run{duration: JobRunTime}
@@ -345,6 +377,10 @@ func (k *simulatedKubelet) live(ctx context.Context, r *podRun, p *corev1.Pod) {
 	k.logLine(r, nil, "")
 	var written []byte
 	for {
+		if latest := r.latest.Swap(nil); latest != nil {
+			r.addEphemeral(latest)
+			p.Spec.EphemeralContainers = latest.Spec.EphemeralContainers
+		}
 		now := time.Now()
 		next := k.step(r, p, now)
 		st := r.status(p, now)
@@ -575,7 +611,7 @@ func (k *simulatedKubelet) exit(r *podRun, p *corev1.Pod, c *simContainer) {
 	if c.init && !c.sidecar && code == 0 {
 		again = false
 	}
-	if c.init && !c.sidecar && code != 0 && r.policy == corev1.RestartPolicyNever {
+	if c.init && !c.sidecar && code != 0 && r.policy == corev1.RestartPolicyNever || c.ephemeral {
 		again = false
 	}
 	if !again {
@@ -658,6 +694,11 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 			cs.Ready = false
 		}
 		cs.Started = &started
+		if c.ephemeral {
+			cs.Ready = false // an ephemeral container is never Ready
+			st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
+			continue
+		}
 		if c.init {
 			if c.sidecar {
 				cs.Ready = started && !r.evicted
