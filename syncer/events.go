@@ -190,12 +190,16 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		}
 		return nil
 	}
-	for fieldPath, statuses := range map[string][]corev1.ContainerStatus{
-		"spec.initContainers": h.Status.InitContainerStatuses, "spec.containers": h.Status.ContainerStatuses,
-		"spec.ephemeralContainers": h.Status.EphemeralContainerStatuses,
+	for _, kind := range []struct {
+		fieldPath string
+		statuses  []corev1.ContainerStatus
+	}{
+		{"spec.initContainers", h.Status.InitContainerStatuses},
+		{"spec.containers", h.Status.ContainerStatuses},
+		{"spec.ephemeralContainers", h.Status.EphemeralContainerStatuses},
 	} {
-		for _, cs := range statuses {
-			if err := write(cs, fieldPath); err != nil {
+		for _, cs := range kind.statuses {
+			if err := write(cs, kind.fieldPath); err != nil {
 				return err
 			}
 		}

@@ -72,14 +72,18 @@ const SimulatedNodeAnnotation = "kwok.x-k8s.io/node"
 // it cannot be read (asked at the first node sync and after an upgrade).
 func (s *Syncer) virtualVersion() string {
 	s.versionMu.Lock()
-	defer s.versionMu.Unlock()
-	if s.version == "" {
-		if v, err := s.virtual.Discovery().ServerVersion(); err == nil {
-			s.version = v.GitVersion
-		} else {
-			s.log.Warn("reading the virtual apiserver's version", "err", err)
-		}
+	version := s.version
+	s.versionMu.Unlock()
+	if version != "" {
+		return version
 	}
+	v, err := s.virtual.Discovery().ServerVersion()
+	if err != nil {
+		return "" // the node is synced again with its next heartbeat
+	}
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	s.version = v.GitVersion
 	return s.version
 }
 

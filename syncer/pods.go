@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -221,19 +222,40 @@ func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
 // addEphemeralContainers adds to host pod h the ephemeral containers that
 // were added to virtual pod v (kubectl debug), translated as its other
 // containers are (desired). An ephemeral container is never changed or
-// removed; one the host may not run is refused as a pod is.
+// removed. Unless AllowPrivileged, the host copy goes without SYS_PTRACE,
+// which kubectl debug's default profile (general) adds and the baseline
+// Pod Security Standard forbids: the debug shell runs, without tracing. One
+// the baseline still forbids is refused, with one event, and the others
+// are added.
 func (s *Syncer) addEphemeralContainers(ctx context.Context, v, h, desired *corev1.Pod) error {
-	if len(desired.Spec.EphemeralContainers) <= len(h.Spec.EphemeralContainers) {
+	have := map[string]bool{}
+	for _, ec := range h.Spec.EphemeralContainers {
+		have[ec.Name] = true
+	}
+	want := h.DeepCopy()
+	for _, ec := range desired.Spec.EphemeralContainers {
+		if have[ec.Name] {
+			continue
+		}
+		ec := ec.DeepCopy()
+		if sc := ec.SecurityContext; sc != nil && sc.Capabilities != nil && !s.opts.AllowPrivileged {
+			sc.Capabilities.Add = slices.DeleteFunc(sc.Capabilities.Add, func(c corev1.Capability) bool { return c == "SYS_PTRACE" })
+		}
+		trial := want.DeepCopy()
+		trial.Spec.EphemeralContainers = append(trial.Spec.EphemeralContainers, *ec)
+		if why := s.refusal(trial); why != "" {
+			if _, told := s.refusedEphemeral.LoadOrStore(string(v.UID)+"/"+ec.Name, true); !told {
+				s.recorder.Eventf(v, corev1.EventTypeWarning, "SyncRefused",
+					"ephemeral container %s not run on the host: it uses %s, which this virtual cluster does not allow", ec.Name, why)
+			}
+			continue
+		}
+		want = trial
+	}
+	if len(want.Spec.EphemeralContainers) == len(h.Spec.EphemeralContainers) {
 		return nil
 	}
-	if why := s.refusal(v); why != "" {
-		s.recorder.Eventf(v, corev1.EventTypeWarning, "SyncRefused",
-			"ephemeral container not run on the host: the pod uses %s, which this virtual cluster does not allow", why)
-		return nil
-	}
-	cp := h.DeepCopy()
-	cp.Spec.EphemeralContainers = desired.Spec.EphemeralContainers
-	_, err := s.host.CoreV1().Pods(h.Namespace).UpdateEphemeralContainers(ctx, h.Name, cp, metav1.UpdateOptions{})
+	_, err := s.host.CoreV1().Pods(h.Namespace).UpdateEphemeralContainers(ctx, h.Name, want, metav1.UpdateOptions{})
 	return ignoreGone(err)
 }
 

@@ -94,6 +94,9 @@ type Syncer struct {
 	ownsNamespace bool     // the host namespace is the syncer's own (it made it)
 	recreating    sync.Map // virtual Services being made again with the host's IP, by key
 	replacing     sync.Map // virtual pods whose host pod is deleted to be placed again, by key
+	// refusedEphemeral: the ephemeral containers refused and told of, by
+	// "<virtual pod UID>/<name>".
+	refusedEphemeral sync.Map
 	// tokensWritten holds the token Secrets (Options.TokenSecrets) written a
 	// moment ago that the host informer has not shown yet: a tokenWrite, by
 	// name.

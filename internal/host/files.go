@@ -81,7 +81,11 @@ func volumeFiles(p *corev1.Pod, v *corev1.Volume, data objectData) (map[string]s
 		case src.Secret != nil:
 			keyFiles(files, data, kindSecret, src.Secret.Name, src.Secret.Items)
 		case src.DownwardAPI != nil:
-			fieldFiles(files, p, src.DownwardAPI.Items)
+			if !fieldFiles(files, p, src.DownwardAPI.Items) {
+				return nil, false, false
+			}
+		default: // a token, a trust bundle, a certificate: not known here
+			return nil, false, false
 		}
 	}
 	return files, true, true
@@ -104,17 +108,19 @@ func keyFiles(files map[string]string, data objectData, kind, name string, items
 	}
 }
 
-// fieldFiles adds the downward API's files of a pod's fields; a resource
-// field (limits, requests) is left out. A synced pod's labels and
-// annotations are its user's, without those its syncer adds on the host.
-func fieldFiles(files map[string]string, p *corev1.Pod, items []corev1.DownwardAPIVolumeFile) {
+// fieldFiles adds the downward API's files of a pod's fields; false for a
+// field it cannot know (a resource's limits or requests). A synced pod's
+// labels and annotations are its user's, without those its syncer adds on
+// the host.
+func fieldFiles(files map[string]string, p *corev1.Pod, items []corev1.DownwardAPIVolumeFile) bool {
 	users := func(m map[string]string) map[string]string {
 		if _, synced := p.Annotations[syncer.AnnotationNS]; !synced {
 			return m
 		}
 		return maps.Collect(func(yield func(string, string) bool) {
 			for k, v := range m {
-				if !strings.HasPrefix(k, syncer.Prefix) && !yield(k, v) {
+				syncers := strings.HasPrefix(k, syncer.Prefix) && !strings.HasPrefix(k, simulatePrefix)
+				if !syncers && !yield(k, v) {
 					return
 				}
 			}
@@ -122,7 +128,7 @@ func fieldFiles(files map[string]string, p *corev1.Pod, items []corev1.DownwardA
 	}
 	for _, item := range items {
 		if item.FieldRef == nil {
-			continue
+			return false
 		}
 		switch item.FieldRef.FieldPath {
 		case "metadata.labels":
@@ -130,11 +136,14 @@ func fieldFiles(files map[string]string, p *corev1.Pod, items []corev1.DownwardA
 		case "metadata.annotations":
 			files[item.Path] = formatMap(users(p.Annotations))
 		default:
-			if v, ok := podField(p, item.FieldRef.FieldPath); ok {
-				files[item.Path] = v
+			v, ok := podField(p, item.FieldRef.FieldPath)
+			if !ok {
+				return false
 			}
+			files[item.Path] = v
 		}
 	}
+	return true
 }
 
 // formatMap is the downward API's form of labels or annotations: key="value"

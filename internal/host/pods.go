@@ -63,18 +63,20 @@ import (
 //     The first three are left to the syncer of a pod that says it writes
 //     them (syncer.AnnotationStartEvents).
 const (
+	// simulatePrefix begins the annotations below.
+	simulatePrefix = syncer.Prefix + "simulate-"
 	// AnnotationExitCode makes every container exit with this code after its
 	// run (AnnotationRunFor, else at once).
-	AnnotationExitCode = "vmatrix.io/simulate-exit-code"
+	AnnotationExitCode = simulatePrefix + "exit-code"
 	// AnnotationRunFor makes every container run this long ("30s") and exit.
-	AnnotationRunFor = "vmatrix.io/simulate-run-for"
+	AnnotationRunFor = simulatePrefix + "run-for"
 	// AnnotationCrashTimes makes every container exit 1 this many times (after
 	// AnnotationRunFor, else 1 s) before it runs as it otherwise would.
-	AnnotationCrashTimes = "vmatrix.io/simulate-crash-times"
+	AnnotationCrashTimes = simulatePrefix + "crash-times"
 	// AnnotationNeverReady keeps the containers from ever becoming Ready.
-	AnnotationNeverReady = "vmatrix.io/simulate-never-ready"
+	AnnotationNeverReady = simulatePrefix + "never-ready"
 	// AnnotationEvictAfter evicts the pod after this long ("10s").
-	AnnotationEvictAfter = "vmatrix.io/simulate-evict-after"
+	AnnotationEvictAfter = simulatePrefix + "evict-after"
 	// JobRunTime is how long a container of a Job's pod, or an init
 	// container, runs when its command cannot be read; then it succeeds.
 	JobRunTime = 2 * time.Second
@@ -281,9 +283,12 @@ func planRun(p *corev1.Pod, c *simContainer, box sandbox) run {
 	default:
 		plan = run{forever: true}
 	}
-	if c.sidecar {
+	switch {
+	case c.sidecar:
 		plan.forever = true
 		return plan
+	case c.ephemeral:
+		return plan // the pod's failures on demand are not its
 	}
 	runFor, _ := time.ParseDuration(p.Annotations[AnnotationRunFor])
 	if runFor > 0 {
@@ -466,9 +471,10 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 	initsDone := true
 	for _, c := range r.containers {
 		// In order: nothing after an init container that has not completed
-		// starts (a sidecar counts as done once started).
-		if !initsDone {
-			break
+		// starts (a sidecar counts as done once started), but for ephemeral
+		// containers, which debug a pod stuck in its init too.
+		if !initsDone && !c.ephemeral {
+			continue
 		}
 		due(k.stepContainer(r, p, c, now))
 		if c.init && !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) {

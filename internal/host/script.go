@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"regexp"
@@ -43,12 +44,15 @@ type outputLine struct {
 // timedOutput collects what a script prints, each line with the script's
 // clock when the line ended.
 type timedOutput struct {
+	mu      *sync.Mutex // the script's: a pipeline's commands write at once
 	clock   *time.Duration
 	partial []byte
 	lines   []outputLine
 }
 
 func (o *timedOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for _, b := range p {
 		if b != '\n' {
 			o.partial = append(o.partial, b)
@@ -112,7 +116,7 @@ func readCommand(argv []string, box sandbox) (run, error) {
 		return run{}, errUnreadable
 	}
 	sh := &simShell{box: box, written: map[string]*strings.Builder{}}
-	out := &timedOutput{clock: &sh.clock}
+	out := &timedOutput{mu: &sh.mu, clock: &sh.clock}
 	pairs := []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	for k, v := range box.env {
 		pairs = append(pairs, k+"="+v)
@@ -125,11 +129,20 @@ func readCommand(argv []string, box sandbox) (run, error) {
 		interp.StdIO(strings.NewReader(""), out, out), // a container log holds both
 		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return sh.exec }),
 		interp.OpenHandler(sh.open),
+		interp.StatHandler(sh.stat),
+		interp.AccessHandler(sh.access),
+		interp.ReadDirHandler2(sh.readDir),
 	)
 	if err != nil {
 		return run{}, err
 	}
+	// The container's working folder, which need not exist on this machine
+	// (interp.Dir would look): relative paths resolve against it.
+	runner.Dir = cmp.Or(box.dir, "/")
 	err = runner.Run(ctx, file)
+	if sh.unknown {
+		return run{}, errUnreadable // it looked at a file the simulation cannot know
+	}
 	r := run{duration: sh.clock, output: out.done()}
 	var status interp.ExitStatus
 	switch {
@@ -150,6 +163,7 @@ type simShell struct {
 	clock   time.Duration
 	mu      sync.Mutex // a pipeline's commands run at once
 	written map[string]*strings.Builder
+	unknown bool // the script tested or listed a path outside what it can know
 }
 
 // exec runs the programs a script may run, as busybox's would; any other is
@@ -196,7 +210,7 @@ func (sh *simShell) exec(ctx context.Context, args []string) error {
 		fmt.Fprintln(hc.Stdout, sh.box.env["HOSTNAME"])
 		return nil
 	case "printenv", "env":
-		if args[0] == "env" && len(args) > 1 {
+		if path.Base(args[0]) == "env" && len(args) > 1 {
 			return errUnreadable // env VAR=value program
 		}
 		return printenv(hc, args[1:])
@@ -256,7 +270,7 @@ func (sh *simShell) cat(hc interp.HandlerContext, names []string) error {
 		if strings.HasPrefix(name, "-") {
 			return errUnreadable // an option
 		}
-		text, err := sh.read(name)
+		text, err := sh.read(hc.Dir, name)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -270,12 +284,12 @@ func (sh *simShell) cat(hc interp.HandlerContext, names []string) error {
 	return exitStatus(status)
 }
 
-// abs is a file's path in the container, from its working folder.
-func (sh *simShell) abs(name string) string {
+// abs is a file's path in the container, from the script's working folder.
+func abs(dir, name string) string {
 	if path.IsAbs(name) {
 		return path.Clean(name)
 	}
-	return path.Join(cmp.Or(sh.box.dir, "/"), name)
+	return path.Join(dir, name)
 }
 
 // mountOf is the mount a path lies in, the deepest; nil for none.
@@ -292,8 +306,8 @@ func (sh *simShell) mountOf(p string) *mount {
 // read is a file's content: what the script wrote there, else its volume's.
 // A file the simulation cannot know (in the image) is errUnreadable; one
 // below a mount that is not there does not exist.
-func (sh *simShell) read(name string) (string, error) {
-	p := sh.abs(name)
+func (sh *simShell) read(dir, name string) (string, error) {
+	p := abs(dir, name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if b, ok := sh.written[p]; ok {
@@ -312,21 +326,31 @@ func (sh *simShell) read(name string) (string, error) {
 // memory for this run (a read-only volume refuses them), /dev/null as
 // itself.
 func (sh *simShell) open(ctx context.Context, name string, flag int, perm os.FileMode) (io.ReadWriteCloser, error) {
-	if name == "/dev/null" {
+	hc := interp.HandlerCtx(ctx)
+	switch name {
+	case "/dev/null":
 		return nopFile{}, nil
+	case "/dev/stdout":
+		return writeOnly{hc.Stdout}, nil
+	case "/dev/stderr":
+		return writeOnly{hc.Stderr}, nil
 	}
+	if strings.HasPrefix(name, "/dev/") || strings.HasPrefix(name, "/proc/") {
+		return nil, errUnreadable
+	}
+	dir := hc.Dir
 	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
-		text, err := sh.read(name)
+		text, err := sh.read(dir, name)
 		if err != nil {
 			return nil, err
 		}
 		return readOnlyFile{strings.NewReader(text)}, nil
 	}
-	p := sh.abs(name)
+	p := abs(dir, name)
 	if m := sh.mountOf(p); m != nil && m.readOnly {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EROFS}
 	}
-	old, err := sh.read(name)
+	old, err := sh.read(dir, name)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errUnreadable) {
 		return nil, err
 	}
@@ -338,6 +362,106 @@ func (sh *simShell) open(ctx context.Context, name string, flag int, perm os.Fil
 	sh.written[p] = b
 	sh.mu.Unlock()
 	return &memFile{sh: sh, b: b}, nil
+}
+
+// stat answers the script's tests of files ([ -f ], [ -d ], cd): the files
+// it can read, the folders that hold them and the mounts; below a mount,
+// nothing else exists. Any other path is the image's, which the simulation
+// cannot know: the command becomes unreadable.
+func (sh *simShell) stat(ctx context.Context, name string, followSymlinks bool) (fs.FileInfo, error) {
+	p := path.Clean(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if b, ok := sh.written[p]; ok {
+		return memInfo{name: path.Base(p), size: b.Len(), at: sh.box.start}, nil
+	}
+	if text, ok := sh.box.files[p]; ok {
+		return memInfo{name: path.Base(p), size: len(text), at: sh.box.start}, nil
+	}
+	holds := func(file string) bool { return strings.HasPrefix(file, strings.TrimSuffix(p, "/")+"/") }
+	folder := slices.ContainsFunc(sh.box.mounts, func(m mount) bool { return m.path == p || holds(m.path) })
+	for file := range sh.box.files {
+		folder = folder || holds(file)
+	}
+	for file := range sh.written {
+		folder = folder || holds(file)
+	}
+	if folder {
+		return memInfo{name: path.Base(p), dir: true, at: sh.box.start}, nil
+	}
+	if sh.mountOf(p) == nil {
+		sh.unknown = true
+	}
+	return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+}
+
+// access answers [ -r ], [ -w ] and [ -x ] as stat does, a read-only
+// volume's files not writable, a volume's files not executable.
+func (sh *simShell) access(ctx context.Context, name string, mode interp.AccessMode) error {
+	info, err := sh.stat(ctx, name, true)
+	switch {
+	case err != nil:
+		return err
+	case mode&interp.AccessWrite != 0:
+		if m := sh.mountOf(path.Clean(name)); m != nil && m.readOnly {
+			return &fs.PathError{Op: "access", Path: name, Err: syscall.EROFS}
+		}
+	case mode&interp.AccessExec != 0 && !info.IsDir():
+		return &fs.PathError{Op: "access", Path: name, Err: fs.ErrPermission}
+	}
+	return nil
+}
+
+// readDir lists a folder for the script's globs: below a mount, all it
+// holds; above one (the glob of /etc/app/* reads /etc to find app), only the
+// folders that lead to mounts and files it knows, since the image's own it
+// cannot know; any other folder makes the command unreadable.
+func (sh *simShell) readDir(ctx context.Context, name string) ([]fs.DirEntry, error) {
+	p := path.Clean(name)
+	info, err := sh.stat(ctx, p, true)
+	if err != nil || !info.IsDir() {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	names := map[string]bool{}
+	sh.mu.Lock()
+	var mounts []string
+	for _, m := range sh.box.mounts {
+		mounts = append(mounts, m.path)
+	}
+	for _, file := range slices.Concat(slices.Collect(maps.Keys(sh.box.files)), slices.Collect(maps.Keys(sh.written)), mounts) {
+		if rest, ok := strings.CutPrefix(file, strings.TrimSuffix(p, "/")+"/"); ok {
+			names[strings.Split(rest, "/")[0]] = true
+		}
+	}
+	sh.mu.Unlock()
+	var entries []fs.DirEntry
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		info, err := sh.stat(ctx, path.Join(p, n), true)
+		if err == nil {
+			entries = append(entries, fs.FileInfoToDirEntry(info))
+		}
+	}
+	return entries, nil
+}
+
+// memInfo is a file or folder the script sees.
+type memInfo struct {
+	name string
+	size int
+	dir  bool
+	at   time.Time
+}
+
+func (i memInfo) Name() string       { return i.name }
+func (i memInfo) Size() int64        { return int64(i.size) }
+func (i memInfo) ModTime() time.Time { return i.at }
+func (i memInfo) IsDir() bool        { return i.dir }
+func (i memInfo) Sys() any           { return nil }
+func (i memInfo) Mode() fs.FileMode {
+	if i.dir {
+		return fs.ModeDir | 0o755
+	}
+	return 0o644
 }
 
 // memFile is a file a script writes, in memory.
@@ -353,6 +477,12 @@ func (f *memFile) Write(p []byte) (int, error) {
 	return f.b.Write(p)
 }
 func (f *memFile) Close() error { return nil }
+
+// writeOnly is one of the script's own streams opened by name (/dev/stdout).
+type writeOnly struct{ io.Writer }
+
+func (writeOnly) Read([]byte) (int, error) { return 0, io.EOF }
+func (writeOnly) Close() error             { return nil }
 
 type readOnlyFile struct{ *strings.Reader }
 

@@ -113,6 +113,13 @@ func TestUnitContainerFiles(t *testing.T) {
 	if len(mounts) != 6 {
 		t.Errorf("mounts %v: want all but the hostPath", mounts)
 	}
+	// A volume with a field the simulation cannot know is not known at all.
+	limits := p.DeepCopy()
+	limits.Spec.Volumes[2].DownwardAPI.Items = append(limits.Spec.Volumes[2].DownwardAPI.Items,
+		corev1.DownwardAPIVolumeFile{Path: "cpu", ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}})
+	if files, mounts := containerFiles(limits, c, data); files["/etc/podinfo/name"] != "" || len(mounts) != 5 {
+		t.Errorf("with a resource field, the downward API volume gives %v, mounts %v", files, mounts)
+	}
 	// A synced pod's labels are its user's, not the syncer's too.
 	synced := p.DeepCopy()
 	synced.Labels[syncer.LabelManagedBy] = "vc"
@@ -137,6 +144,16 @@ func TestUnitContainerFiles(t *testing.T) {
 		{script: "echo x > /work/out; cat /work/out", want: run{output: []outputLine{{0, "x"}}}},
 		{script: "echo x > /etc/app/mode || echo read-only", want: run{output: []outputLine{{0, "open /etc/app/mode: read-only file system"}, {0, "read-only"}}}},
 		{script: "read v < /etc/podinfo/name; echo $v", want: run{output: []outputLine{{0, "web-0"}}}},
+		// Tests and globs see the same files; the image's are unknown.
+		{script: "[ -f /etc/app/app.conf ] && [ -d /etc ] && [ -d /secrets/db ] && [ ! -e /etc/app/none ] && echo /etc/app/*", want: run{output: []outputLine{{0, "/etc/app/app.conf /etc/app/mode"}}}},
+		{script: "[ -w /etc/app/mode ] || [ -x /etc/app/mode ] || [ -w /work ] && echo ok", want: run{output: []outputLine{{0, "ok"}}}},
+		{script: "cd /work && echo x > out && cat /work/out", want: run{output: []outputLine{{0, "x"}}}},
+		{script: "[ -f /etc/passwd ] && echo yes", err: errUnreadable},
+		// Above a mount, a glob finds only what leads to what it knows.
+		{script: "echo /etc/*", want: run{output: []outputLine{{0, "/etc/app /etc/mode.txt /etc/podinfo"}}}},
+		{script: "echo /usr/*", err: errUnreadable},
+		{script: "echo oops > /dev/stderr; echo fine >/dev/stdout", want: run{output: []outputLine{{0, "oops"}, {0, "fine"}}}},
+		{script: "cat /proc/self/status", err: errUnreadable},
 		{script: "date; sleep 90; date -u", want: run{duration: 90 * time.Second, output: []outputLine{{0, "Sat Nov 28 04:42:00 UTC 2026"}, {90 * time.Second, "Sat Nov 28 04:43:30 UTC 2026"}}}},
 	} {
 		got, err := readCommand([]string{"sh", "-c", tc.script}, box)
