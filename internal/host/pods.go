@@ -246,19 +246,23 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 }
 
 // addEphemeral takes on the pod's ephemeral containers that the run does not
-// have yet. They run once, whatever the pod's restartPolicy, and the pod's
-// annotations for failures on demand do not apply to them.
-func (r *podRun) addEphemeral(p *corev1.Pod) {
+// have yet, and returns them. They run once, whatever the pod's
+// restartPolicy, and the pod's annotations for failures on demand do not
+// apply to them.
+func (r *podRun) addEphemeral(p *corev1.Pod) []*simContainer {
 	have := 0
 	for _, c := range r.containers {
 		if c.ephemeral {
 			have++
 		}
 	}
+	var added []*simContainer
 	for _, ec := range p.Spec.EphemeralContainers[min(have, len(p.Spec.EphemeralContainers)):] {
 		c := corev1.Container(ec.EphemeralContainerCommon)
-		r.containers = append(r.containers, &simContainer{spec: c, ephemeral: true, pullFails: unpullable(c.Image)})
+		added = append(added, &simContainer{spec: c, ephemeral: true, pullFails: unpullable(c.Image)})
 	}
+	r.containers = append(r.containers, added...)
+	return added
 }
 
 // planRun is what a container's next run does: what its command says when
@@ -383,7 +387,9 @@ func (k *simulatedKubelet) live(ctx context.Context, r *podRun, p *corev1.Pod) {
 	var written []byte
 	for {
 		if latest := r.latest.Swap(nil); latest != nil {
-			r.addEphemeral(latest)
+			for _, c := range r.addEphemeral(latest) {
+				k.logLine(r, c, createdLine(c))
+			}
 			p.Spec.EphemeralContainers = latest.Spec.EphemeralContainers
 		}
 		now := time.Now()
@@ -578,7 +584,7 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 		c.exitAt = now.Add(plan.duration)
 	}
 	c.readyAt, c.readyLogged = time.Time{}, false
-	if !c.neverReady && !c.init {
+	if !c.neverReady && !c.init && !c.ephemeral { // an ephemeral container is never Ready
 		c.readyAt = now.Add(c.readyDelay)
 	}
 	k.logLine(r, c, fmt.Sprintf("container %s started", c.spec.Name))
@@ -647,12 +653,15 @@ func terminatedLine(container string) string { return "container " + container +
 func (k *simulatedKubelet) logLine(r *podRun, c *simContainer, line string) {
 	if c == nil {
 		for _, c := range r.containers {
-			appendLog(ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name),
-				fmt.Sprintf("simulated container %s (image %s) created", c.spec.Name, c.spec.Image))
+			appendLog(ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name), createdLine(c))
 		}
 		return
 	}
 	appendLog(ContainerLogPath(k.dir, r.namespace, r.name, c.spec.Name), line)
+}
+
+func createdLine(c *simContainer) string {
+	return fmt.Sprintf("simulated container %s (image %s) created", c.spec.Name, c.spec.Image)
 }
 
 // status is the pod status at now.
