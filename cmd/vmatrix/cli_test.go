@@ -311,7 +311,13 @@ func TestSecondClusterFromTheTemplate(t *testing.T) {
 	if logs := kubectl(t, bKC, "logs", "web"); !strings.Contains(logs, "simulated container web") {
 		t.Errorf("kubectl logs web in b:\n%s", logs)
 	}
-	c.mustRun("delete", "a", "b")
+	// As kind delete clusters --all does.
+	if out := c.mustRun("delete", "--all"); !strings.Contains(out, `deleted virtual cluster "a"`) || !strings.Contains(out, `deleted virtual cluster "b"`) {
+		t.Errorf("delete --all said:\n%s", out)
+	}
+	if out := c.mustRun("delete", "--all"); !strings.Contains(out, "no virtual clusters") {
+		t.Errorf("delete --all with none left said:\n%s", out)
+	}
 }
 
 func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
@@ -345,6 +351,8 @@ func TestBadInputIsRefusedAndLeavesNothing(t *testing.T) {
 		{"unknown apiserver flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=--no-such-flag=1"}, nil, "unknown flag: --no-such-flag", 1},
 		{"not a flag", []string{"create", "x", "--version", "1.37", "--apiserver-arg=no-dashes"}, nil, `"no-dashes"`, 2},
 		{"delete unknown", []string{"delete", "nope"}, nil, `no virtual cluster named "nope"`, 1},
+		{"delete nothing", []string{"delete"}, nil, "name the virtual clusters to delete, or give --all", 2},
+		{"delete all and a name", []string{"delete", "nope", "--all"}, nil, "--all deletes every virtual cluster: give it no names", 2},
 		{"kubeconfig unknown", []string{"kubeconfig", "nope"}, nil, `no virtual cluster named "nope"`, 1},
 		{"export unknown", []string{"export", "logs", "nope"}, nil, `no virtual cluster named "nope"`, 1},
 		{"unknown subcommand of a group", []string{"export", "nope"}, nil, `unknown command "nope" for "vmatrix export"`, 2},

@@ -182,15 +182,37 @@ func createCommand(manager func() *supervisor.Manager) *cobra.Command {
 }
 
 func deleteCommand(manager func() *supervisor.Manager) *cobra.Command {
-	return &cobra.Command{
-		Use:               "delete NAME...",
-		Short:             "Delete virtual clusters (and their vmatrix-NAME context, if merged); the embedded host stops with the last one",
-		Args:              cobra.MinimumNArgs(1),
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME... | --all",
+		Short: "Delete virtual clusters (and their vmatrix-NAME context, if merged); the embedded host stops with the last one",
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usageError{errors.New("--all deletes every virtual cluster: give it no names")}
+			case !all && len(args) == 0:
+				return usageError{errors.New("name the virtual clusters to delete, or give --all")}
+			}
+			return nil
+		},
 		ValidArgsFunction: completeClusters(manager, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
 			m := manager()
+			if all {
+				recs, err := m.List()
+				if err != nil {
+					return err
+				}
+				for _, rec := range recs {
+					args = append(args, rec.Name)
+				}
+				if len(args) == 0 {
+					fmt.Println("no virtual clusters")
+					return nil
+				}
+			}
 			board := newBoard()
 			var said strings.Builder
 			defer func() {
@@ -215,6 +237,8 @@ func deleteCommand(manager func() *supervisor.Manager) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "delete every virtual cluster (as kind delete clusters --all)")
+	return cmd
 }
 
 // forgetContext removes from the user's kubeconfig the vmatrix-NAME context
