@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -143,10 +144,11 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		seen[cs.ContainerID] = true
 		known[cs.Name] = strings.HasPrefix(cs.ContainerID, SimulatedContainerPrefix)
 	}
-	write := func(cs corev1.ContainerStatus, fieldPath string) error {
+	var events []*corev1.Event
+	add := func(cs corev1.ContainerStatus, fieldPath string, ord int) {
 		id, ok := strings.CutPrefix(cs.ContainerID, SimulatedContainerPrefix)
 		if !ok || seen[cs.ContainerID] {
-			return nil
+			return
 		}
 		at := metav1.Now()
 		switch {
@@ -157,39 +159,38 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		case cs.LastTerminationState.Terminated != nil: // in back-off after it
 			at = cs.LastTerminationState.Terminated.StartedAt
 		}
-		type event struct{ reason, message string }
-		events := []event{
+		reasons := [][2]string{
+			{"Pulled", fmt.Sprintf("Container image %q already present on machine", cs.Image)},
 			{"Created", "Created container: " + cs.Name},
 			{"Started", "Started container " + cs.Name},
 		}
-		if !known[cs.Name] { // its first run the virtual cluster hears of
-			events = append([]event{{"Pulled", fmt.Sprintf("Container image %q already present on machine", cs.Image)}}, events...)
-		}
-		for _, ev := range events {
-			// <pod>.<hex>, as a kubelet names them; the run's ID holds the host
-			// pod's UID, so a pod made again under the name gets its own.
-			sum := sha256.Sum256([]byte(id + "/" + ev.reason))
-			e := &corev1.Event{
-				ObjectMeta: metav1.ObjectMeta{Namespace: v.Namespace,
-					Name: strings.TrimRight(v.Name[:min(len(v.Name), 236)], "-.") + "." + hex.EncodeToString(sum[:8])},
+		for i, r := range reasons {
+			if i == 0 && known[cs.Name] {
+				continue // Pulled only before its first run the virtual cluster hears of
+			}
+			// <pod>.<hex of a time in ns>, as a kubelet names them, lists
+			// them in the order told (kubectl describe keeps that order
+			// among events of one second): in the last millisecond of the
+			// run's start second, after the Scheduled event and a Killing
+			// of that second, by the container's place in the pod. Then a
+			// hash of the run and reason: the run's ID holds the host pod's
+			// UID, so a pod made again under the name, or a run started
+			// again within the second, gets its own; a retry, the same.
+			when := at.Truncate(time.Second).Add(time.Second - time.Millisecond + time.Duration(ord*len(reasons)+i)*time.Microsecond)
+			sum := sha256.Sum256([]byte(id + "/" + r[0]))
+			name := fmt.Sprintf("%s.%x%s", strings.TrimRight(v.Name[:min(len(v.Name), 220)], "-."), when.UnixNano(), hex.EncodeToString(sum[:4]))
+			events = append(events, &corev1.Event{
+				ObjectMeta: metav1.ObjectMeta{Namespace: v.Namespace, Name: name},
 				InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: v.Namespace, Name: v.Name,
 					UID: v.UID, FieldPath: fieldPath + "{" + cs.Name + "}"},
-				Reason: ev.reason, Message: ev.message, Type: corev1.EventTypeNormal,
+				Reason: r[0], Message: r[1], Type: corev1.EventTypeNormal,
 				Source:         corev1.EventSource{Component: "kubelet", Host: h.Spec.NodeName},
 				FirstTimestamp: at, LastTimestamp: at, Count: 1,
 				ReportingController: "kubelet", ReportingInstance: h.Spec.NodeName,
-			}
-			_, err := s.virtual.CoreV1().Events(v.Namespace).Create(ctx, e, metav1.CreateOptions{})
-			switch {
-			case err == nil, apierrors.IsAlreadyExists(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
-			case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
-				return nil // the virtual namespace is going away
-			default:
-				return err
-			}
+			})
 		}
-		return nil
 	}
+	ord := 0
 	for _, kind := range []struct {
 		fieldPath string
 		statuses  []corev1.ContainerStatus
@@ -199,9 +200,18 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		{"spec.ephemeralContainers", h.Status.EphemeralContainerStatuses},
 	} {
 		for _, cs := range kind.statuses {
-			if err := write(cs, kind.fieldPath); err != nil {
-				return err
-			}
+			add(cs, kind.fieldPath, min(ord, 300)) // at most a millisecond
+			ord++
+		}
+	}
+	for _, e := range events {
+		_, err := s.virtual.CoreV1().Events(v.Namespace).Create(ctx, e, metav1.CreateOptions{})
+		switch {
+		case err == nil, apierrors.IsAlreadyExists(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+			return nil // the virtual namespace is going away
+		default:
+			return err
 		}
 	}
 	return nil

@@ -685,8 +685,8 @@ func TestUnitPlacement(t *testing.T) {
 
 // TestUnitStartEvents: the syncer tells each simulated run's start once, as a
 // kubelet does (Pulled only before the first run it hears of), under names
-// that are valid for any pod name and differ for a pod made again under the
-// same name.
+// that are valid for any pod name, list them in order, and differ for a pod
+// made again under the same name.
 func TestUnitStartEvents(t *testing.T) {
 	s := unitSyncer()
 	client := fake.NewClientset()
@@ -740,6 +740,17 @@ func TestUnitStartEvents(t *testing.T) {
 	}
 	step("first runs", "spec.initContainers{init} Pulled", "spec.initContainers{init} Created", "spec.initContainers{init} Started",
 		"spec.containers{web} Pulled", "spec.containers{web} Created", "spec.containers{web} Started")
+	// Listed by name, they are in the order a kubelet tells them.
+	var order []string
+	all := events()
+	slices.SortFunc(all, func(a, b corev1.Event) int { return strings.Compare(a.Name, b.Name) })
+	for _, e := range all {
+		order = append(order, e.InvolvedObject.FieldPath+" "+e.Reason)
+	}
+	if want := []string{"spec.initContainers{init} Pulled", "spec.initContainers{init} Created", "spec.initContainers{init} Started",
+		"spec.containers{web} Pulled", "spec.containers{web} Created", "spec.containers{web} Started"}; !slices.Equal(order, want) {
+		t.Errorf("by name: %q, want %q", order, want)
+	}
 	step("the same status again")
 	// The second run, first seen in back-off after it.
 	h.Status.ContainerStatuses[0] = corev1.ContainerStatus{Name: "web", Image: "busybox", ContainerID: SimulatedContainerPrefix + "h1-web-2",
