@@ -17,16 +17,25 @@ import (
 type mount struct {
 	path     string
 	readOnly bool
+	// scratch is the name of the pod's writable volume (emptyDir, claim)
+	// mounted here, whose files the pod's containers share; subPath, the
+	// part of it.
+	scratch, subPath string
 }
+
+// scratchFiles are the files of a pod's writable volumes as its containers
+// have left them: by volume name, then path in the volume.
+type scratchFiles map[string]map[string]string
 
 // containerFiles is what a container's command can read of its volumes: the
 // files of its ConfigMap, Secret, downward API and projected mounts, laid
 // out as a kubelet lays them out (a file per key, or per item at its path;
 // a subPath mounts one of them), and the mounts below which the simulation
-// knows every file (those and, empty, emptyDir and claim mounts). Objects
-// that are missing are left out: the pod does not start without them
-// unless they are optional (volumesMissing).
-func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData) (map[string]string, []mount) {
+// knows every file (those, and emptyDir and claim mounts with what the
+// pod's containers have written there, scratch). Objects that are missing
+// are left out: the pod does not start without them unless they are
+// optional (volumesMissing).
+func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch scratchFiles) (map[string]string, []mount) {
 	files := map[string]string{}
 	var mounts []mount
 	for _, vm := range c.VolumeMounts {
@@ -34,11 +43,16 @@ func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData) (map[st
 		if i < 0 {
 			continue
 		}
-		content, readOnly, known := volumeFiles(p, &p.Spec.Volumes[i], data)
+		v := &p.Spec.Volumes[i]
+		content, readOnly, known := volumeFiles(p, v, data)
 		if !known {
 			continue
 		}
-		mounts = append(mounts, mount{path: path.Clean(vm.MountPath), readOnly: readOnly || vm.ReadOnly})
+		m := mount{path: path.Clean(vm.MountPath), readOnly: readOnly || vm.ReadOnly}
+		if v.EmptyDir != nil || v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
+			m.scratch, m.subPath, content = v.Name, vm.SubPath, scratch[v.Name]
+		}
+		mounts = append(mounts, m)
 		for name, text := range content {
 			switch {
 			case vm.SubPath == "":
@@ -55,8 +69,8 @@ func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData) (map[st
 
 // volumeFiles is a volume's files by their path in it, whether a kubelet
 // mounts it read-only, and whether the simulation knows its content (an
-// emptyDir or a claim starts empty here; a hostPath or an image's own
-// folder it cannot know).
+// emptyDir or a claim starts empty here, then holds what the pod's
+// containers write; a hostPath or an image's own folder it cannot know).
 func volumeFiles(p *corev1.Pod, v *corev1.Volume, data objectData) (map[string]string, bool, bool) {
 	var sources []corev1.VolumeProjection
 	switch {
@@ -154,4 +168,33 @@ func formatMap(m map[string]string) string {
 		lines = append(lines, fmt.Sprintf("%s=%q", k, m[k]))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// fold keeps in scratch what a run of a container with mounts wrote and
+// removed in the pod's writable volumes (changes, each when it happened).
+func (scratch scratchFiles) fold(mounts []mount, changes []fileChange) {
+	for _, ch := range changes {
+		var in *mount
+		for i, m := range mounts {
+			if (ch.path == m.path || strings.HasPrefix(ch.path, strings.TrimSuffix(m.path, "/")+"/")) && (in == nil || len(m.path) > len(in.path)) {
+				in = &mounts[i]
+			}
+		}
+		if in == nil || in.scratch == "" {
+			continue
+		}
+		rel := path.Join(in.subPath, strings.TrimPrefix(strings.TrimPrefix(ch.path, in.path), "/"))
+		if scratch[in.scratch] == nil {
+			scratch[in.scratch] = map[string]string{}
+		}
+		if ch.gone {
+			for q := range scratch[in.scratch] {
+				if q == rel || strings.HasPrefix(q, rel+"/") {
+					delete(scratch[in.scratch], q)
+				}
+			}
+		} else {
+			scratch[in.scratch][rel] = ch.text
+		}
+	}
 }

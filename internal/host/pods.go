@@ -42,12 +42,13 @@ import (
 //   - Init containers run one after another before the others; those with
 //     restartPolicy Always (sidecars) start and keep running. An ephemeral
 //     container (kubectl debug) starts when it is added and runs once.
-//   - An exited container is started again as restartPolicy says, after the
-//     kubelet's back-off (10 s, doubling, at most 5 min), waiting in
-//     CrashLoopBackOff meanwhile; the pod ends Succeeded or Failed when none
+//   - An exited container is started again as restartPolicy says: at once
+//     the first time, then after the kubelet's back-off (10 s, doubling, at
+//     most 5 min), waiting in CrashLoopBackOff meanwhile; the pod ends Succeeded or Failed when none
 //     will run again.
-//   - A container is Ready once running, after its readiness and startup
-//     probes' initial delays.
+//   - A container is Ready once running, unless it has a startup or a
+//     readiness probe: then as its probes say (probes.go), which can also
+//     kill it.
 //   - Annotations on the pod (or its template) choose an outcome instead, for
 //     tests of failure handling; see the Annotation* constants.
 //   - An image whose name says it does not exist (unpullable) is never
@@ -93,7 +94,6 @@ type simContainer struct {
 	next          run       // what its next run does (prepare)
 	config        waitingOn // a ConfigMap or Secret its environment needs
 	crashes       int       // runs left that crash before next applies
-	readyDelay    time.Duration
 	neverReady    bool
 	pullFails     bool // its image does not exist: it never starts
 	pullReported  bool // the events about it are out
@@ -101,6 +101,11 @@ type simContainer struct {
 	runs        int32        // starts so far
 	code        int32        // the exit code of the current run
 	started     time.Time    // of the current run; zero before the first
+	box         sandbox      // what the current run found around it
+	files       []fileChange // what the current run writes and removes, when
+	folded      int          // of files: those kept in the pod's scratch
+	guessed     bool         // the current run was not read from its command
+	probes      []*prober    // of the current run
 	readyAt     time.Time    // zero: never
 	readyLogged bool         // the log says it became ready
 	pending     []outputLine // of the current run, not yet in its log
@@ -120,7 +125,8 @@ type podRun struct {
 	policy     corev1.RestartPolicy
 	evictAt    time.Time
 	evicted    bool
-	mounted    bool      // its volumes' ConfigMaps and Secrets are there
+	mounted    bool // its volumes' ConfigMaps and Secrets are there
+	scratch    scratchFiles
 	mount      waitingOn // one of them that is not
 	startTime  time.Time
 	ip, hostIP string
@@ -212,7 +218,7 @@ func (k *simulatedKubelet) forget(p *corev1.Pod) {
 }
 
 func newPodRun(p *corev1.Pod, hostIP string) *podRun {
-	r := &podRun{uid: p.UID, namespace: p.Namespace, name: p.Name, policy: p.Spec.RestartPolicy, hostIP: hostIP}
+	r := &podRun{uid: p.UID, namespace: p.Namespace, name: p.Name, policy: p.Spec.RestartPolicy, hostIP: hostIP, scratch: scratchFiles{}}
 	if r.policy == "" {
 		r.policy = corev1.RestartPolicyAlways
 	}
@@ -225,11 +231,6 @@ func newPodRun(p *corev1.Pod, hostIP string) *podRun {
 			sc.neverReady = p.Annotations[AnnotationNeverReady] == "true"
 		}
 		sc.pullFails = unpullable(c.Image)
-		for _, probe := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe} {
-			if probe != nil {
-				sc.readyDelay += time.Duration(probe.InitialDelaySeconds) * time.Second
-			}
-		}
 		r.containers = append(r.containers, sc)
 	}
 	for _, c := range p.Spec.InitContainers {
@@ -283,9 +284,9 @@ func planRun(p *corev1.Pod, c *simContainer, box sandbox) run {
 	case (job || c.init) && !c.sidecar && !c.ephemeral && !(len(argv) == 0 && isPause(c.spec.Image)):
 		// Run to completion by their nature: an init container too. The
 		// pause image's own entrypoint waits for ever, in a Job too.
-		plan = run{duration: JobRunTime}
+		plan = run{duration: JobRunTime, guessed: true}
 	default:
-		plan = run{forever: true}
+		plan = run{forever: true, guessed: true}
 	}
 	switch {
 	case c.sidecar:
@@ -296,10 +297,10 @@ func planRun(p *corev1.Pod, c *simContainer, box sandbox) run {
 	}
 	runFor, _ := time.ParseDuration(p.Annotations[AnnotationRunFor])
 	if runFor > 0 {
-		plan = run{duration: runFor}
+		plan = run{duration: runFor, guessed: true}
 	}
 	if code, err := strconv.Atoi(p.Annotations[AnnotationExitCode]); err == nil {
-		plan = run{duration: runFor, exitCode: int32(code)}
+		plan = run{duration: runFor, exitCode: int32(code), guessed: true}
 	}
 	return plan
 }
@@ -341,7 +342,7 @@ func argsAreCommand(args []string) bool {
 		return false
 	}
 	name := path.Base(args[0])
-	return shells[name] || name == "sleep" || name == "echo" || name == "true" || name == "false"
+	return shells[name] || programs[name] || name == "echo" || name == "true" || name == "false"
 }
 
 // unpullable reports whether an image's name says that it does not exist,
@@ -377,7 +378,7 @@ func crashRun(a map[string]string) run {
 	if err != nil {
 		d = time.Second
 	}
-	return run{duration: d, exitCode: 1}
+	return run{duration: d, exitCode: 1, guessed: true}
 }
 
 // live steps a pod through its life until it ends or is deleted, writing
@@ -504,7 +505,7 @@ func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContain
 	for {
 		switch {
 		case c.started.IsZero() || (c.term == nil && !c.waitUntil.IsZero() && !now.Before(c.waitUntil)):
-			if !k.prepare(p, c, now) {
+			if !k.prepare(r, p, c, now) {
 				return c.config.retryAt
 			}
 			k.start(r, p, c, now)
@@ -513,15 +514,15 @@ func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContain
 		case c.term == nil && !c.exitAt.IsZero() && !now.Before(c.exitAt):
 			k.exit(r, p, c)
 		case c.term == nil:
-			k.print(r, c, now)
-			if !c.readyAt.IsZero() && now.Before(c.readyAt) {
-				return earliest(earliest(c.readyAt, c.exitAt), c.nextLine())
+			if k.runProbes(r, p, c, now) {
+				continue // killed: it exits
 			}
+			k.print(r, c, now)
 			if !c.readyAt.IsZero() && !c.readyLogged {
 				c.readyLogged = true
 				k.logLine(r, c, fmt.Sprintf("container %s is ready", c.spec.Name))
 			}
-			return earliest(c.exitAt, c.nextLine())
+			return earliest(earliest(c.exitAt, c.nextLine()), c.nextProbe())
 		default: // terminated, and not to run again
 			return time.Time{}
 		}
@@ -539,7 +540,7 @@ func earliest(a, b time.Time) time.Time {
 // since a kubelet makes each run's container anew; false while a ConfigMap,
 // Secret or key that the environment needs is missing
 // (CreateContainerConfigError).
-func (k *simulatedKubelet) prepare(p *corev1.Pod, c *simContainer, now time.Time) bool {
+func (k *simulatedKubelet) prepare(r *podRun, p *corev1.Pod, c *simContainer, now time.Time) bool {
 	if now.Before(c.config.retryAt) {
 		return false
 	}
@@ -552,8 +553,12 @@ func (k *simulatedKubelet) prepare(p *corev1.Pod, c *simContainer, now time.Time
 		return false
 	}
 	c.config = waitingOn{}
-	files, mounts := containerFiles(p, &c.spec, data)
-	c.next = planRun(p, c, sandbox{env: env, files: files, mounts: mounts, dir: c.spec.WorkingDir, start: now})
+	for _, other := range r.containers {
+		r.foldRun(other, now)
+	}
+	files, mounts := containerFiles(p, &c.spec, data, r.scratch)
+	c.box = sandbox{env: env, files: files, mounts: mounts, dir: c.spec.WorkingDir, start: now}
+	c.next = planRun(p, c, c.box)
 	return true
 }
 
@@ -583,9 +588,10 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 	if !plan.forever {
 		c.exitAt = now.Add(plan.duration)
 	}
+	c.box.start, c.files, c.folded, c.guessed = now, plan.files, 0, plan.guessed
 	c.readyAt, c.readyLogged = time.Time{}, false
-	if !c.neverReady && !c.init && !c.ephemeral { // an ephemeral container is never Ready
-		c.readyAt = now.Add(c.readyDelay)
+	if c.probes = newProbers(&c.spec, now); c.probe(startupProbe) == nil && c.probe(readinessProbe) == nil {
+		c.ready(now)
 	}
 	k.logLine(r, c, fmt.Sprintf("container %s started", c.spec.Name))
 	c.pending = plan.output
@@ -619,25 +625,48 @@ func (k *simulatedKubelet) exit(r *podRun, p *corev1.Pod, c *simContainer) {
 	term := &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(c.exitAt)}
 	k.print(r, c, c.exitAt)
 	k.logTerminated(r, c, term)
-	again := c.sidecar || r.policy == corev1.RestartPolicyAlways || (r.policy == corev1.RestartPolicyOnFailure && code != 0)
-	if c.init && !c.sidecar && code == 0 {
-		again = false
-	}
-	if c.init && !c.sidecar && code != 0 && r.policy == corev1.RestartPolicyNever || c.ephemeral {
-		again = false
-	}
-	if !again {
+	r.foldRun(c, c.exitAt)
+	c.files = c.files[:c.folded] // the rest, after it was killed, never happened
+	if !r.restarts(c, code) {
 		c.term = term
 		return
 	}
 	c.last = term
-	backoff := 10 * time.Second << min(c.runs-1, 5)
-	if backoff > 5*time.Minute {
-		backoff = 5 * time.Minute
+	// A kubelet starts a container again at once the first time, and only
+	// then backs off: 10 s, doubling, at most 5 min.
+	var backoff time.Duration
+	if c.runs > 1 {
+		backoff = min(10*time.Second<<min(c.runs-2, 5), 5*time.Minute)
+		k.recorder.Eventf(p, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.spec.Name, p.Name)
 	}
 	c.waitUntil = c.exitAt.Add(backoff)
 	c.exitAt, c.readyAt = time.Time{}, time.Time{}
-	k.recorder.Eventf(p, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.spec.Name, p.Name)
+}
+
+// foldRun keeps in the pod's scratch what the container's current run has
+// written and removed in its writable volumes by upTo, for the containers
+// and runs that start after: an emptyDir outlives a container's run. What
+// a container writes after another has started, that one does not see.
+func (r *podRun) foldRun(c *simContainer, upTo time.Time) {
+	n := c.folded
+	for n < len(c.files) && !c.started.Add(c.files[n].at).After(upTo) {
+		n++
+	}
+	r.scratch.fold(c.box.mounts, c.files[c.folded:n])
+	c.folded = n
+}
+
+// restarts reports whether a container that exits with code runs again.
+func (r *podRun) restarts(c *simContainer, code int32) bool {
+	switch {
+	case c.ephemeral:
+		return false
+	case c.sidecar:
+		return true
+	case c.init && code == 0:
+		return false
+	}
+	return r.policy == corev1.RestartPolicyAlways && !c.init || r.policy != corev1.RestartPolicyNever && code != 0
 }
 
 // logTerminated ends a container's run in its log with the line that also
@@ -702,7 +731,7 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 		default:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(c.started)}
 			cs.ContainerID = containerID(r, c)
-			started = true
+			started = c.startedUp()
 			cs.Ready = !c.readyAt.IsZero() && !now.Before(c.readyAt)
 		}
 		if r.evicted {
@@ -715,9 +744,6 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 			continue
 		}
 		if c.init {
-			if c.sidecar {
-				cs.Ready = started && !r.evicted
-			}
 			if !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) {
 				initsDone = false
 			}

@@ -33,6 +33,20 @@ type run struct {
 	duration time.Duration
 	exitCode int32
 	output   []outputLine
+	files    []fileChange // what it writes and removes, in order
+	// guessed: not read from its command (which the simulation cannot
+	// follow, or which an annotation overrides), so what it does to files
+	// is unknown.
+	guessed bool
+}
+
+// fileChange is a file a script writes (its content then) or removes, at a
+// time into its run: what a probe of the container finds then (sandbox.at).
+type fileChange struct {
+	at   time.Duration
+	path string
+	text string
+	gone bool
 }
 
 // outputLine is a line a command prints, at a time into its run.
@@ -85,19 +99,44 @@ var errUnreadable = errors.New("a command the simulation cannot follow")
 type sandbox struct {
 	env    map[string]string
 	files  map[string]string
+	gone   map[string]bool // paths removed, which the image may have held
 	mounts []mount
 	dir    string
 	start  time.Time
 }
 
+// at is the sandbox a command finds d into a run that began in b and made
+// changes: the files written by then, without those removed.
+func (b sandbox) at(changes []fileChange, d time.Duration) sandbox {
+	b.files, b.gone = maps.Clone(b.files), maps.Clone(b.gone)
+	if b.gone == nil {
+		b.gone = map[string]bool{}
+	}
+	for _, ch := range changes {
+		if ch.at > d {
+			break
+		}
+		if ch.gone {
+			delete(b.files, ch.path)
+			b.gone[ch.path] = true
+		} else {
+			b.files[ch.path] = ch.text
+			delete(b.gone, ch.path)
+		}
+	}
+	b.start = b.start.Add(d)
+	return b
+}
+
 // readCommand works out what a container's command does, for the forms tests
 // use: sleep N (and sleep infinity), true, false, and sh -c (or bash -c)
 // scripts of those with exit, echo, tests and arithmetic on the
-// environment, cat of the files of its volumes and of files it writes
-// itself, date, hostname and printenv. The script runs in a shell
-// interpreter in this process on a clock of its own: sleep advances the
-// clock, and any other program, or a file the simulation cannot know, makes
-// the command unreadable.
+// environment; on the files of its volumes and those it writes itself, cat,
+// touch, rm, mkdir, ls, grep, head, tail, wc, sort and tee (programs.go);
+// seq, date, hostname, printenv, basename and dirname. The script runs in a
+// shell interpreter in this process on a clock of its own: sleep advances
+// the clock, and any other program, or a file the simulation cannot know,
+// makes the command unreadable.
 func readCommand(argv []string, box sandbox) (run, error) {
 	if len(argv) == 0 {
 		return run{}, errUnreadable
@@ -115,7 +154,10 @@ func readCommand(argv []string, box sandbox) (run, error) {
 	if err != nil {
 		return run{}, errUnreadable
 	}
-	sh := &simShell{box: box, written: map[string]*strings.Builder{}}
+	sh := &simShell{box: box, written: map[string]*strings.Builder{}, dirs: map[string]bool{}}
+	for p := range box.gone {
+		sh.written[p] = nil
+	}
 	out := &timedOutput{mu: &sh.mu, clock: &sh.clock}
 	pairs := []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	for k, v := range box.env {
@@ -143,11 +185,11 @@ func readCommand(argv []string, box sandbox) (run, error) {
 	if sh.unknown {
 		return run{}, errUnreadable // it looked at a file the simulation cannot know
 	}
-	r := run{duration: sh.clock, output: out.done()}
+	r := run{duration: sh.clock, output: out.done(), files: sh.changes}
 	var status interp.ExitStatus
 	switch {
 	case errors.Is(err, errForever) || ctx.Err() != nil:
-		return run{forever: true, output: r.output}, nil
+		return run{forever: true, output: r.output, files: r.files}, nil
 	case errors.As(err, &status):
 		r.exitCode = int32(status)
 	case err != nil:
@@ -161,9 +203,24 @@ func readCommand(argv []string, box sandbox) (run, error) {
 type simShell struct {
 	box     sandbox
 	clock   time.Duration
-	mu      sync.Mutex // a pipeline's commands run at once
-	written map[string]*strings.Builder
+	mu      sync.Mutex                  // a pipeline's commands run at once
+	written map[string]*strings.Builder // nil: removed
+	dirs    map[string]bool             // made by mkdir
+	changes []fileChange
 	unknown bool // the script tested or listed a path outside what it can know
+}
+
+// changed records what is at p now, written or removed; sh.mu held.
+func (sh *simShell) changed(p string) {
+	ch := fileChange{at: sh.clock, path: p, gone: sh.written[p] == nil}
+	if !ch.gone {
+		ch.text = sh.written[p].String()
+	}
+	if n := len(sh.changes); n > 0 && sh.changes[n-1].path == p && sh.changes[n-1].at == sh.clock {
+		sh.changes[n-1] = ch // a write in pieces at one moment: what it comes to
+		return
+	}
+	sh.changes = append(sh.changes, ch)
 }
 
 // exec runs the programs a script may run, as busybox's would; any other is
@@ -209,6 +266,36 @@ func (sh *simShell) exec(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintln(hc.Stdout, sh.box.env["HOSTNAME"])
 		return nil
+	case "grep":
+		return sh.grep(hc, args[1:])
+	case "head", "tail":
+		return sh.headTail(hc, path.Base(args[0]), args[1:])
+	case "wc":
+		return sh.wc(hc, args[1:])
+	case "sort":
+		return sh.sort(hc, args[1:])
+	case "seq":
+		return seq(hc, args[1:])
+	case "ls":
+		return sh.ls(ctx, args[1:])
+	case "tee":
+		return sh.tee(ctx, args[1:])
+	case "basename", "dirname":
+		if len(args) != 2 {
+			return errUnreadable // a suffix to cut, or several names
+		}
+		f := path.Base
+		if path.Base(args[0]) == "dirname" {
+			f = path.Dir
+		}
+		fmt.Fprintln(hc.Stdout, f(strings.TrimSuffix(args[1], "/")))
+		return nil
+	case "touch":
+		return sh.touch(hc, args[1:])
+	case "rm":
+		return sh.rm(ctx, args[1:])
+	case "mkdir":
+		return sh.mkdir(hc, args[1:])
 	case "printenv", "env":
 		if path.Base(args[0]) == "env" && len(args) > 1 {
 			return errUnreadable // env VAR=value program
@@ -311,6 +398,9 @@ func (sh *simShell) read(dir, name string) (string, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if b, ok := sh.written[p]; ok {
+		if b == nil {
+			return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
 		return b.String(), nil
 	}
 	if text, ok := sh.box.files[p]; ok {
@@ -360,8 +450,9 @@ func (sh *simShell) open(ctx context.Context, name string, flag int, perm os.Fil
 	}
 	sh.mu.Lock()
 	sh.written[p] = b
+	sh.changed(p)
 	sh.mu.Unlock()
-	return &memFile{sh: sh, b: b}, nil
+	return &memFile{sh: sh, p: p, b: b}, nil
 }
 
 // stat answers the script's tests of files ([ -f ], [ -d ], cd): the files
@@ -372,19 +463,26 @@ func (sh *simShell) stat(ctx context.Context, name string, followSymlinks bool) 
 	p := path.Clean(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if b, ok := sh.written[p]; ok {
+	b, ok := sh.written[p]
+	switch {
+	case ok && b == nil:
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	case ok:
 		return memInfo{name: path.Base(p), size: b.Len(), at: sh.box.start}, nil
 	}
 	if text, ok := sh.box.files[p]; ok {
 		return memInfo{name: path.Base(p), size: len(text), at: sh.box.start}, nil
 	}
 	holds := func(file string) bool { return strings.HasPrefix(file, strings.TrimSuffix(p, "/")+"/") }
-	folder := slices.ContainsFunc(sh.box.mounts, func(m mount) bool { return m.path == p || holds(m.path) })
+	folder := sh.dirs[p] || slices.ContainsFunc(sh.box.mounts, func(m mount) bool { return m.path == p || holds(m.path) })
 	for file := range sh.box.files {
 		folder = folder || holds(file)
 	}
-	for file := range sh.written {
-		folder = folder || holds(file)
+	for file, b := range sh.written {
+		folder = folder || b != nil && holds(file)
+	}
+	for dir := range sh.dirs {
+		folder = folder || holds(dir)
 	}
 	if folder {
 		return memInfo{name: path.Base(p), dir: true, at: sh.box.start}, nil
@@ -424,11 +522,13 @@ func (sh *simShell) readDir(ctx context.Context, name string) ([]fs.DirEntry, er
 	}
 	names := map[string]bool{}
 	sh.mu.Lock()
-	var mounts []string
+	// Every path the script can know of, to find those in p: files, the
+	// folders it made and mounts (a removed file's stat leaves it out).
+	known := slices.Concat(slices.Collect(maps.Keys(sh.box.files)), slices.Collect(maps.Keys(sh.written)), slices.Collect(maps.Keys(sh.dirs)))
 	for _, m := range sh.box.mounts {
-		mounts = append(mounts, m.path)
+		known = append(known, m.path)
 	}
-	for _, file := range slices.Concat(slices.Collect(maps.Keys(sh.box.files)), slices.Collect(maps.Keys(sh.written)), mounts) {
+	for _, file := range known {
 		if rest, ok := strings.CutPrefix(file, strings.TrimSuffix(p, "/")+"/"); ok {
 			names[strings.Split(rest, "/")[0]] = true
 		}
@@ -467,6 +567,7 @@ func (i memInfo) Mode() fs.FileMode {
 // memFile is a file a script writes, in memory.
 type memFile struct {
 	sh *simShell
+	p  string
 	b  *strings.Builder
 }
 
@@ -474,7 +575,12 @@ func (f *memFile) Read([]byte) (int, error) { return 0, io.EOF }
 func (f *memFile) Write(p []byte) (int, error) {
 	f.sh.mu.Lock()
 	defer f.sh.mu.Unlock()
-	return f.b.Write(p)
+	if f.sh.written[f.p] != f.b {
+		return len(p), nil // removed meanwhile: written to a file no longer there
+	}
+	n, err := f.b.Write(p)
+	f.sh.changed(f.p)
+	return n, err
 }
 func (f *memFile) Close() error { return nil }
 
@@ -493,6 +599,12 @@ var errForever = errors.New("runs forever")
 
 // shells are the shells whose -c scripts the simulation reads.
 var shells = map[string]bool{"sh": true, "bash": true, "ash": true, "dash": true}
+
+// programs are those a script may run (simShell.exec) besides the shell's
+// own builtins (echo, true, false, test, printf...).
+var programs = map[string]bool{"sleep": true, "expr": true, "cat": true, "date": true, "hostname": true, "printenv": true, "env": true,
+	"grep": true, "head": true, "tail": true, "wc": true, "sort": true, "seq": true, "ls": true, "tee": true, "basename": true, "dirname": true,
+	"touch": true, "rm": true, "mkdir": true}
 
 // expr evaluates the binary forms of expr(1) that scripts use: arithmetic
 // (+ - * / %) and comparisons (= != < <= > >=) of integers, left to right.

@@ -52,6 +52,22 @@ func TestReadCommand(t *testing.T) {
 		{argv: []string{"sh", "-c", "echo x > /tmp/file; echo y >> /tmp/file; cat /tmp/file"}, want: run{output: []outputLine{{0, "x"}, {0, "y"}}}},
 		{argv: []string{"sh", "-c", "echo a | cat; hostname; printenv MODE; printenv NONE"}, env: map[string]string{"HOSTNAME": "web-0", "MODE": "on"}, want: run{exitCode: 1, output: []outputLine{{0, "a"}, {0, "web-0"}, {0, "on"}}}},
 		{argv: []string{"printenv"}, env: map[string]string{"HOSTNAME": "p"}, want: run{output: []outputLine{{0, "HOME=/root"}, {0, "HOSTNAME=p"}, {0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}}},
+		// touch, rm and mkdir on the files it can know.
+		{argv: []string{"sh", "-c", "touch /tmp/a; cat /tmp/a; echo x > /tmp/a; cat /tmp/a; rm /tmp/a; cat /tmp/a"}, want: run{exitCode: 1, output: []outputLine{{0, "x"}, {0, "cat: can't open '/tmp/a': No such file or directory"}}}},
+		{argv: []string{"sh", "-c", "rm -f /etc/motd; [ -f /etc/motd ] || echo gone"}, want: run{output: []outputLine{{0, "gone"}}}},
+		{argv: []string{"sh", "-c", "mkdir -p /tmp/d/e; echo 1 > /tmp/d/e/f; [ -d /tmp/d ] && echo dir; rm /tmp/d; rm -r /tmp/d; [ -e /tmp/d/e/f ] || echo gone"}, want: run{output: []outputLine{{0, "dir"}, {0, "rm: '/tmp/d' is a directory"}, {0, "gone"}}}},
+		{argv: []string{"sh", "-c", "touch -d yesterday /tmp/a"}, err: errUnreadable},
+		// Text programs, as busybox's.
+		{argv: []string{"sh", "-c", "for i in $(seq 1 3); do echo $i; sleep 1; done"}, want: run{duration: 3 * time.Second, output: []outputLine{{0, "1"}, {time.Second, "2"}, {2 * time.Second, "3"}}}},
+		{argv: []string{"sh", "-c", "seq 3 | sort -rn | head -n 2; seq 10 | tail -1"}, want: run{output: []outputLine{{0, "3"}, {0, "2"}, {0, "10"}}}},
+		{argv: []string{"sh", "-c", `printf 'b\na\nb\n' > /tmp/f; sort -u /tmp/f; wc -l /tmp/f; wc -w < /tmp/f; grep -c b /tmp/f; grep -q z /tmp/f || echo none; grep -n a /tmp/f`}, want: run{output: []outputLine{{0, "a"}, {0, "b"}, {0, "3 /tmp/f"}, {0, "3"}, {0, "2"}, {0, "none"}, {0, "2:a"}}}},
+		{argv: []string{"sh", "-c", `echo 'error: x' | grep -E '^(error|warn):' && echo 'a(b)' | grep 'a(b)' && echo A | grep -iv b`}, want: run{output: []outputLine{{0, "error: x"}, {0, "a(b)"}, {0, "A"}}}},
+		{argv: []string{"sh", "-c", "grep x /tmp/none"}, err: errUnreadable}, // a file of the image
+		{argv: []string{"sh", "-c", "mkdir /tmp/d; touch /tmp/d/b /tmp/d/a; ls /tmp/d; echo hi | tee /tmp/t; cat /tmp/t; basename /a/b/c.txt; dirname /a/b/c.txt"}, want: run{output: []outputLine{{0, "a"}, {0, "b"}, {0, "hi"}, {0, "hi"}, {0, "c.txt"}, {0, "/a/b"}}}},
+		{argv: []string{"tail", "-f", "/dev/null"}, want: run{forever: true}},
+		{argv: []string{"tail", "-f", "/var/log/app.log"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "ls -l /tmp"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "ls /usr/bin"}, err: errUnreadable},
 		{argv: nil, err: errUnreadable},
 	} {
 		got, err := readCommand(tc.argv, sandbox{env: tc.env})
@@ -62,6 +78,36 @@ func TestReadCommand(t *testing.T) {
 		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.argv, got, tc.want)
 		}
+	}
+}
+
+// TestUnitFileChanges: a run records what it writes and removes, when, and
+// a probe's sandbox at a moment of the run holds the files as they were.
+func TestUnitFileChanges(t *testing.T) {
+	box := sandbox{files: map[string]string{"/etc/app/conf": "a"}, mounts: []mount{{path: "/etc/app", readOnly: true}, {path: "/data"}}}
+	r, err := readCommand([]string{"sh", "-c", "touch /tmp/healthy; sleep 30; rm -f /tmp/healthy; echo 1 > /data/n; sleep 5; echo 2 >> /data/n; rm /etc/app/conf; sleep infinity"}, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []fileChange{{0, "/tmp/healthy", "", false}, {30 * time.Second, "/tmp/healthy", "", true}, {30 * time.Second, "/data/n", "1\n", false}, {35 * time.Second, "/data/n", "1\n2\n", false}}
+	if !r.forever || !slices.Equal(r.files, want) || len(r.output) != 1 || r.output[0].text != "rm: can't remove '/etc/app/conf': Read-only file system" {
+		t.Fatalf("run: %+v\nwant files %+v", r, want)
+	}
+	for _, tc := range []struct {
+		at   time.Duration
+		want string
+	}{{10 * time.Second, "up\ncat: can't open '/data/n': No such file or directory\n"}, {30 * time.Second, "down\n1\n"}, {34 * time.Second, "down\n1\n"}, {40 * time.Second, "down\n1\n2\n"}} {
+		probe, err := readCommand([]string{"sh", "-c", "[ -f /tmp/healthy ] && echo up || echo down; cat /data/n"}, box.at(r.files, tc.at))
+		var out strings.Builder
+		for _, l := range probe.output {
+			out.WriteString(l.text + "\n")
+		}
+		if err != nil || out.String() != tc.want {
+			t.Errorf("at %s: %q, %v; want %q", tc.at, out.String(), err, tc.want)
+		}
+	}
+	if box.files["/etc/app/conf"] != "a" || len(box.gone) != 0 {
+		t.Errorf("the run's own sandbox changed: %+v", box)
 	}
 }
 
@@ -102,7 +148,7 @@ func TestUnitContainerFiles(t *testing.T) {
 		{Name: "scratch", MountPath: "/work"},
 		{Name: "host", MountPath: "/logs"},
 	}}
-	files, mounts := containerFiles(p, c, data)
+	files, mounts := containerFiles(p, c, data, nil)
 	wantFiles := map[string]string{
 		"/etc/app/app.conf": "port=80", "/etc/app/mode": "fast", "/etc/mode.txt": "fast", "/secrets/db/pass": "s3cret",
 		"/etc/podinfo/labels": "app=\"web\"\ntier=\"front\"", "/etc/podinfo/name": "web-0",
@@ -117,14 +163,14 @@ func TestUnitContainerFiles(t *testing.T) {
 	limits := p.DeepCopy()
 	limits.Spec.Volumes[2].DownwardAPI.Items = append(limits.Spec.Volumes[2].DownwardAPI.Items,
 		corev1.DownwardAPIVolumeFile{Path: "cpu", ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}})
-	if files, mounts := containerFiles(limits, c, data); files["/etc/podinfo/name"] != "" || len(mounts) != 5 {
+	if files, mounts := containerFiles(limits, c, data, nil); files["/etc/podinfo/name"] != "" || len(mounts) != 5 {
 		t.Errorf("with a resource field, the downward API volume gives %v, mounts %v", files, mounts)
 	}
 	// A synced pod's labels are its user's, not the syncer's too.
 	synced := p.DeepCopy()
 	synced.Labels[syncer.LabelManagedBy] = "vc"
 	synced.Annotations = map[string]string{syncer.AnnotationNS: "shop"}
-	if files, _ := containerFiles(synced, c, data); files["/etc/podinfo/labels"] != wantFiles["/etc/podinfo/labels"] {
+	if files, _ := containerFiles(synced, c, data, nil); files["/etc/podinfo/labels"] != wantFiles["/etc/podinfo/labels"] {
 		t.Errorf("a synced pod's labels file: %q", files["/etc/podinfo/labels"])
 	}
 	start := time.Date(2026, 11, 28, 4, 42, 0, 0, time.UTC)
@@ -323,6 +369,27 @@ func TestIsPause(t *testing.T) {
 	} {
 		if got := isPause(image); got != want {
 			t.Errorf("isPause(%q) = %v, want %v", image, got, want)
+		}
+	}
+}
+
+// TestUnitPrograms: every program that args alone may start
+// (argsAreCommand) is one a script may run.
+func TestUnitPrograms(t *testing.T) {
+	valid := map[string]string{"sleep": "1", "expr": "1 + 1", "date": "-u", "printenv": "HOME", "env": "", "seq": "2", "basename": "/a/b", "dirname": "/a/b",
+		"touch": "/tmp/a", "rm": "-f /tmp/a", "mkdir": "-p /tmp/d", "ls": "/tmp", "grep": "-c x", "head": "-n 1", "tail": "-1", "wc": "-l", "sort": "-n", "tee": "/tmp/t", "cat": "", "hostname": ""}
+	for name := range programs {
+		args, ok := valid[name]
+		if !ok {
+			t.Errorf("%s: no valid use of it in this test", name)
+			continue
+		}
+		argv := append([]string{name}, strings.Fields(args)...)
+		if _, err := readCommand([]string{"sh", "-c", "mkdir /tmp; " + shellQuote(argv)}, sandbox{env: map[string]string{"HOSTNAME": "h"}}); err != nil {
+			t.Errorf("%q: %v", argv, err)
+		}
+		if !argsAreCommand(argv) {
+			t.Errorf("%q are not taken as a command", argv)
 		}
 	}
 }
