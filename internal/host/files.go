@@ -32,9 +32,10 @@ type scratchFiles map[string]map[string]string
 // out as a kubelet lays them out (a file per key, or per item at its path;
 // a subPath mounts one of them), and the mounts below which the simulation
 // knows every file (those, and emptyDir and claim mounts with what the
-// pod's containers have written there, scratch). Objects that are missing
-// are left out: the pod does not start without them unless they are
-// optional (volumesMissing).
+// pod's containers have written there, scratch; and /tmp, empty in an
+// image, which a container starts with as it was made). Objects that are
+// missing are left out: the pod does not start without them unless they
+// are optional (volumesMissing).
 func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch scratchFiles) (map[string]string, []mount) {
 	files := map[string]string{}
 	var mounts []mount
@@ -63,6 +64,9 @@ func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch
 				files[path.Join(vm.MountPath, strings.TrimPrefix(name, vm.SubPath+"/"))] = text
 			}
 		}
+	}
+	if !slices.ContainsFunc(mounts, func(m mount) bool { return m.path == "/tmp" }) {
+		mounts = append(mounts, mount{path: "/tmp"})
 	}
 	return files, mounts
 }

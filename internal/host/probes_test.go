@@ -196,6 +196,15 @@ func TestUnitProbes(t *testing.T) {
 			t.Errorf("events:\n%s", got)
 		}
 	})
+	t.Run("never written", func(t *testing.T) {
+		// /tmp is empty in an image: a file the script never made is not there.
+		status, _ := steppedPod(t, probedPod("sleep infinity", func(c *corev1.Container) {
+			c.ReadinessProbe = execProbe("cat /tmp/ready", 0, 1, 3)
+		}))
+		if cs := status(30 * s); cs.Ready || cs.State.Running == nil {
+			t.Errorf("at 30 s: %+v", cs)
+		}
+	})
 	t.Run("cannot follow", func(t *testing.T) {
 		// A probe of a command the simulation cannot follow, or of a
 		// container whose own command it cannot, passes.

@@ -156,14 +156,14 @@ func TestUnitContainerFiles(t *testing.T) {
 	if !maps.Equal(files, wantFiles) {
 		t.Errorf("files:\n%v\nwant\n%v", files, wantFiles)
 	}
-	if len(mounts) != 6 {
-		t.Errorf("mounts %v: want all but the hostPath", mounts)
+	if len(mounts) != 7 || mounts[6] != (mount{path: "/tmp"}) {
+		t.Errorf("mounts %v: want all but the hostPath, and /tmp", mounts)
 	}
 	// A volume with a field the simulation cannot know is not known at all.
 	limits := p.DeepCopy()
 	limits.Spec.Volumes[2].DownwardAPI.Items = append(limits.Spec.Volumes[2].DownwardAPI.Items,
 		corev1.DownwardAPIVolumeFile{Path: "cpu", ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}})
-	if files, mounts := containerFiles(limits, c, data, nil); files["/etc/podinfo/name"] != "" || len(mounts) != 5 {
+	if files, mounts := containerFiles(limits, c, data, nil); files["/etc/podinfo/name"] != "" || len(mounts) != 6 {
 		t.Errorf("with a resource field, the downward API volume gives %v, mounts %v", files, mounts)
 	}
 	// A synced pod's labels are its user's, not the syncer's too.
