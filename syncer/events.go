@@ -150,7 +150,7 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		if !ok || seen[cs.ContainerID] {
 			return
 		}
-		at := metav1.Now()
+		var at metav1.Time
 		switch {
 		case cs.State.Running != nil:
 			at = cs.State.Running.StartedAt
@@ -158,6 +158,8 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 			at = cs.State.Terminated.StartedAt
 		case cs.LastTerminationState.Terminated != nil: // in back-off after it
 			at = cs.LastTerminationState.Terminated.StartedAt
+		default:
+			return // when it started is not told: its name could not be the same twice
 		}
 		reasons := [][2]string{
 			{"Pulled", fmt.Sprintf("Container image %q already present on machine", cs.Image)},
@@ -172,11 +174,12 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 			// them in the order told (kubectl describe keeps that order
 			// among events of one second): in the last millisecond of the
 			// run's start second, after the Scheduled event and a Killing
-			// of that second, by the container's place in the pod. Then a
-			// hash of the run and reason: the run's ID holds the host pod's
-			// UID, so a pod made again under the name, or a run started
-			// again within the second, gets its own; a retry, the same.
-			when := at.Truncate(time.Second).Add(time.Second - time.Millisecond + time.Duration(ord*len(reasons)+i)*time.Microsecond)
+			// of that second, by the run's number, then the container's
+			// place in the pod. Then a hash of the run and reason: the
+			// run's ID holds the host pod's UID, so a pod made again under
+			// the name gets its own; a retry, the same.
+			place := int(cs.RestartCount%16)*60 + ord*len(reasons) + i
+			when := at.Truncate(time.Second).Add(time.Second - time.Millisecond + time.Duration(place)*time.Microsecond)
 			sum := sha256.Sum256([]byte(id + "/" + r[0]))
 			name := fmt.Sprintf("%s.%x%s", strings.TrimRight(v.Name[:min(len(v.Name), 220)], "-."), when.UnixNano(), hex.EncodeToString(sum[:4]))
 			events = append(events, &corev1.Event{
@@ -200,7 +203,7 @@ func (s *Syncer) startEvents(ctx context.Context, v, h *corev1.Pod) error {
 		{"spec.ephemeralContainers", h.Status.EphemeralContainerStatuses},
 	} {
 		for _, cs := range kind.statuses {
-			add(cs, kind.fieldPath, min(ord, 300)) // at most a millisecond
+			add(cs, kind.fieldPath, min(ord, 19)) // at most a millisecond in all
 			ord++
 		}
 	}

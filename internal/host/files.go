@@ -32,11 +32,12 @@ type scratchFiles map[string]map[string]string
 // out as a kubelet lays them out (a file per key, or per item at its path;
 // a subPath mounts one of them), and the mounts below which the simulation
 // knows every file (those, and emptyDir and claim mounts with what the
-// pod's containers have written there, scratch; and /tmp, empty in an
-// image, which a container starts with as it was made). Objects that are
+// pod's containers have written there, scratch, but for the volumes
+// unknown; and /tmp, empty in an image, which a container starts with as it
+// was made). Objects that are
 // missing are left out: the pod does not start without them unless they
 // are optional (volumesMissing).
-func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch scratchFiles) (map[string]string, []mount) {
+func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch scratchFiles, unknown map[string]bool) (map[string]string, []mount) {
 	files := map[string]string{}
 	var mounts []mount
 	for _, vm := range c.VolumeMounts {
@@ -51,7 +52,10 @@ func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch
 		}
 		m := mount{path: path.Clean(vm.MountPath), readOnly: readOnly || vm.ReadOnly}
 		if v.EmptyDir != nil || v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
-			m.scratch, m.subPath, content = v.Name, vm.SubPath, scratch[v.Name]
+			if unknown[v.Name] {
+				continue
+			}
+			m.scratch, m.subPath, content = v.Name, path.Clean("/" + vm.SubPath)[1:], scratch[v.Name]
 		}
 		mounts = append(mounts, m)
 		for name, text := range content {
@@ -201,4 +205,24 @@ func (scratch scratchFiles) fold(mounts []mount, changes []fileChange) {
 			scratch[in.scratch][rel] = ch.text
 		}
 	}
+}
+
+// unwritten is the sandbox without what a run may have written that the
+// simulation does not know: the pod's writable volumes and /tmp, for a run
+// whose command it could not follow.
+func (b sandbox) unwritten() sandbox {
+	var kept []mount
+	for _, m := range b.mounts {
+		if m.scratch == "" && m.path != "/tmp" {
+			kept = append(kept, m)
+		}
+	}
+	files := map[string]string{}
+	for p, text := range b.files {
+		if slices.ContainsFunc(kept, func(m mount) bool { return p == m.path || strings.HasPrefix(p, strings.TrimSuffix(m.path, "/")+"/") }) {
+			files[p] = text
+		}
+	}
+	b.mounts, b.files = kept, files
+	return b
 }

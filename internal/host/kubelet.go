@@ -488,14 +488,31 @@ type simulatedContainer struct {
 
 var errNoTerminal = errors.New("a simulated container has no terminal: run the command without -t/--tty")
 
-// ExecInContainer runs cmd on this machine in the container's scratch folder
-// and reports its exit code as a container's would be.
+// ExecInContainer runs cmd in the container's sandbox when the simulation
+// can follow it at once (simulatedExec), else on this machine in the
+// container's scratch folder, and reports its exit code as a container's
+// would be.
 func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader, stdout, stderr io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	if tty {
 		return errNoTerminal
 	}
 	if len(cmd) == 0 {
 		return errors.New("no command given")
+	}
+	if res, ok := c.k.simulatedExec(c.pod, c.name, cmd, time.Now()); ok && in == nil {
+		for _, l := range res.output {
+			out := stdout
+			if l.stderr {
+				out = stderr
+			}
+			if out != nil {
+				fmt.Fprintln(out, l.text)
+			}
+		}
+		if res.exitCode != 0 {
+			return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", res.exitCode), Code: int(res.exitCode)}
+		}
+		return nil
 	}
 	dir := ContainerScratchDir(c.k.dir, c.pod.Namespace, c.pod.Name, c.name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -544,6 +561,36 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 		return utilexec.CodeExitError{Err: err, Code: exit.ExitCode()}
 	}
 	return err
+}
+
+// simulatedExec runs an exec'd command in the sandbox of the container's
+// current run as it stands at now: the files of its volumes and those its
+// script has written and removed by then (for a run whose command the
+// simulation cannot follow, only its volumes that nothing writes). False
+// when the container does not run or the command is not one it can follow
+// at once (another program, a file it cannot know, a sleep): that runs on
+// this machine. What the command writes is not kept.
+func (k *simulatedKubelet) simulatedExec(p *corev1.Pod, container string, cmd []string, now time.Time) (run, bool) {
+	k.mu.Lock()
+	r := k.pods[p.UID]
+	k.mu.Unlock()
+	if r == nil {
+		return run{}, false
+	}
+	v, ok := r.views.Load(container)
+	if !ok {
+		return run{}, false
+	}
+	view := v.(*execView)
+	box := view.box
+	if view.guessed {
+		box = box.unwritten()
+	}
+	res, err := readCommand(cmd, box.at(view.files, now.Sub(view.started)))
+	if err != nil || res.forever || res.duration > 0 {
+		return run{}, false
+	}
+	return res, true
 }
 
 // AttachContainer shows the container's output from now on: its log.

@@ -106,6 +106,9 @@ type simContainer struct {
 	folded      int          // of files: those kept in the pod's scratch
 	guessed     bool         // the current run was not read from its command
 	probes      []*prober    // of the current run
+	killing     bool         // the current run is being killed (a probe failed)
+	upOnce      bool         // a sidecar that has run past its startup probe
+	wroteBlind  bool         // a run of it that the simulation could not follow has started
 	readyAt     time.Time    // zero: never
 	readyLogged bool         // the log says it became ready
 	pending     []outputLine // of the current run, not yet in its log
@@ -138,6 +141,18 @@ type podRun struct {
 	// with; latest, the pod that added some, for the run to take on.
 	ephemerals atomic.Int32
 	latest     atomic.Pointer[corev1.Pod]
+	// views holds an execView of each running container by name, for
+	// the kubelet API's goroutines.
+	views sync.Map
+}
+
+// execView is what a command exec'd into a container's current run finds:
+// its sandbox, and the files its script writes and removes, from started.
+type execView struct {
+	box     sandbox
+	files   []fileChange
+	started time.Time
+	guessed bool
 }
 
 // track starts running a pod that has come to a simulated node, and notices
@@ -478,13 +493,14 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 	initsDone := true
 	for _, c := range r.containers {
 		// In order: nothing after an init container that has not completed
-		// starts (a sidecar counts as done once started), but for ephemeral
-		// containers, which debug a pod stuck in its init too.
+		// starts (a sidecar counts as done once started and past its
+		// startup probe), but for ephemeral containers, which debug a pod
+		// stuck in its init too.
 		if !initsDone && !c.ephemeral {
 			continue
 		}
 		due(k.stepContainer(r, p, c, now))
-		if c.init && !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) {
+		if c.init && !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) || c.sidecar && !c.upOnce {
 			initsDone = false
 		}
 	}
@@ -517,6 +533,7 @@ func (k *simulatedKubelet) stepContainer(r *podRun, p *corev1.Pod, c *simContain
 			if k.runProbes(r, p, c, now) {
 				continue // killed: it exits
 			}
+			c.upOnce = c.upOnce || c.startedUp()
 			k.print(r, c, now)
 			if !c.readyAt.IsZero() && !c.readyLogged {
 				c.readyLogged = true
@@ -556,7 +573,7 @@ func (k *simulatedKubelet) prepare(r *podRun, p *corev1.Pod, c *simContainer, no
 	for _, other := range r.containers {
 		r.foldRun(other, now)
 	}
-	files, mounts := containerFiles(p, &c.spec, data, r.scratch)
+	files, mounts := containerFiles(p, &c.spec, data, r.scratch, r.unknownVolumes(c))
 	c.box = sandbox{env: env, files: files, mounts: mounts, dir: c.spec.WorkingDir, start: now}
 	c.next = planRun(p, c, c.box)
 	return true
@@ -588,8 +605,10 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 	if !plan.forever {
 		c.exitAt = now.Add(plan.duration)
 	}
-	c.box.start, c.files, c.folded, c.guessed = now, plan.files, 0, plan.guessed
+	c.box.start, c.files, c.folded, c.guessed, c.killing = now, plan.files, 0, plan.guessed, false
+	c.wroteBlind = c.wroteBlind || plan.guessed
 	c.readyAt, c.readyLogged = time.Time{}, false
+	r.views.Store(c.spec.Name, &execView{box: c.box, files: c.files, started: now, guessed: c.guessed})
 	if c.probes = newProbers(&c.spec, now); c.probe(startupProbe) == nil && c.probe(readinessProbe) == nil {
 		c.ready(now)
 	}
@@ -625,6 +644,7 @@ func (k *simulatedKubelet) exit(r *podRun, p *corev1.Pod, c *simContainer) {
 	term := &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(c.exitAt)}
 	k.print(r, c, c.exitAt)
 	k.logTerminated(r, c, term)
+	r.views.Delete(c.spec.Name)
 	r.foldRun(c, c.exitAt)
 	c.files = c.files[:c.folded] // the rest, after it was killed, never happened
 	if !r.restarts(c, code) {
@@ -654,6 +674,25 @@ func (r *podRun) foldRun(c *simContainer, upTo time.Time) {
 	}
 	r.scratch.fold(c.box.mounts, c.files[c.folded:n])
 	c.folded = n
+}
+
+// unknownVolumes are the pod's volumes whose files c cannot know: those
+// another container may write to while c runs (any but an init container
+// that has completed, and, for an init container, those not yet started,
+// which wait for it), or that one wrote to in a run the simulation could
+// not follow, c's own earlier runs included.
+func (r *podRun) unknownVolumes(c *simContainer) map[string]bool {
+	unknown := map[string]bool{}
+	for _, x := range r.containers {
+		completed := x.init && !x.sidecar && x.term != nil
+		waits := c.init && !c.sidecar && x.started.IsZero()
+		for _, vm := range x.spec.VolumeMounts {
+			if !vm.ReadOnly && (x.wroteBlind || x != c && !completed && !waits) {
+				unknown[vm.Name] = true
+			}
+		}
+	}
+	return unknown
 }
 
 // restarts reports whether a container that exits with code runs again.
@@ -744,8 +783,11 @@ func (r *podRun) status(p *corev1.Pod, now time.Time) corev1.PodStatus {
 			continue
 		}
 		if c.init {
-			if !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) {
+			if !c.sidecar && !(c.term != nil && c.term.ExitCode == 0) || c.sidecar && !c.upOnce {
 				initsDone = false
+			}
+			if c.sidecar {
+				allReady = allReady && cs.Ready // a sidecar's readiness is the pod's too
 			}
 			st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 			continue

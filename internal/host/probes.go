@@ -1,11 +1,13 @@
 package host
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 )
 
 // How the simulated kubelet probes a running container, as a kubelet's
@@ -23,8 +25,9 @@ import (
 //     HTTP, TCP or gRPC probe, since nothing listens in a simulated pod.
 //   - Each failure is an Unhealthy event with the probe's output. A liveness
 //     or startup probe that fails failureThreshold times in a row kills the
-//     container (exit code 137, as a shell that ignores SIGTERM ends), which
-//     then starts again as the pod's restartPolicy says. Readiness comes
+//     container (exit code 137, after its grace period, as a shell that
+//     ignores SIGTERM ends), which then starts again as the pod's
+//     restartPolicy says. Readiness comes
 //     after successThreshold passes and goes after failureThreshold
 //     failures.
 
@@ -89,7 +92,7 @@ func (c *simContainer) startedUp() bool {
 func (c *simContainer) dueProbe(now time.Time) *prober {
 	var due *prober
 	for _, pr := range c.probes {
-		if pr.settled || pr.kind != startupProbe && !c.startedUp() || pr.at.After(now) ||
+		if c.killing || pr.settled || pr.kind != startupProbe && !c.startedUp() || pr.at.After(now) ||
 			!c.exitAt.IsZero() && !pr.at.Before(c.exitAt) {
 			continue
 		}
@@ -104,7 +107,7 @@ func (c *simContainer) dueProbe(now time.Time) *prober {
 func (c *simContainer) nextProbe() time.Time {
 	var next time.Time
 	for _, pr := range c.probes {
-		if !pr.settled && (pr.kind == startupProbe || c.startedUp()) {
+		if !c.killing && !pr.settled && (pr.kind == startupProbe || c.startedUp()) {
 			next = earliest(next, pr.at)
 		}
 	}
@@ -134,7 +137,8 @@ func (c *simContainer) look(pr *prober, at time.Time) (passed bool, output strin
 
 // runProbes looks at the container's probes due by now, in their order in
 // time. It returns true when a failed one has the container killed: its run
-// then ends at that probe (exitAt), with exit code 137.
+// then ends after its grace period (exitAt), with exit code 137, and is not
+// probed again.
 func (k *simulatedKubelet) runProbes(r *podRun, p *corev1.Pod, c *simContainer, now time.Time) bool {
 	for {
 		pr := c.dueProbe(now)
@@ -145,9 +149,12 @@ func (k *simulatedKubelet) runProbes(r *podRun, p *corev1.Pod, c *simContainer, 
 		passed, output, known := c.look(pr, at)
 		pr.at = at.Add(seconds(pr.spec.PeriodSeconds, 10))
 		pr.settled = !known
-		if passed {
+		switch {
+		case !known: // as good as passing for ever
+			pr.fails, pr.passes = 0, threshold(pr.spec.SuccessThreshold)
+		case passed:
 			pr.fails, pr.passes = 0, pr.passes+1
-		} else {
+		default:
 			pr.fails, pr.passes = pr.fails+1, 0
 			k.recorder.Eventf(p, corev1.EventTypeWarning, "Unhealthy", "%s probe failed: %s", pr.kind, output)
 		}
@@ -170,7 +177,13 @@ func (k *simulatedKubelet) runProbes(r *podRun, p *corev1.Pod, c *simContainer, 
 				restart = ", will be restarted"
 			}
 			k.recorder.Eventf(p, corev1.EventTypeNormal, "Killing", "Container %s failed %s probe%s", c.spec.Name, strings.ToLower(pr.kind.String()), restart)
-			c.code, c.exitAt = 137, at
+			// Stopped as a shell that ignores SIGTERM is: killed when its
+			// grace period is over, unless its script ends before.
+			grace := time.Duration(*cmp.Or(pr.spec.TerminationGracePeriodSeconds, p.Spec.TerminationGracePeriodSeconds, ptr.To[int64](30))) * time.Second
+			if end := at.Add(grace); c.exitAt.IsZero() || end.Before(c.exitAt) {
+				c.code, c.exitAt = 137, end
+			}
+			c.killing = true
 			return true
 		}
 	}

@@ -132,19 +132,23 @@ func TestUnitProbes(t *testing.T) {
 		if cs := status(39 * s); cs.State.Running == nil || cs.RestartCount != 0 || !cs.Ready {
 			t.Errorf("at 39 s, after two failed probes: %+v", cs)
 		}
-		// The third failure, at 40 s, kills it, and it starts again at once.
-		cs := status(40 * s)
+		// The third failure, at 40 s, has it killed when its grace period
+		// of 30 s is over; then it starts again at once.
+		if cs := status(69 * s); cs.State.Running == nil || cs.RestartCount != 0 {
+			t.Errorf("at 69 s, in its grace period: %+v", cs)
+		}
+		cs := status(70 * s)
 		if cs.State.Running == nil || cs.RestartCount != 1 ||
 			cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 137 ||
-			!cs.LastTerminationState.Terminated.FinishedAt.Time.Equal(time.Date(2026, 1, 1, 0, 0, 40, 0, time.UTC)) {
-			t.Errorf("at 40 s: %+v", cs)
+			!cs.LastTerminationState.Terminated.FinishedAt.Time.Equal(time.Date(2026, 1, 1, 0, 1, 10, 0, time.UTC)) {
+			t.Errorf("at 70 s: %+v", cs)
 		}
-		// The second time round, killed at 80 s, it backs off for 10 s.
-		if cs := status(85 * s); cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" || cs.RestartCount != 1 {
-			t.Errorf("at 85 s: %+v", cs)
+		// The second time round, killed at 140 s, it backs off for 10 s.
+		if cs := status(145 * s); cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" || cs.RestartCount != 1 {
+			t.Errorf("at 145 s: %+v", cs)
 		}
-		if cs := status(90 * s); cs.State.Running == nil || cs.RestartCount != 2 {
-			t.Errorf("at 90 s, after the back-off: %+v", cs)
+		if cs := status(150 * s); cs.State.Running == nil || cs.RestartCount != 2 {
+			t.Errorf("at 150 s, after the back-off: %+v", cs)
 		}
 		got := strings.Join(events(), "\n")
 		want := "Warning Unhealthy Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory\n"
@@ -189,8 +193,12 @@ func TestUnitProbes(t *testing.T) {
 		})
 		p.Spec.RestartPolicy = corev1.RestartPolicyNever
 		status, events := steppedPod(t, p)
-		if cs := status(5 * s); cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 137 {
-			t.Errorf("at 5 s: %+v", cs)
+		// Failed at 1 and 2 s; killed at 32 s.
+		if cs := status(31 * s); cs.State.Running == nil {
+			t.Errorf("at 31 s: %+v", cs)
+		}
+		if cs := status(32 * s); cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 137 {
+			t.Errorf("at 32 s: %+v", cs)
 		}
 		if got := strings.Join(events(), "\n"); !strings.HasSuffix(got, "Normal Killing Container app failed startup probe") {
 			t.Errorf("events:\n%s", got)
@@ -203,6 +211,75 @@ func TestUnitProbes(t *testing.T) {
 		}))
 		if cs := status(30 * s); cs.Ready || cs.State.Running == nil {
 			t.Errorf("at 30 s: %+v", cs)
+		}
+	})
+	t.Run("folder", func(t *testing.T) {
+		status, _ := steppedPod(t, probedPod("sleep 2; mkdir -p /data/ready; sleep infinity", func(c *corev1.Container) {
+			c.ReadinessProbe = execProbe("test -d /data/ready", 0, 1, 1)
+		}))
+		if cs := status(1 * s); cs.Ready {
+			t.Errorf("at 1 s: %+v", cs)
+		}
+		if cs := status(2 * s); !cs.Ready {
+			t.Errorf("at 2 s: %+v", cs)
+		}
+	})
+	t.Run("sidecar", func(t *testing.T) {
+		// A sidecar holds the app back until its startup probe passes, and
+		// its readiness is the pod's.
+		always := corev1.ContainerRestartPolicyAlways
+		p := probedPod("sleep infinity", func(c *corev1.Container) {})
+		p.Spec.InitContainers = []corev1.Container{{Name: "proxy", Image: "busybox", RestartPolicy: &always,
+			Command:        []string{"sh", "-c", "sleep 3; touch /tmp/up; sleep 10; rm /tmp/up; sleep infinity"},
+			StartupProbe:   execProbe("cat /tmp/up", 0, 1, 10),
+			ReadinessProbe: execProbe("cat /tmp/up", 0, 1, 1)}}
+		pod := stepPod(t, p)
+		if st := pod.at(2 * s); len(st.ContainerStatuses) != 1 || st.ContainerStatuses[0].State.Running != nil {
+			t.Errorf("at 2 s the app runs before its sidecar has started: %+v", st.ContainerStatuses)
+		}
+		ready := func(st corev1.PodStatus) bool {
+			for _, c := range st.Conditions {
+				if c.Type == corev1.PodReady {
+					return c.Status == corev1.ConditionTrue
+				}
+			}
+			return false
+		}
+		if st := pod.at(4 * s); st.ContainerStatuses[0].State.Running == nil || !ready(st) {
+			t.Errorf("at 4 s: %+v", st)
+		}
+		if st := pod.at(14 * s); ready(st) || !st.ContainerStatuses[0].Ready {
+			t.Errorf("at 14 s, its sidecar not ready: %+v", st)
+		}
+	})
+	t.Run("written by another", func(t *testing.T) {
+		// What a container the simulation cannot follow wrote, or one
+		// running beside, is unknown: a probe of it passes.
+		p := probedPod("sleep infinity", func(c *corev1.Container) {
+			c.ReadinessProbe = execProbe("cat /data/index.html", 0, 1, 1)
+		})
+		p.Spec.InitContainers = []corev1.Container{{Name: "fetch", Image: "busybox", Command: []string{"wget", "-O", "/data/index.html", "http://example"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}
+		pod := stepPod(t, p)
+		if st := pod.at(10 * s); !st.ContainerStatuses[0].Ready {
+			t.Errorf("after a fetching init container: %+v", st.ContainerStatuses)
+		}
+		p = probedPod("sleep infinity", func(c *corev1.Container) {
+			c.ReadinessProbe = execProbe("test -f /data/ready", 0, 1, 1)
+		})
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "writer", Image: "busybox", Command: []string{"sh", "-c", "sleep 5; touch /data/ready; sleep infinity"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}})
+		pod = stepPod(t, p)
+		if st := pod.at(10 * s); !st.ContainerStatuses[0].Ready {
+			t.Errorf("beside a writer: %+v", st.ContainerStatuses)
+		}
+	})
+	t.Run("http", func(t *testing.T) {
+		status, _ := steppedPod(t, probedPod("sleep infinity", func(c *corev1.Container) {
+			c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/"}}, SuccessThreshold: 3, PeriodSeconds: 1}
+		}))
+		if cs := status(5 * s); !cs.Ready {
+			t.Errorf("an HTTP probe with successThreshold 3: %+v", cs)
 		}
 	})
 	t.Run("cannot follow", func(t *testing.T) {

@@ -42,10 +42,8 @@ func (sh *simShell) touch(hc interp.HandlerContext, names []string) error {
 	return eachPath(hc, names, func(p, name string) string {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
-		_, known := sh.box.files[p]
-		b, written := sh.written[p]
 		switch m := sh.mountOf(p); {
-		case written && b != nil || !written && known:
+		case sh.isFile(p) || sh.isDir(p):
 			return "" // there already: only its time changes
 		case m != nil && m.readOnly:
 			return fmt.Sprintf("touch: %s: Read-only file system\n", name)
@@ -129,9 +127,12 @@ func (sh *simShell) remove(p string) {
 // mkdir makes folders (-p: with their parents, and no word for those there).
 func (sh *simShell) mkdir(hc interp.HandlerContext, args []string) error {
 	var names []string
+	parents := false
 	for _, a := range args {
 		switch {
-		case a == "-p" || a == "--":
+		case a == "--":
+		case a == "-p":
+			parents = true
 		case strings.HasPrefix(a, "-"):
 			return errUnreadable // a mode of its own
 		default:
@@ -141,13 +142,19 @@ func (sh *simShell) mkdir(hc interp.HandlerContext, args []string) error {
 	return eachPath(hc, names, func(p, name string) string {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
-		if m := sh.mountOf(p); m != nil && m.readOnly {
+		switch m := sh.mountOf(p); {
+		case m != nil && m.readOnly:
 			return fmt.Sprintf("mkdir: can't create directory '%s': Read-only file system\n", name)
+		case sh.isDir(p) && parents:
+			return ""
+		case sh.isDir(p) || sh.isFile(p):
+			return fmt.Sprintf("mkdir: can't create directory '%s': File exists\n", name)
 		}
 		sh.dirs[p] = true
 		if b, ok := sh.written[p]; ok && b == nil {
 			delete(sh.written, p) // removed before, there again
 		}
+		sh.madeDir(p)
 		return ""
 	})
 }
@@ -157,9 +164,9 @@ func (sh *simShell) mkdir(hc interp.HandlerContext, args []string) error {
 // makes the command unreadable.
 
 // inputs is the text of each file named (its input without any, or for
-// "-"), the program's complaint told about those not there; missing says
-// whether one was not.
-func (sh *simShell) inputs(hc interp.HandlerContext, program string, names []string) (texts []string, missing bool, err error) {
+// "-"), the program's complaint told to complain about those not there;
+// missing says whether one was not.
+func (sh *simShell) inputs(hc interp.HandlerContext, complain io.Writer, program string, names []string) (texts []string, missing bool, err error) {
 	if len(names) == 0 {
 		names = []string{"-"}
 	}
@@ -175,7 +182,7 @@ func (sh *simShell) inputs(hc interp.HandlerContext, program string, names []str
 		text, err := sh.read(hc.Dir, name)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			fmt.Fprintf(hc.Stderr, "%s: %s: No such file or directory\n", program, name)
+			fmt.Fprintf(complain, "%s: %s: No such file or directory\n", program, name)
 			missing = true
 		case err != nil:
 			return nil, false, err
@@ -204,24 +211,26 @@ func lines(text string) []string {
 }
 
 // grep prints the lines that match a pattern (-E extended, -F fixed, basic
-// otherwise), or with -q only says whether one does; -v, -i, -c, -x and -n
-// as usual. Its status: 0 when a line matched, 1 when none, 2 on an error.
+// otherwise; several with -e), or with -q only says whether one does; -v,
+// -i, -c, -x, -n and -s as usual, each line or count after its file's name
+// when there are several files. Its status: 0 when a line matched, 1 when
+// none, 2 when a file was not there.
 func (sh *simShell) grep(hc interp.HandlerContext, args []string) error {
-	var quiet, invert, count, whole, number, fixed, extended, fold bool
-	pattern, havePattern := "", false
-	var files []string
+	var quiet, silent, invert, count, whole, number, fixed, extended, fold bool
+	var patterns, files []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "-e" && i+1 < len(args):
-			pattern, havePattern = args[i+1], true
+			patterns = append(patterns, args[i+1])
 			i++
-		case len(a) > 1 && a[0] == '-' && !havePattern:
+		case len(a) > 1 && a[0] == '-' && len(patterns) == 0:
 			for _, o := range a[1:] {
 				switch o {
 				case 'q':
 					quiet = true
-				case 's': // no word for missing files: taken as said
+				case 's':
+					silent = true
 				case 'v':
 					invert = true
 				case 'i':
@@ -240,25 +249,30 @@ func (sh *simShell) grep(hc interp.HandlerContext, args []string) error {
 					return errUnreadable
 				}
 			}
-		case !havePattern:
-			pattern, havePattern = a, true
+		case len(patterns) == 0:
+			patterns = []string{a}
 		default:
 			files = append(files, a)
 		}
 	}
-	if !havePattern {
+	if len(patterns) == 0 {
 		return errUnreadable
 	}
-	expr := pattern
-	switch {
-	case fixed:
-		expr = regexp.QuoteMeta(pattern)
-	case !extended:
-		expr = basicToExtended(pattern)
+	var exprs []string
+	for _, pattern := range patterns {
+		expr := pattern
+		switch {
+		case fixed:
+			expr = regexp.QuoteMeta(pattern)
+		case !extended:
+			expr = basicToExtended(pattern)
+		}
+		if whole {
+			expr = "^(?:" + expr + ")$"
+		}
+		exprs = append(exprs, "(?:"+expr+")")
 	}
-	if whole {
-		expr = "^(?:" + expr + ")$"
-	}
+	expr := strings.Join(exprs, "|")
 	if fold {
 		expr = "(?i)" + expr
 	}
@@ -266,30 +280,47 @@ func (sh *simShell) grep(hc interp.HandlerContext, args []string) error {
 	if err != nil {
 		return errUnreadable
 	}
-	texts, missing, err := sh.inputs(hc, "grep", files)
-	if err != nil {
-		return err
+	complain := hc.Stderr
+	if silent {
+		complain = io.Discard
 	}
-	matched := 0
-	for _, text := range texts {
-		for n, line := range lines(text) {
-			if re.MatchString(line) == invert {
-				continue
-			}
-			matched++
-			switch {
-			case quiet:
-				return nil
-			case count:
-			case number:
-				fmt.Fprintf(hc.Stdout, "%d:%s\n", n+1, line)
-			default:
-				fmt.Fprintln(hc.Stdout, line)
+	names := files
+	if len(names) == 0 {
+		names = []string{"-"}
+	}
+	matched, missing := 0, false
+	for _, name := range names {
+		texts, gone, err := sh.inputs(hc, complain, "grep", []string{name})
+		if err != nil {
+			return err
+		}
+		missing = missing || gone
+		prefix := ""
+		if len(files) > 1 {
+			prefix = name + ":"
+		}
+		inFile := 0
+		for _, text := range texts {
+			for n, line := range lines(text) {
+				if re.MatchString(line) == invert {
+					continue
+				}
+				inFile++
+				switch {
+				case quiet:
+					return nil
+				case count:
+				case number:
+					fmt.Fprintf(hc.Stdout, "%s%d:%s\n", prefix, n+1, line)
+				default:
+					fmt.Fprintf(hc.Stdout, "%s%s\n", prefix, line)
+				}
 			}
 		}
-	}
-	if count {
-		fmt.Fprintln(hc.Stdout, matched)
+		if count && !gone {
+			fmt.Fprintf(hc.Stdout, "%s%d\n", prefix, inFile)
+		}
+		matched += inFile
 	}
 	switch {
 	case missing:
@@ -328,7 +359,7 @@ func basicToExtended(basic string) string {
 // or -n N (-N); tail -f follows its file for ever, as `tail -f /dev/null`
 // is run to keep a container up.
 func (sh *simShell) headTail(hc interp.HandlerContext, program string, args []string) error {
-	n, follow := 10, false
+	n, follow, from := 10, false, false
 	var files []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -337,9 +368,12 @@ func (sh *simShell) headTail(hc interp.HandlerContext, program string, args []st
 			i++
 			a = "-" + args[i]
 			fallthrough
-		case len(a) > 1 && a[0] == '-' && a[1] >= '0' && a[1] <= '9':
-			v, err := strconv.Atoi(a[1:])
-			if err != nil {
+		case len(a) > 1 && a[0] == '-' && a[1] >= '0' && a[1] <= '9' || strings.HasPrefix(a, "-+"):
+			// tail -n +N: from line N on. A negative count (all but the
+			// last N) it does not follow.
+			from = program == "tail" && strings.HasPrefix(a, "-+")
+			v, err := strconv.Atoi(strings.TrimPrefix(a[1:], "+"))
+			if err != nil || v < 0 || strings.HasPrefix(a, "-+") && !from {
 				return errUnreadable
 			}
 			n = v
@@ -357,15 +391,18 @@ func (sh *simShell) headTail(hc interp.HandlerContext, program string, args []st
 		}
 		return errForever
 	}
-	texts, missing, err := sh.inputs(hc, program, files)
+	texts, missing, err := sh.inputs(hc, hc.Stderr, program, files)
 	if err != nil {
 		return err
 	}
 	for _, text := range texts {
 		ls := lines(text)
-		if program == "head" {
+		switch {
+		case program == "head":
 			ls = ls[:min(n, len(ls))]
-		} else {
+		case from:
+			ls = ls[min(max(n-1, 0), len(ls)):]
+		default:
 			ls = ls[max(len(ls)-n, 0):]
 		}
 		for _, l := range ls {
@@ -387,7 +424,7 @@ func (sh *simShell) wc(hc interp.HandlerContext, args []string) error {
 	}
 	missing := false
 	for _, name := range names {
-		texts, gone, err := sh.inputs(hc, "wc", slices.DeleteFunc([]string{name}, func(n string) bool { return n == "" }))
+		texts, gone, err := sh.inputs(hc, hc.Stderr, "wc", slices.DeleteFunc([]string{name}, func(n string) bool { return n == "" }))
 		if err != nil {
 			return err
 		}
@@ -427,7 +464,7 @@ func (sh *simShell) sort(hc interp.HandlerContext, args []string) error {
 			files = append(files, a)
 		}
 	}
-	texts, missing, err := sh.inputs(hc, "sort", files)
+	texts, missing, err := sh.inputs(hc, hc.Stderr, "sort", files)
 	switch {
 	case err != nil:
 		return err
@@ -438,8 +475,8 @@ func (sh *simShell) sort(hc interp.HandlerContext, args []string) error {
 	for _, text := range texts {
 		all = append(all, lines(text)...)
 	}
-	number := func(s string) float64 {
-		f, _ := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	number := func(s string) float64 { // its leading number; 0 for none
+		f, _ := strconv.ParseFloat(leadingNumber.FindString(s), 64)
 		return f
 	}
 	slices.SortStableFunc(all, func(a, b string) int {
@@ -462,13 +499,15 @@ func (sh *simShell) sort(hc interp.HandlerContext, args []string) error {
 	return nil
 }
 
+var leadingNumber = regexp.MustCompile(`^\s*-?[0-9]*\.?[0-9]*`)
+
 // seq prints the integers from first (1) to last, by step (1).
 func seq(hc interp.HandlerContext, args []string) error {
 	nums := make([]int, len(args))
 	for i, a := range args {
 		n, err := strconv.Atoi(a)
-		if err != nil {
-			return errUnreadable // a format or a fraction
+		if err != nil || n > 1e12 || n < -1e12 {
+			return errUnreadable // a format, a fraction, or past what it follows
 		}
 		nums[i] = n
 	}
@@ -492,14 +531,17 @@ func seq(hc interp.HandlerContext, args []string) error {
 	return nil
 }
 
-// ls lists folders, one name a line as to a pipe or a log, and names the
-// files given; -1 and -a as usual (there are no hidden files it knows).
+// ls lists folders of the mounts and /tmp, one name a line as to a pipe or
+// a log, and names the files given; -1 and -a as usual.
 func (sh *simShell) ls(ctx context.Context, args []string) error {
 	hc := interp.HandlerCtx(ctx)
 	var names []string
+	all := false
 	for _, a := range args {
 		switch {
-		case a == "-1" || a == "-a" || a == "-A":
+		case a == "-1":
+		case a == "-a" || a == "-A":
+			all = true
 		case len(a) > 1 && a[0] == '-':
 			return errUnreadable // long listings: owners and times it cannot know
 		default:
@@ -512,6 +554,9 @@ func (sh *simShell) ls(ctx context.Context, args []string) error {
 	status := 0
 	for i, name := range names {
 		p := abs(hc.Dir, name)
+		if sh.mountOf(p) == nil {
+			return errUnreadable // a folder of the image, which it knows only in part
+		}
 		info, err := sh.stat(ctx, p, true)
 		switch {
 		case err != nil:
@@ -534,7 +579,9 @@ func (sh *simShell) ls(ctx context.Context, args []string) error {
 				fmt.Fprintf(hc.Stdout, "%s:\n", name)
 			}
 			for _, e := range entries {
-				fmt.Fprintln(hc.Stdout, e.Name())
+				if all || !strings.HasPrefix(e.Name(), ".") {
+					fmt.Fprintln(hc.Stdout, e.Name())
+				}
 			}
 		}
 	}

@@ -40,28 +40,33 @@ type run struct {
 	guessed bool
 }
 
-// fileChange is a file a script writes (its content then) or removes, at a
-// time into its run: what a probe of the container finds then (sandbox.at).
+// fileChange is a file a script writes (its content then), a folder it
+// makes, or a path it removes, at a time into its run: what a probe of the
+// container finds then (sandbox.at).
 type fileChange struct {
 	at   time.Duration
 	path string
 	text string
 	gone bool
+	dir  bool
 }
 
-// outputLine is a line a command prints, at a time into its run.
+// outputLine is a line a command prints, at a time into its run, and
+// whether on stderr (a container's log holds both streams; exec parts them).
 type outputLine struct {
-	at   time.Duration
-	text string
+	at     time.Duration
+	text   string
+	stderr bool
 }
 
-// timedOutput collects what a script prints, each line with the script's
-// clock when the line ended.
+// timedOutput collects what a script prints on one of its streams, each
+// line with the script's clock when the line ended, into the lines of both.
 type timedOutput struct {
 	mu      *sync.Mutex // the script's: a pipeline's commands write at once
 	clock   *time.Duration
+	lines   *[]outputLine
+	stderr  bool
 	partial []byte
-	lines   []outputLine
 }
 
 func (o *timedOutput) Write(p []byte) (int, error) {
@@ -72,19 +77,18 @@ func (o *timedOutput) Write(p []byte) (int, error) {
 			o.partial = append(o.partial, b)
 			continue
 		}
-		o.lines = append(o.lines, outputLine{*o.clock, string(o.partial)})
+		*o.lines = append(*o.lines, outputLine{*o.clock, string(o.partial), o.stderr})
 		o.partial = o.partial[:0]
 	}
 	return len(p), nil
 }
 
-// done returns the lines, with an unfinished last one.
-func (o *timedOutput) done() []outputLine {
+// done adds an unfinished last line.
+func (o *timedOutput) done() {
 	if len(o.partial) > 0 {
-		o.lines = append(o.lines, outputLine{*o.clock, string(o.partial)})
+		*o.lines = append(*o.lines, outputLine{*o.clock, string(o.partial), o.stderr})
 		o.partial = nil
 	}
-	return o.lines
 }
 
 // longest is the run past which a container counts as running forever.
@@ -100,26 +104,40 @@ type sandbox struct {
 	env    map[string]string
 	files  map[string]string
 	gone   map[string]bool // paths removed, which the image may have held
+	dirs   map[string]bool // folders made
 	mounts []mount
 	dir    string
 	start  time.Time
 }
 
 // at is the sandbox a command finds d into a run that began in b and made
-// changes: the files written by then, without those removed.
+// changes: the files written and folders made by then, without those
+// removed.
 func (b sandbox) at(changes []fileChange, d time.Duration) sandbox {
-	b.files, b.gone = maps.Clone(b.files), maps.Clone(b.gone)
+	b.files, b.gone, b.dirs = maps.Clone(b.files), maps.Clone(b.gone), maps.Clone(b.dirs)
 	if b.gone == nil {
 		b.gone = map[string]bool{}
+	}
+	if b.dirs == nil {
+		b.dirs = map[string]bool{}
 	}
 	for _, ch := range changes {
 		if ch.at > d {
 			break
 		}
-		if ch.gone {
+		switch {
+		case ch.gone:
 			delete(b.files, ch.path)
+			for dir := range b.dirs {
+				if dir == ch.path || strings.HasPrefix(dir, ch.path+"/") {
+					delete(b.dirs, dir)
+				}
+			}
 			b.gone[ch.path] = true
-		} else {
+		case ch.dir:
+			b.dirs[ch.path] = true
+			delete(b.gone, ch.path)
+		default:
 			b.files[ch.path] = ch.text
 			delete(b.gone, ch.path)
 		}
@@ -154,11 +172,16 @@ func readCommand(argv []string, box sandbox) (run, error) {
 	if err != nil {
 		return run{}, errUnreadable
 	}
-	sh := &simShell{box: box, written: map[string]*strings.Builder{}, dirs: map[string]bool{}}
+	sh := &simShell{box: box, written: map[string]*strings.Builder{}, dirs: maps.Clone(box.dirs)}
+	if sh.dirs == nil {
+		sh.dirs = map[string]bool{}
+	}
 	for p := range box.gone {
 		sh.written[p] = nil
 	}
-	out := &timedOutput{mu: &sh.mu, clock: &sh.clock}
+	var lines []outputLine
+	out := &timedOutput{mu: &sh.mu, clock: &sh.clock, lines: &lines}
+	errOut := &timedOutput{mu: &sh.mu, clock: &sh.clock, lines: &lines, stderr: true}
 	pairs := []string{"HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	for k, v := range box.env {
 		pairs = append(pairs, k+"="+v)
@@ -168,7 +191,7 @@ func readCommand(argv []string, box sandbox) (run, error) {
 	defer cancel()
 	runner, err := interp.New(
 		interp.Env(expand.ListEnviron(pairs...)),
-		interp.StdIO(strings.NewReader(""), out, out), // a container log holds both
+		interp.StdIO(strings.NewReader(""), out, errOut),
 		interp.ExecHandlers(func(interp.ExecHandlerFunc) interp.ExecHandlerFunc { return sh.exec }),
 		interp.OpenHandler(sh.open),
 		interp.StatHandler(sh.stat),
@@ -185,7 +208,9 @@ func readCommand(argv []string, box sandbox) (run, error) {
 	if sh.unknown {
 		return run{}, errUnreadable // it looked at a file the simulation cannot know
 	}
-	r := run{duration: sh.clock, output: out.done(), files: sh.changes}
+	out.done()
+	errOut.done()
+	r := run{duration: sh.clock, output: lines, files: sh.changes}
 	var status interp.ExitStatus
 	switch {
 	case errors.Is(err, errForever) || ctx.Err() != nil:
@@ -216,7 +241,16 @@ func (sh *simShell) changed(p string) {
 	if !ch.gone {
 		ch.text = sh.written[p].String()
 	}
-	if n := len(sh.changes); n > 0 && sh.changes[n-1].path == p && sh.changes[n-1].at == sh.clock {
+	sh.record(ch)
+}
+
+// madeDir records a folder made at p now; sh.mu held.
+func (sh *simShell) madeDir(p string) {
+	sh.record(fileChange{at: sh.clock, path: p, dir: true})
+}
+
+func (sh *simShell) record(ch fileChange) {
+	if n := len(sh.changes); n > 0 && sh.changes[n-1].path == ch.path && sh.changes[n-1].at == ch.at {
 		sh.changes[n-1] = ch // a write in pieces at one moment: what it comes to
 		return
 	}
@@ -473,6 +507,30 @@ func (sh *simShell) stat(ctx context.Context, name string, followSymlinks bool) 
 	if text, ok := sh.box.files[p]; ok {
 		return memInfo{name: path.Base(p), size: len(text), at: sh.box.start}, nil
 	}
+	if sh.isDir(p) {
+		return memInfo{name: path.Base(p), dir: true, at: sh.box.start}, nil
+	}
+	if sh.mountOf(p) == nil {
+		sh.unknown = true
+	}
+	return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+}
+
+// isFile reports whether p is a file the script knows; sh.mu held.
+func (sh *simShell) isFile(p string) bool {
+	if b, ok := sh.written[p]; ok {
+		return b != nil
+	}
+	_, ok := sh.box.files[p]
+	return ok
+}
+
+// isDir reports whether p is a folder the script knows: a mount, one made,
+// or one that holds what it knows; sh.mu held.
+func (sh *simShell) isDir(p string) bool {
+	if b, ok := sh.written[p]; ok && b == nil {
+		return false // removed
+	}
 	holds := func(file string) bool { return strings.HasPrefix(file, strings.TrimSuffix(p, "/")+"/") }
 	folder := sh.dirs[p] || slices.ContainsFunc(sh.box.mounts, func(m mount) bool { return m.path == p || holds(m.path) })
 	for file := range sh.box.files {
@@ -484,13 +542,7 @@ func (sh *simShell) stat(ctx context.Context, name string, followSymlinks bool) 
 	for dir := range sh.dirs {
 		folder = folder || holds(dir)
 	}
-	if folder {
-		return memInfo{name: path.Base(p), dir: true, at: sh.box.start}, nil
-	}
-	if sh.mountOf(p) == nil {
-		sh.unknown = true
-	}
-	return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	return folder
 }
 
 // access answers [ -r ], [ -w ] and [ -x ] as stat does, a read-only

@@ -30,18 +30,18 @@ func TestReadCommand(t *testing.T) {
 		{argv: []string{"false"}, want: run{exitCode: 1}},
 		{argv: []string{"sh", "-c", "sleep 2; exit $((JOB_COMPLETION_INDEX % 2))"}, env: map[string]string{"JOB_COMPLETION_INDEX": "3"}, want: run{duration: 2 * time.Second, exitCode: 1}},
 		{argv: []string{"sh", "-c", "sleep 2; exit $((JOB_COMPLETION_INDEX % 2))"}, env: map[string]string{"JOB_COMPLETION_INDEX": "2"}, want: run{duration: 2 * time.Second}},
-		{argv: []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"}, want: run{exitCode: 3, output: []outputLine{{0, "hello"}, {0, "oops"}}}},
+		{argv: []string{"sh", "-c", "echo hello; echo oops >&2; exit 3"}, want: run{exitCode: 3, output: []outputLine{{at: 0, text: "hello"}, {at: 0, text: "oops"}}}},
 		{argv: []string{"sh", "-c", `if [ "$MODE" = fail ]; then exit 7; fi; sleep 1`}, env: map[string]string{"MODE": "fail"}, want: run{exitCode: 7}},
 		{argv: []string{"sh", "-c", `if [ "$MODE" = fail ]; then exit 7; fi; sleep 1`}, want: run{duration: time.Second}},
-		{argv: []string{"/bin/sh", "-c", "sleep 0.5 && echo done > /dev/null && echo out"}, want: run{duration: 500 * time.Millisecond, output: []outputLine{{500 * time.Millisecond, "out"}}}},
+		{argv: []string{"/bin/sh", "-c", "sleep 0.5 && echo done > /dev/null && echo out"}, want: run{duration: 500 * time.Millisecond, output: []outputLine{{at: 500 * time.Millisecond, text: "out"}}}},
 		// Each line when it is printed: "two" after the sleep.
-		{argv: []string{"sh", "-c", "echo one; sleep 3; echo two; printf end"}, want: run{duration: 3 * time.Second, output: []outputLine{{0, "one"}, {3 * time.Second, "two"}, {3 * time.Second, "end"}}}},
-		{argv: []string{"sh", "-c", "echo up; sleep infinity"}, want: run{forever: true, output: []outputLine{{0, "up"}}}},
+		{argv: []string{"sh", "-c", "echo one; sleep 3; echo two; printf end"}, want: run{duration: 3 * time.Second, output: []outputLine{{at: 0, text: "one"}, {at: 3 * time.Second, text: "two"}, {at: 3 * time.Second, text: "end"}}}},
+		{argv: []string{"sh", "-c", "echo up; sleep infinity"}, want: run{forever: true, output: []outputLine{{at: 0, text: "up"}}}},
 		{argv: []string{"bash", "-c", "while true; do sleep 10; done"}, want: run{forever: true}},
 		{argv: []string{"sh", "-c", "while :; do :; done"}, want: run{forever: true}},
 		{argv: []string{"sh", "-c", "if [ $(expr ${JOB_COMPLETION_INDEX} % 2) -ne 0 ]; then\n exit 1\nelse\n exit 0\nfi"}, env: map[string]string{"JOB_COMPLETION_INDEX": "1"}, want: run{exitCode: 1}},
 		{argv: []string{"sh", "-c", "if [ $(expr ${JOB_COMPLETION_INDEX} % 2) -ne 0 ]; then\n exit 1\nelse\n exit 0\nfi"}, env: map[string]string{"JOB_COMPLETION_INDEX": "4"}, want: run{}},
-		{argv: []string{"expr", "2", "-", "2"}, want: run{exitCode: 1, output: []outputLine{{0, "0"}}}},
+		{argv: []string{"expr", "2", "-", "2"}, want: run{exitCode: 1, output: []outputLine{{at: 0, text: "0"}}}},
 		{argv: []string{"nginx", "-g", "daemon off;"}, err: errUnreadable},
 		{argv: []string{"sh", "-c", "curl http://example"}, err: errUnreadable},
 		{argv: []string{"sh", "/entrypoint.sh"}, err: errUnreadable},
@@ -49,36 +49,51 @@ func TestReadCommand(t *testing.T) {
 		{argv: []string{"sh", "-c", "date +%s"}, err: errUnreadable},
 		{argv: []string{"env", "A=b", "sleep", "1"}, err: errUnreadable},
 		// What a script writes it can read back, in the same run.
-		{argv: []string{"sh", "-c", "echo x > /tmp/file; echo y >> /tmp/file; cat /tmp/file"}, want: run{output: []outputLine{{0, "x"}, {0, "y"}}}},
-		{argv: []string{"sh", "-c", "echo a | cat; hostname; printenv MODE; printenv NONE"}, env: map[string]string{"HOSTNAME": "web-0", "MODE": "on"}, want: run{exitCode: 1, output: []outputLine{{0, "a"}, {0, "web-0"}, {0, "on"}}}},
-		{argv: []string{"printenv"}, env: map[string]string{"HOSTNAME": "p"}, want: run{output: []outputLine{{0, "HOME=/root"}, {0, "HOSTNAME=p"}, {0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}}},
+		{argv: []string{"sh", "-c", "echo x > /tmp/file; echo y >> /tmp/file; cat /tmp/file"}, want: run{output: []outputLine{{at: 0, text: "x"}, {at: 0, text: "y"}}}},
+		{argv: []string{"sh", "-c", "echo a | cat; hostname; printenv MODE; printenv NONE"}, env: map[string]string{"HOSTNAME": "web-0", "MODE": "on"}, want: run{exitCode: 1, output: []outputLine{{at: 0, text: "a"}, {at: 0, text: "web-0"}, {at: 0, text: "on"}}}},
+		{argv: []string{"printenv"}, env: map[string]string{"HOSTNAME": "p"}, want: run{output: []outputLine{{at: 0, text: "HOME=/root"}, {at: 0, text: "HOSTNAME=p"}, {at: 0, text: "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}}},
 		// touch, rm and mkdir on the files it can know.
-		{argv: []string{"sh", "-c", "touch /tmp/a; cat /tmp/a; echo x > /tmp/a; cat /tmp/a; rm /tmp/a; cat /tmp/a"}, want: run{exitCode: 1, output: []outputLine{{0, "x"}, {0, "cat: can't open '/tmp/a': No such file or directory"}}}},
-		{argv: []string{"sh", "-c", "rm -f /etc/motd; [ -f /etc/motd ] || echo gone"}, want: run{output: []outputLine{{0, "gone"}}}},
-		{argv: []string{"sh", "-c", "mkdir -p /tmp/d/e; echo 1 > /tmp/d/e/f; [ -d /tmp/d ] && echo dir; rm /tmp/d; rm -r /tmp/d; [ -e /tmp/d/e/f ] || echo gone"}, want: run{output: []outputLine{{0, "dir"}, {0, "rm: '/tmp/d' is a directory"}, {0, "gone"}}}},
+		{argv: []string{"sh", "-c", "touch /tmp/a; cat /tmp/a; echo x > /tmp/a; cat /tmp/a; rm /tmp/a; cat /tmp/a"}, want: run{exitCode: 1, output: []outputLine{{at: 0, text: "x"}, {at: 0, text: "cat: can't open '/tmp/a': No such file or directory"}}}},
+		{argv: []string{"sh", "-c", "rm -f /etc/motd; [ -f /etc/motd ] || echo gone"}, want: run{output: []outputLine{{at: 0, text: "gone"}}}},
+		{argv: []string{"sh", "-c", "mkdir -p /tmp/d/e; echo 1 > /tmp/d/e/f; [ -d /tmp/d ] && echo dir; rm /tmp/d; rm -r /tmp/d; [ -e /tmp/d/e/f ] || echo gone"}, want: run{output: []outputLine{{at: 0, text: "dir"}, {at: 0, text: "rm: '/tmp/d' is a directory"}, {at: 0, text: "gone"}}}},
 		{argv: []string{"sh", "-c", "touch -d yesterday /tmp/a"}, err: errUnreadable},
 		// Text programs, as busybox's.
-		{argv: []string{"sh", "-c", "for i in $(seq 1 3); do echo $i; sleep 1; done"}, want: run{duration: 3 * time.Second, output: []outputLine{{0, "1"}, {time.Second, "2"}, {2 * time.Second, "3"}}}},
-		{argv: []string{"sh", "-c", "seq 3 | sort -rn | head -n 2; seq 10 | tail -1"}, want: run{output: []outputLine{{0, "3"}, {0, "2"}, {0, "10"}}}},
-		{argv: []string{"sh", "-c", `printf 'b\na\nb\n' > /tmp/f; sort -u /tmp/f; wc -l /tmp/f; wc -w < /tmp/f; grep -c b /tmp/f; grep -q z /tmp/f || echo none; grep -n a /tmp/f`}, want: run{output: []outputLine{{0, "a"}, {0, "b"}, {0, "3 /tmp/f"}, {0, "3"}, {0, "2"}, {0, "none"}, {0, "2:a"}}}},
-		{argv: []string{"sh", "-c", `echo 'error: x' | grep -E '^(error|warn):' && echo 'a(b)' | grep 'a(b)' && echo A | grep -iv b`}, want: run{output: []outputLine{{0, "error: x"}, {0, "a(b)"}, {0, "A"}}}},
-		{argv: []string{"sh", "-c", "grep x /tmp/none"}, err: errUnreadable}, // a file of the image
-		{argv: []string{"sh", "-c", "mkdir /tmp/d; touch /tmp/d/b /tmp/d/a; ls /tmp/d; echo hi | tee /tmp/t; cat /tmp/t; basename /a/b/c.txt; dirname /a/b/c.txt"}, want: run{output: []outputLine{{0, "a"}, {0, "b"}, {0, "hi"}, {0, "hi"}, {0, "c.txt"}, {0, "/a/b"}}}},
+		{argv: []string{"sh", "-c", "for i in $(seq 1 3); do echo $i; sleep 1; done"}, want: run{duration: 3 * time.Second, output: []outputLine{{at: 0, text: "1"}, {at: time.Second, text: "2"}, {at: 2 * time.Second, text: "3"}}}},
+		{argv: []string{"sh", "-c", "seq 3 | sort -rn | head -n 2; seq 10 | tail -1"}, want: run{output: []outputLine{{at: 0, text: "3"}, {at: 0, text: "2"}, {at: 0, text: "10"}}}},
+		{argv: []string{"sh", "-c", `printf 'b\na\nb\n' > /tmp/f; sort -u /tmp/f; wc -l /tmp/f; wc -w < /tmp/f; grep -c b /tmp/f; grep -q z /tmp/f || echo none; grep -n a /tmp/f`}, want: run{output: []outputLine{{at: 0, text: "a"}, {at: 0, text: "b"}, {at: 0, text: "3 /tmp/f"}, {at: 0, text: "3"}, {at: 0, text: "2"}, {at: 0, text: "none"}, {at: 0, text: "2:a"}}}},
+		{argv: []string{"sh", "-c", `echo 'error: x' | grep -E '^(error|warn):' && echo 'a(b)' | grep 'a(b)' && echo A | grep -iv b`}, want: run{output: []outputLine{{at: 0, text: "error: x"}, {at: 0, text: "a(b)"}, {at: 0, text: "A"}}}},
+		{argv: []string{"sh", "-c", "grep x /etc/none"}, err: errUnreadable}, // a file of the image
+		{argv: []string{"sh", "-c", "grep -s x /tmp/none; echo $?; echo a > /tmp/a; echo b > /tmp/b; grep -c -e a -e b /tmp/a /tmp/b; ls /tmp; mkdir /tmp/a"}, want: run{exitCode: 1, output: []outputLine{{at: 0, text: "2"}, {at: 0, text: "/tmp/a:1"}, {at: 0, text: "/tmp/b:1"}, {at: 0, text: "a"}, {at: 0, text: "b"}, {at: 0, text: "mkdir: can't create directory '/tmp/a': File exists"}}}},
+		{argv: []string{"sh", "-c", "printf '10 b\\n9 a\\n' | sort -n; seq 9223372036854775807 9223372036854775807"}, err: errUnreadable},
+		{argv: []string{"sh", "-c", "printf '10 b\\n9 a\\n' | sort -n"}, want: run{output: []outputLine{{at: 0, text: "9 a"}, {at: 0, text: "10 b"}}}},
+		{argv: []string{"sh", "-c", "mkdir /tmp/d; touch /tmp/d/b /tmp/d/a; ls /tmp/d; echo hi | tee /tmp/t; cat /tmp/t; basename /a/b/c.txt; dirname /a/b/c.txt"}, want: run{output: []outputLine{{at: 0, text: "a"}, {at: 0, text: "b"}, {at: 0, text: "hi"}, {at: 0, text: "hi"}, {at: 0, text: "c.txt"}, {at: 0, text: "/a/b"}}}},
 		{argv: []string{"tail", "-f", "/dev/null"}, want: run{forever: true}},
+		{argv: []string{"sh", "-c", "seq 4 > /tmp/n; tail -n +3 /tmp/n; head -2 /tmp/n"}, want: run{output: []outputLine{{at: 0, text: "3"}, {at: 0, text: "4"}, {at: 0, text: "1"}, {at: 0, text: "2"}}}},
+		{argv: []string{"sh", "-c", "seq 4 > /tmp/n; head -n -1 /tmp/n"}, err: errUnreadable}, // all but the last: not followed
+
 		{argv: []string{"tail", "-f", "/var/log/app.log"}, err: errUnreadable},
 		{argv: []string{"sh", "-c", "ls -l /tmp"}, err: errUnreadable},
 		{argv: []string{"sh", "-c", "ls /usr/bin"}, err: errUnreadable},
 		{argv: nil, err: errUnreadable},
 	} {
-		got, err := readCommand(tc.argv, sandbox{env: tc.env})
+		got, err := readCommand(tc.argv, sandbox{env: tc.env, mounts: []mount{{path: "/tmp"}}}) // as containerFiles gives
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%q: error %v, want %v", tc.argv, err, tc.err)
 			continue
 		}
-		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
+		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(bothStreams(got.output), tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.argv, got, tc.want)
 		}
 	}
+}
+
+// bothStreams is a command's output as its log holds it: the streams alike.
+func bothStreams(lines []outputLine) []outputLine {
+	out := slices.Clone(lines)
+	for i := range out {
+		out[i].stderr = false
+	}
+	return out
 }
 
 // TestUnitFileChanges: a run records what it writes and removes, when, and
@@ -89,7 +104,7 @@ func TestUnitFileChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []fileChange{{0, "/tmp/healthy", "", false}, {30 * time.Second, "/tmp/healthy", "", true}, {30 * time.Second, "/data/n", "1\n", false}, {35 * time.Second, "/data/n", "1\n2\n", false}}
+	want := []fileChange{{at: 0, path: "/tmp/healthy"}, {at: 30 * time.Second, path: "/tmp/healthy", gone: true}, {at: 30 * time.Second, path: "/data/n", text: "1\n"}, {at: 35 * time.Second, path: "/data/n", text: "1\n2\n"}}
 	if !r.forever || !slices.Equal(r.files, want) || len(r.output) != 1 || r.output[0].text != "rm: can't remove '/etc/app/conf': Read-only file system" {
 		t.Fatalf("run: %+v\nwant files %+v", r, want)
 	}
@@ -148,7 +163,7 @@ func TestUnitContainerFiles(t *testing.T) {
 		{Name: "scratch", MountPath: "/work"},
 		{Name: "host", MountPath: "/logs"},
 	}}
-	files, mounts := containerFiles(p, c, data, nil)
+	files, mounts := containerFiles(p, c, data, nil, nil)
 	wantFiles := map[string]string{
 		"/etc/app/app.conf": "port=80", "/etc/app/mode": "fast", "/etc/mode.txt": "fast", "/secrets/db/pass": "s3cret",
 		"/etc/podinfo/labels": "app=\"web\"\ntier=\"front\"", "/etc/podinfo/name": "web-0",
@@ -163,14 +178,14 @@ func TestUnitContainerFiles(t *testing.T) {
 	limits := p.DeepCopy()
 	limits.Spec.Volumes[2].DownwardAPI.Items = append(limits.Spec.Volumes[2].DownwardAPI.Items,
 		corev1.DownwardAPIVolumeFile{Path: "cpu", ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu"}})
-	if files, mounts := containerFiles(limits, c, data, nil); files["/etc/podinfo/name"] != "" || len(mounts) != 6 {
+	if files, mounts := containerFiles(limits, c, data, nil, nil); files["/etc/podinfo/name"] != "" || len(mounts) != 6 {
 		t.Errorf("with a resource field, the downward API volume gives %v, mounts %v", files, mounts)
 	}
 	// A synced pod's labels are its user's, not the syncer's too.
 	synced := p.DeepCopy()
 	synced.Labels[syncer.LabelManagedBy] = "vc"
 	synced.Annotations = map[string]string{syncer.AnnotationNS: "shop"}
-	if files, _ := containerFiles(synced, c, data, nil); files["/etc/podinfo/labels"] != wantFiles["/etc/podinfo/labels"] {
+	if files, _ := containerFiles(synced, c, data, nil, nil); files["/etc/podinfo/labels"] != wantFiles["/etc/podinfo/labels"] {
 		t.Errorf("a synced pod's labels file: %q", files["/etc/podinfo/labels"])
 	}
 	start := time.Date(2026, 11, 28, 4, 42, 0, 0, time.UTC)
@@ -180,34 +195,34 @@ func TestUnitContainerFiles(t *testing.T) {
 		want   run
 		err    error
 	}{
-		{script: "cat /etc/app/app.conf /etc/mode.txt; echo; cat app.conf", want: run{output: []outputLine{{0, "port=80fast"}, {0, "port=80"}}}},
-		{script: "cat /secrets/db/pass /etc/podinfo/labels", want: run{output: []outputLine{{0, "s3cretapp=\"web\""}, {0, "tier=\"front\""}}}},
+		{script: "cat /etc/app/app.conf /etc/mode.txt; echo; cat app.conf", want: run{output: []outputLine{{at: 0, text: "port=80fast"}, {at: 0, text: "port=80"}}}},
+		{script: "cat /secrets/db/pass /etc/podinfo/labels", want: run{output: []outputLine{{at: 0, text: "s3cretapp=\"web\""}, {at: 0, text: "tier=\"front\""}}}},
 		// A file missing below a mount is missing; one in the image is unknown.
-		{script: "cat /etc/app/missing 2>/dev/null || echo no", want: run{output: []outputLine{{0, "no"}}}},
-		{script: "cat /opt/extra/key", want: run{exitCode: 1, output: []outputLine{{0, "cat: can't open '/opt/extra/key': No such file or directory"}}}},
+		{script: "cat /etc/app/missing 2>/dev/null || echo no", want: run{output: []outputLine{{at: 0, text: "no"}}}},
+		{script: "cat /opt/extra/key", want: run{exitCode: 1, output: []outputLine{{at: 0, text: "cat: can't open '/opt/extra/key': No such file or directory"}}}},
 		{script: "cat /logs/syslog", err: errUnreadable},
 		{script: "cat /etc/hostname", err: errUnreadable},
-		{script: "echo x > /work/out; cat /work/out", want: run{output: []outputLine{{0, "x"}}}},
-		{script: "echo x > /etc/app/mode || echo read-only", want: run{output: []outputLine{{0, "open /etc/app/mode: read-only file system"}, {0, "read-only"}}}},
-		{script: "read v < /etc/podinfo/name; echo $v", want: run{output: []outputLine{{0, "web-0"}}}},
+		{script: "echo x > /work/out; cat /work/out", want: run{output: []outputLine{{at: 0, text: "x"}}}},
+		{script: "echo x > /etc/app/mode || echo read-only", want: run{output: []outputLine{{at: 0, text: "open /etc/app/mode: read-only file system"}, {at: 0, text: "read-only"}}}},
+		{script: "read v < /etc/podinfo/name; echo $v", want: run{output: []outputLine{{at: 0, text: "web-0"}}}},
 		// Tests and globs see the same files; the image's are unknown.
-		{script: "[ -f /etc/app/app.conf ] && [ -d /etc ] && [ -d /secrets/db ] && [ ! -e /etc/app/none ] && echo /etc/app/*", want: run{output: []outputLine{{0, "/etc/app/app.conf /etc/app/mode"}}}},
-		{script: "[ -w /etc/app/mode ] || [ -x /etc/app/mode ] || [ -w /work ] && echo ok", want: run{output: []outputLine{{0, "ok"}}}},
-		{script: "cd /work && echo x > out && cat /work/out", want: run{output: []outputLine{{0, "x"}}}},
+		{script: "[ -f /etc/app/app.conf ] && [ -d /etc ] && [ -d /secrets/db ] && [ ! -e /etc/app/none ] && echo /etc/app/*", want: run{output: []outputLine{{at: 0, text: "/etc/app/app.conf /etc/app/mode"}}}},
+		{script: "[ -w /etc/app/mode ] || [ -x /etc/app/mode ] || [ -w /work ] && echo ok", want: run{output: []outputLine{{at: 0, text: "ok"}}}},
+		{script: "cd /work && echo x > out && cat /work/out", want: run{output: []outputLine{{at: 0, text: "x"}}}},
 		{script: "[ -f /etc/passwd ] && echo yes", err: errUnreadable},
 		// Above a mount, a glob finds only what leads to what it knows.
-		{script: "echo /etc/*", want: run{output: []outputLine{{0, "/etc/app /etc/mode.txt /etc/podinfo"}}}},
+		{script: "echo /etc/*", want: run{output: []outputLine{{at: 0, text: "/etc/app /etc/mode.txt /etc/podinfo"}}}},
 		{script: "echo /usr/*", err: errUnreadable},
-		{script: "echo oops > /dev/stderr; echo fine >/dev/stdout", want: run{output: []outputLine{{0, "oops"}, {0, "fine"}}}},
+		{script: "echo oops > /dev/stderr; echo fine >/dev/stdout", want: run{output: []outputLine{{at: 0, text: "oops"}, {at: 0, text: "fine"}}}},
 		{script: "cat /proc/self/status", err: errUnreadable},
-		{script: "date; sleep 90; date -u", want: run{duration: 90 * time.Second, output: []outputLine{{0, "Sat Nov 28 04:42:00 UTC 2026"}, {90 * time.Second, "Sat Nov 28 04:43:30 UTC 2026"}}}},
+		{script: "date; sleep 90; date -u", want: run{duration: 90 * time.Second, output: []outputLine{{at: 0, text: "Sat Nov 28 04:42:00 UTC 2026"}, {at: 90 * time.Second, text: "Sat Nov 28 04:43:30 UTC 2026"}}}},
 	} {
 		got, err := readCommand([]string{"sh", "-c", tc.script}, box)
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%q: error %v, want %v", tc.script, err, tc.err)
 			continue
 		}
-		if err == nil && (got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(got.output, tc.want.output)) {
+		if err == nil && (got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(bothStreams(got.output), tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.script, got, tc.want)
 		}
 	}
@@ -271,7 +286,7 @@ func TestUnitContainerEnv(t *testing.T) {
 		t.Errorf("command %q expanded to %q", c.Command, got)
 	}
 	plan, err := readCommand(expandCommand([]string{"sh", "-c", "echo $(GREETING)"}, env), sandbox{env: env})
-	if err != nil || !slices.Equal(plan.output, []outputLine{{0, "hi"}}) {
+	if err != nil || !slices.Equal(plan.output, []outputLine{{at: 0, text: "hi"}}) {
 		t.Errorf("the expanded command runs as %+v, %v; want it to print hi", plan, err)
 	}
 }
@@ -385,7 +400,7 @@ func TestUnitPrograms(t *testing.T) {
 			continue
 		}
 		argv := append([]string{name}, strings.Fields(args)...)
-		if _, err := readCommand([]string{"sh", "-c", "mkdir /tmp; " + shellQuote(argv)}, sandbox{env: map[string]string{"HOSTNAME": "h"}}); err != nil {
+		if _, err := readCommand(argv, sandbox{env: map[string]string{"HOSTNAME": "h"}, mounts: []mount{{path: "/tmp"}}}); err != nil {
 			t.Errorf("%q: %v", argv, err)
 		}
 		if !argsAreCommand(argv) {
