@@ -21,6 +21,21 @@ type mount struct {
 	// mounted here, whose files the pod's containers share; subPath, the
 	// part of it.
 	scratch, subPath string
+	// opaque: a volume whose files the simulation does not know (another
+	// container writes there): what lies below cannot be read.
+	opaque bool
+}
+
+// mountIn is the mount of mounts that a path lies in, the deepest; nil for
+// none.
+func mountIn(mounts []mount, p string) *mount {
+	var found *mount
+	for i, m := range mounts {
+		if (p == m.path || strings.HasPrefix(p, strings.TrimSuffix(m.path, "/")+"/")) && (found == nil || len(m.path) > len(found.path)) {
+			found = &mounts[i]
+		}
+	}
+	return found
 }
 
 // scratchFiles are the files of a pod's writable volumes as its containers
@@ -53,6 +68,8 @@ func containerFiles(p *corev1.Pod, c *corev1.Container, data objectData, scratch
 		m := mount{path: path.Clean(vm.MountPath), readOnly: readOnly || vm.ReadOnly}
 		if v.EmptyDir != nil || v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
 			if unknown[v.Name] {
+				m.opaque = true
+				mounts = append(mounts, m)
 				continue
 			}
 			m.scratch, m.subPath, content = v.Name, path.Clean("/" + vm.SubPath)[1:], scratch[v.Name]
@@ -182,12 +199,7 @@ func formatMap(m map[string]string) string {
 // removed in the pod's writable volumes (changes, each when it happened).
 func (scratch scratchFiles) fold(mounts []mount, changes []fileChange) {
 	for _, ch := range changes {
-		var in *mount
-		for i, m := range mounts {
-			if (ch.path == m.path || strings.HasPrefix(ch.path, strings.TrimSuffix(m.path, "/")+"/")) && (in == nil || len(m.path) > len(in.path)) {
-				in = &mounts[i]
-			}
-		}
+		in := mountIn(mounts, ch.path)
 		if in == nil || in.scratch == "" {
 			continue
 		}
@@ -207,6 +219,21 @@ func (scratch scratchFiles) fold(mounts []mount, changes []fileChange) {
 	}
 }
 
+// opaque is the sandbox with the pod's volumes that are unknown made
+// opaque: what a container beside wrote there cannot be known.
+func (b sandbox) opaque(unknown map[string]bool) sandbox {
+	if len(unknown) == 0 {
+		return b
+	}
+	b.mounts = slices.Clone(b.mounts)
+	for i, m := range b.mounts {
+		if m.scratch != "" && unknown[m.scratch] {
+			b.mounts[i].opaque = true
+		}
+	}
+	return b
+}
+
 // unwritten is the sandbox without what a run may have written that the
 // simulation does not know: the pod's writable volumes and /tmp, for a run
 // whose command it could not follow.
@@ -217,12 +244,18 @@ func (b sandbox) unwritten() sandbox {
 			kept = append(kept, m)
 		}
 	}
-	files := map[string]string{}
-	for p, text := range b.files {
-		if slices.ContainsFunc(kept, func(m mount) bool { return p == m.path || strings.HasPrefix(p, strings.TrimSuffix(m.path, "/")+"/") }) {
-			files[p] = text
+	known := func(p string) bool { return mountIn(kept, p) != nil }
+	b.mounts = kept
+	b.files = maps.Collect(func(yield func(string, string) bool) {
+		for p, text := range b.files {
+			if known(p) && !yield(p, text) {
+				return
+			}
 		}
-	}
-	b.mounts, b.files = kept, files
+	})
+	b.gone = maps.Clone(b.gone)
+	maps.DeleteFunc(b.gone, func(p string, _ bool) bool { return !known(p) })
+	b.dirs = maps.Clone(b.dirs)
+	maps.DeleteFunc(b.dirs, func(p string, _ bool) bool { return !known(p) })
 	return b
 }

@@ -499,21 +499,26 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 	if len(cmd) == 0 {
 		return errors.New("no command given")
 	}
-	if res, ok := c.k.simulatedExec(c.pod, c.name, cmd, time.Now()); ok && in == nil {
-		for _, l := range res.output {
-			out := stdout
-			if l.stderr {
-				out = stderr
+	if in == nil {
+		if res, ok := c.k.simulatedExec(c.pod, c.name, cmd, time.Now()); ok {
+			for _, l := range res.output {
+				out := io.Writer(stdout)
+				if l.stderr {
+					out = stderr
+				}
+				if out != nil && l.unfinished {
+					io.WriteString(out, l.text)
+				} else if out != nil {
+					fmt.Fprintln(out, l.text)
+				}
 			}
-			if out != nil {
-				fmt.Fprintln(out, l.text)
+			if res.exitCode != 0 {
+				return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", res.exitCode), Code: int(res.exitCode)}
 			}
+			return nil
 		}
-		if res.exitCode != 0 {
-			return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", res.exitCode), Code: int(res.exitCode)}
-		}
-		return nil
 	}
+	c.k.execOnMachine(c.pod, c.name)
 	dir := ContainerScratchDir(c.k.dir, c.pod.Namespace, c.pod.Name, c.name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -568,8 +573,9 @@ func (c *simulatedContainer) ExecInContainer(ctx context.Context, _, _, _ string
 // script has written and removed by then (for a run whose command the
 // simulation cannot follow, only its volumes that nothing writes). False
 // when the container does not run or the command is not one it can follow
-// at once (another program, a file it cannot know, a sleep): that runs on
-// this machine. What the command writes is not kept.
+// at once (another program, a file it cannot know, a sleep, a write outside
+// the container's volumes and /tmp): that runs on this machine. What the command writes and removes stays for the run: the
+// next exec and the probes see it, the script's own output does not change.
 func (k *simulatedKubelet) simulatedExec(p *corev1.Pod, container string, cmd []string, now time.Time) (run, bool) {
 	k.mu.Lock()
 	r := k.pods[p.UID]
@@ -582,15 +588,38 @@ func (k *simulatedKubelet) simulatedExec(p *corev1.Pod, container string, cmd []
 		return run{}, false
 	}
 	view := v.(*execView)
-	box := view.box
-	if view.guessed {
+	d := now.Sub(view.started)
+	box := view.box.at(view.changes(), d)
+	if view.guessed || view.onMachine() {
 		box = box.unwritten()
 	}
-	res, err := readCommand(cmd, box.at(view.files, now.Sub(view.started)))
+	res, err := readCommand(cmd, box)
 	if err != nil || res.forever || res.duration > 0 {
 		return run{}, false
 	}
+	for _, ch := range res.files {
+		if m := mountIn(box.mounts, ch.path); m == nil || m.opaque {
+			return run{}, false // a write the machine's commands would not see
+		}
+	}
+	view.exec(d, res.files)
 	return res, true
+}
+
+// execOnMachine notes that a command exec'd into the container's current
+// run ran on this machine: what it wrote there, later commands followed in
+// the sandbox cannot see, so they no longer read the run's writable
+// folders there.
+func (k *simulatedKubelet) execOnMachine(p *corev1.Pod, container string) {
+	k.mu.Lock()
+	r := k.pods[p.UID]
+	k.mu.Unlock()
+	if r == nil {
+		return
+	}
+	if v, ok := r.views.Load(container); ok {
+		v.(*execView).machine.Store(true)
+	}
 }
 
 // AttachContainer shows the container's output from now on: its log.

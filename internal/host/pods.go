@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +108,7 @@ type simContainer struct {
 	folded      int          // of files: those kept in the pod's scratch
 	guessed     bool         // the current run was not read from its command
 	probes      []*prober    // of the current run
+	view        *execView    // of the current run
 	killing     bool         // the current run is being killed (a probe failed)
 	upOnce      bool         // a sidecar that has run past its startup probe
 	wroteBlind  bool         // a run of it that the simulation could not follow has started
@@ -147,12 +150,42 @@ type podRun struct {
 }
 
 // execView is what a command exec'd into a container's current run finds:
-// its sandbox, and the files its script writes and removes, from started.
+// its sandbox, the files its script writes and removes from started, and
+// what commands exec'd into it have written and removed (execed, by the
+// kubelet API's goroutines).
 type execView struct {
 	box     sandbox
 	files   []fileChange
 	started time.Time
 	guessed bool
+	mu      sync.Mutex
+	execed  []fileChange
+	machine atomic.Bool // a command exec'd into it ran on this machine
+}
+
+func (v *execView) onMachine() bool { return v.machine.Load() }
+
+// changes are the run's changes to its files, its script's and exec'd
+// commands', in time order.
+func (v *execView) changes() []fileChange {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.execed) == 0 {
+		return v.files
+	}
+	all := slices.Concat(v.files, v.execed)
+	slices.SortStableFunc(all, func(a, b fileChange) int { return cmp.Compare(a.at, b.at) })
+	return all
+}
+
+// exec records what a command exec'd d into the run wrote and removed.
+func (v *execView) exec(d time.Duration, changes []fileChange) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, ch := range changes {
+		ch.at = d
+		v.execed = append(v.execed, ch)
+	}
 }
 
 // track starts running a pod that has come to a simulated node, and notices
@@ -469,6 +502,7 @@ func (k *simulatedKubelet) step(r *podRun, p *corev1.Pod, now time.Time) time.Ti
 					c.term = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", StartedAt: metav1.NewTime(c.started), FinishedAt: metav1.NewTime(now)}
 					k.logTerminated(r, c, c.term)
 				}
+				r.views.Delete(c.spec.Name)
 			}
 			return time.Time{}
 		}
@@ -608,7 +642,8 @@ func (k *simulatedKubelet) start(r *podRun, p *corev1.Pod, c *simContainer, now 
 	c.box.start, c.files, c.folded, c.guessed, c.killing = now, plan.files, 0, plan.guessed, false
 	c.wroteBlind = c.wroteBlind || plan.guessed
 	c.readyAt, c.readyLogged = time.Time{}, false
-	r.views.Store(c.spec.Name, &execView{box: c.box, files: c.files, started: now, guessed: c.guessed})
+	c.view = &execView{box: c.box, files: c.files, started: now, guessed: c.guessed}
+	r.views.Store(c.spec.Name, c.view)
 	if c.probes = newProbers(&c.spec, now); c.probe(startupProbe) == nil && c.probe(readinessProbe) == nil {
 		c.ready(now)
 	}
@@ -676,23 +711,37 @@ func (r *podRun) foldRun(c *simContainer, upTo time.Time) {
 	c.folded = n
 }
 
-// unknownVolumes are the pod's volumes whose files c cannot know: those
-// another container may write to while c runs (any but an init container
-// that has completed, and, for an init container, those not yet started,
-// which wait for it), or that one wrote to in a run the simulation could
-// not follow, c's own earlier runs included.
+// unknownVolumes are the pod's volumes whose files c cannot know, for
+// c's script has read them before what others write beside it: those that
+// a run the simulation could not follow wrote to (c's own earlier runs
+// included), and those another container that has started writes to, but
+// an init container that has completed (what it wrote is kept: foldRun).
+// A container that starts after c is not known to write yet: the probes
+// look again (runProbes).
 func (r *podRun) unknownVolumes(c *simContainer) map[string]bool {
 	unknown := map[string]bool{}
 	for _, x := range r.containers {
 		completed := x.init && !x.sidecar && x.term != nil
-		waits := c.init && !c.sidecar && x.started.IsZero()
 		for _, vm := range x.spec.VolumeMounts {
-			if !vm.ReadOnly && (x.wroteBlind || x != c && !completed && !waits) {
+			switch {
+			case vm.ReadOnly:
+			case x.wroteBlind:
+				unknown[vm.Name] = true
+			case x != c && !completed && x.writesTo(vm.Name):
 				unknown[vm.Name] = true
 			}
 		}
 	}
 	return unknown
+}
+
+// writesTo reports whether the container's current run writes to or
+// removes from the pod's volume of that name.
+func (c *simContainer) writesTo(volume string) bool {
+	return slices.ContainsFunc(c.files, func(ch fileChange) bool {
+		m := mountIn(c.box.mounts, ch.path)
+		return m != nil && m.scratch == volume
+	})
 }
 
 // restarts reports whether a container that exits with code runs again.

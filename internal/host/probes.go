@@ -16,8 +16,9 @@ import (
 //
 //   - An exec probe's command is read as a container's command is
 //     (readCommand), in the container's sandbox as its run has left it at
-//     that moment: the files its script has written or removed by then. It
-//     passes when it exits 0 within its timeout.
+//     that moment: the files its script, and commands exec'd into it, have
+//     written or removed by then. It passes when it exits 0 within its
+//     timeout.
 //   - A probe the simulation cannot follow passes at its first look and is
 //     not looked at again: one that runs a program or reads a file the
 //     simulation cannot know, any exec probe of a container whose own
@@ -114,14 +115,15 @@ func (c *simContainer) nextProbe() time.Time {
 	return next
 }
 
-// look runs a probe at a moment of the container's run: whether it passed,
-// what it printed, and whether the simulation could follow it.
-func (c *simContainer) look(pr *prober, at time.Time) (passed bool, output string, known bool) {
+// look runs a probe at a moment of the container's run, the pod's volumes
+// unknown (unknownVolumes) as they are now: whether it passed, what it
+// printed, and whether the simulation could follow it.
+func (c *simContainer) look(pr *prober, at time.Time, unknown map[string]bool) (passed bool, output string, known bool) {
 	if pr.spec.Exec == nil || c.guessed {
 		return true, "", false // nothing listens; or what the run wrote is unknown
 	}
 	argv := expandCommand(pr.spec.Exec.Command, c.box.env)
-	res, err := readCommand(argv, c.box.at(c.files, at.Sub(c.started)))
+	res, err := readCommand(argv, c.box.opaque(unknown).at(c.view.changes(), at.Sub(c.started)))
 	if err != nil {
 		return true, "", false
 	}
@@ -146,7 +148,7 @@ func (k *simulatedKubelet) runProbes(r *podRun, p *corev1.Pod, c *simContainer, 
 			return false
 		}
 		at := pr.at
-		passed, output, known := c.look(pr, at)
+		passed, output, known := c.look(pr, at, r.unknownVolumes(c))
 		pr.at = at.Add(seconds(pr.spec.PeriodSeconds, 10))
 		pr.settled = !known
 		switch {

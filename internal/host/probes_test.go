@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -51,6 +52,7 @@ type steppedRun struct {
 func stepPod(t *testing.T, p *corev1.Pod) *steppedRun {
 	k, recorder := fakeKubelet(t)
 	s := &steppedRun{k: k, recorder: recorder, r: newPodRun(p, "10.0.0.1"), p: p, t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	k.pods = map[types.UID]*podRun{p.UID: s.r}
 	s.next = k.step(s.r, p, s.t0)
 	return s
 }
@@ -274,6 +276,31 @@ func TestUnitProbes(t *testing.T) {
 			t.Errorf("beside a writer: %+v", st.ContainerStatuses)
 		}
 	})
+	t.Run("tmp shared", func(t *testing.T) {
+		// Both mount an emptyDir at /tmp; the other makes the file.
+		p := probedPod("sleep 3600", func(c *corev1.Container) {
+			c.ReadinessProbe = execProbe("cat /tmp/ready", 0, 1, 1)
+			c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/tmp"}}
+		})
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "maker", Image: "busybox", Command: []string{"sh", "-c", "touch /tmp/ready; sleep 3600"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/tmp"}}})
+		if st := stepPod(t, p).at(5 * s); !st.ContainerStatuses[0].Ready {
+			t.Errorf("%+v", st.ContainerStatuses)
+		}
+	})
+	t.Run("reader beside a sleeper", func(t *testing.T) {
+		// One that only sleeps beside it does not make the volume unknown.
+		p := probedPod("cat /data/msg; sleep 3600", func(c *corev1.Container) {})
+		p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "busybox", Command: []string{"sh", "-c", "echo hello > /data/msg"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "idle", Image: "busybox", Command: []string{"sleep", "3600"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}})
+		pod := stepPod(t, p)
+		pod.at(5 * s)
+		if got := pod.log(t, "app"); !strings.Contains(got, "started\nhello\n") {
+			t.Errorf("the app's log:\n%s", got)
+		}
+	})
 	t.Run("http", func(t *testing.T) {
 		status, _ := steppedPod(t, probedPod("sleep infinity", func(c *corev1.Container) {
 			c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/"}}, SuccessThreshold: 3, PeriodSeconds: 1}
@@ -328,5 +355,62 @@ func TestUnitSharedVolumes(t *testing.T) {
 	// The first run found no runs before it; the second, the first's.
 	if got := pod.log(t, "app"); !strings.Contains(got, "started\nport=80\nrun\ncontainer app is ready\ncontainer app terminated: exit code 0") {
 		t.Errorf("the app's log:\n%s", got)
+	}
+}
+
+// TestUnitExec: a command exec'd into a simulated container that the
+// simulation can follow runs in its sandbox: it reads what the script
+// wrote, and what it writes and removes stays for the run, probes included.
+func TestUnitExec(t *testing.T) {
+	s := time.Second
+	pod := stepPod(t, probedPod("echo up > /tmp/healthy; sleep infinity", func(c *corev1.Container) {
+		c.LivenessProbe = execProbe("cat /tmp/healthy", 0, 5, 3)
+	}))
+	exec := func(d time.Duration, cmd ...string) (string, int32, bool) {
+		res, ok := pod.k.simulatedExec(pod.p, "app", cmd, pod.t0.Add(d))
+		var out strings.Builder
+		for _, l := range res.output {
+			out.WriteString(l.text + "\n")
+		}
+		return out.String(), res.exitCode, ok
+	}
+	pod.at(9 * s)
+	if out, code, ok := exec(9*s, "cat", "/tmp/healthy"); out != "up\n" || code != 0 || !ok {
+		t.Errorf("cat /tmp/healthy: %q %d %v", out, code, ok)
+	}
+	if _, _, ok := exec(9*s, "sh", "-c", "echo x > /data/f; rm /tmp/healthy"); !ok {
+		t.Error("the writes were not followed")
+	}
+	if out, code, _ := exec(9*s, "sh", "-c", "cat /data/f; cat /tmp/healthy"); out != "x\ncat: can't open '/tmp/healthy': No such file or directory\n" || code != 1 {
+		t.Errorf("after them: %q %d", out, code)
+	}
+	for _, cmd := range [][]string{{"cat", "/etc/os-release"}, {"sleep", "1"}, {"uname", "-a"}} {
+		if _, _, ok := exec(9*s, cmd...); ok {
+			t.Errorf("%q ran in the sandbox", cmd)
+		}
+	}
+	// printf x prints no end of line.
+	if res, ok := pod.k.simulatedExec(pod.p, "app", []string{"printf", "x"}, pod.t0.Add(9*s)); !ok || len(res.output) != 1 || !res.output[0].unfinished {
+		t.Errorf("printf x: %+v %v", res.output, ok)
+	}
+	// After a command ran on this machine, what the sandbox's writable
+	// folders hold is no longer its to tell.
+	pod.k.execOnMachine(pod.p, "app")
+	if _, _, ok := exec(9*s, "cat", "/data/f"); ok {
+		t.Error("cat /data/f ran in the sandbox after a command on the machine")
+	}
+	// The probe finds the file gone: failures at 10, 15 and 20 s.
+	if cs := pod.at(20 * s).ContainerStatuses[0]; cs.State.Running == nil {
+		t.Errorf("at 20 s: %+v", cs)
+	}
+	if got := unhealthy(pod.events()); len(got) != 3 {
+		t.Errorf("events: %q", got)
+	}
+	// Killed at 50 s and started again: the next run has its own /tmp.
+	if cs := pod.at(60 * s).ContainerStatuses[0]; cs.RestartCount != 1 {
+		t.Errorf("at 60 s: %+v", cs)
+	}
+	if out, _, ok := exec(60*s, "cat", "/tmp/healthy"); out != "up\n" || !ok {
+		t.Errorf("in the next run, cat /tmp/healthy: %q %v", out, ok)
 	}
 }

@@ -476,7 +476,7 @@ func (sh *simShell) sort(hc interp.HandlerContext, args []string) error {
 		all = append(all, lines(text)...)
 	}
 	number := func(s string) float64 { // its leading number; 0 for none
-		f, _ := strconv.ParseFloat(leadingNumber.FindString(s), 64)
+		f, _ := strconv.ParseFloat(strings.TrimSpace(leadingNumber.FindString(s)), 64)
 		return f
 	}
 	slices.SortStableFunc(all, func(a, b string) int {
@@ -554,7 +554,7 @@ func (sh *simShell) ls(ctx context.Context, args []string) error {
 	status := 0
 	for i, name := range names {
 		p := abs(hc.Dir, name)
-		if sh.mountOf(p) == nil {
+		if !sh.knows(p) {
 			return errUnreadable // a folder of the image, which it knows only in part
 		}
 		info, err := sh.stat(ctx, p, true)

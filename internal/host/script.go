@@ -52,11 +52,13 @@ type fileChange struct {
 }
 
 // outputLine is a line a command prints, at a time into its run, and
-// whether on stderr (a container's log holds both streams; exec parts them).
+// whether on stderr (a container's log holds both streams; exec parts them)
+// and without an end (the last, printf x).
 type outputLine struct {
-	at     time.Duration
-	text   string
-	stderr bool
+	at         time.Duration
+	text       string
+	stderr     bool
+	unfinished bool
 }
 
 // timedOutput collects what a script prints on one of its streams, each
@@ -77,7 +79,7 @@ func (o *timedOutput) Write(p []byte) (int, error) {
 			o.partial = append(o.partial, b)
 			continue
 		}
-		*o.lines = append(*o.lines, outputLine{*o.clock, string(o.partial), o.stderr})
+		*o.lines = append(*o.lines, outputLine{*o.clock, string(o.partial), o.stderr, false})
 		o.partial = o.partial[:0]
 	}
 	return len(p), nil
@@ -86,7 +88,7 @@ func (o *timedOutput) Write(p []byte) (int, error) {
 // done adds an unfinished last line.
 func (o *timedOutput) done() {
 	if len(o.partial) > 0 {
-		*o.lines = append(*o.lines, outputLine{*o.clock, string(o.partial), o.stderr})
+		*o.lines = append(*o.lines, outputLine{*o.clock, string(o.partial), o.stderr, true})
 		o.partial = nil
 	}
 }
@@ -186,8 +188,9 @@ func readCommand(argv []string, box sandbox) (run, error) {
 	for k, v := range box.env {
 		pairs = append(pairs, k+"="+v)
 	}
-	// A busy loop without sleep never advances the clock: real time bounds it.
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	// A busy loop without sleep never advances the clock: real time bounds
+	// it, with room for a machine that CPU-bound work keeps busy.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	runner, err := interp.New(
 		interp.Env(expand.ListEnviron(pairs...)),
@@ -414,14 +417,13 @@ func abs(dir, name string) string {
 }
 
 // mountOf is the mount a path lies in, the deepest; nil for none.
-func (sh *simShell) mountOf(p string) *mount {
-	var found *mount
-	for i, m := range sh.box.mounts {
-		if (p == m.path || strings.HasPrefix(p, strings.TrimSuffix(m.path, "/")+"/")) && (found == nil || len(m.path) > len(found.path)) {
-			found = &sh.box.mounts[i]
-		}
-	}
-	return found
+func (sh *simShell) mountOf(p string) *mount { return mountIn(sh.box.mounts, p) }
+
+// knows reports whether p lies in a mount whose every file the script
+// knows.
+func (sh *simShell) knows(p string) bool {
+	m := sh.mountOf(p)
+	return m != nil && !m.opaque
 }
 
 // read is a file's content: what the script wrote there, else its volume's.
@@ -440,7 +442,7 @@ func (sh *simShell) read(dir, name string) (string, error) {
 	if text, ok := sh.box.files[p]; ok {
 		return text, nil
 	}
-	if sh.mountOf(p) != nil {
+	if sh.knows(p) {
 		return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
 	return "", errUnreadable
@@ -510,7 +512,7 @@ func (sh *simShell) stat(ctx context.Context, name string, followSymlinks bool) 
 	if sh.isDir(p) {
 		return memInfo{name: path.Base(p), dir: true, at: sh.box.start}, nil
 	}
-	if sh.mountOf(p) == nil {
+	if !sh.knows(p) {
 		sh.unknown = true
 	}
 	return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
@@ -571,6 +573,12 @@ func (sh *simShell) readDir(ctx context.Context, name string) ([]fs.DirEntry, er
 	info, err := sh.stat(ctx, p, true)
 	if err != nil || !info.IsDir() {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrNotExist}
+	}
+	if m := sh.mountOf(p); m != nil && m.opaque {
+		sh.mu.Lock()
+		sh.unknown = true // a folder whose files it does not know
+		sh.mu.Unlock()
+		return nil, errUnreadable
 	}
 	names := map[string]bool{}
 	sh.mu.Lock()
@@ -724,6 +732,9 @@ func sleepDuration(args []string) (time.Duration, error) {
 	for _, a := range args {
 		if a == "infinity" || a == "inf" {
 			return longest + time.Second, nil
+		}
+		if a == "" {
+			return 0, errUnreadable
 		}
 		unit := time.Second
 		switch a[len(a)-1] {

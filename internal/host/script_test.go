@@ -65,7 +65,8 @@ func TestReadCommand(t *testing.T) {
 		{argv: []string{"sh", "-c", "grep x /etc/none"}, err: errUnreadable}, // a file of the image
 		{argv: []string{"sh", "-c", "grep -s x /tmp/none; echo $?; echo a > /tmp/a; echo b > /tmp/b; grep -c -e a -e b /tmp/a /tmp/b; ls /tmp; mkdir /tmp/a"}, want: run{exitCode: 1, output: []outputLine{{at: 0, text: "2"}, {at: 0, text: "/tmp/a:1"}, {at: 0, text: "/tmp/b:1"}, {at: 0, text: "a"}, {at: 0, text: "b"}, {at: 0, text: "mkdir: can't create directory '/tmp/a': File exists"}}}},
 		{argv: []string{"sh", "-c", "printf '10 b\\n9 a\\n' | sort -n; seq 9223372036854775807 9223372036854775807"}, err: errUnreadable},
-		{argv: []string{"sh", "-c", "printf '10 b\\n9 a\\n' | sort -n"}, want: run{output: []outputLine{{at: 0, text: "9 a"}, {at: 0, text: "10 b"}}}},
+		{argv: []string{"sh", "-c", "printf '  10 b\\n9 a\\n' | sort -n"}, want: run{output: []outputLine{{at: 0, text: "9 a"}, {at: 0, text: "  10 b"}}}},
+		{argv: []string{"sh", "-c", `sleep "" | cat`}, err: errUnreadable},
 		{argv: []string{"sh", "-c", "mkdir /tmp/d; touch /tmp/d/b /tmp/d/a; ls /tmp/d; echo hi | tee /tmp/t; cat /tmp/t; basename /a/b/c.txt; dirname /a/b/c.txt"}, want: run{output: []outputLine{{at: 0, text: "a"}, {at: 0, text: "b"}, {at: 0, text: "hi"}, {at: 0, text: "hi"}, {at: 0, text: "c.txt"}, {at: 0, text: "/a/b"}}}},
 		{argv: []string{"tail", "-f", "/dev/null"}, want: run{forever: true}},
 		{argv: []string{"sh", "-c", "seq 4 > /tmp/n; tail -n +3 /tmp/n; head -2 /tmp/n"}, want: run{output: []outputLine{{at: 0, text: "3"}, {at: 0, text: "4"}, {at: 0, text: "1"}, {at: 0, text: "2"}}}},
@@ -81,17 +82,18 @@ func TestReadCommand(t *testing.T) {
 			t.Errorf("%q: error %v, want %v", tc.argv, err, tc.err)
 			continue
 		}
-		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(bothStreams(got.output), tc.want.output)) {
+		if err == nil && (got.forever != tc.want.forever || got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(logLines(got.output), tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.argv, got, tc.want)
 		}
 	}
 }
 
-// bothStreams is a command's output as its log holds it: the streams alike.
-func bothStreams(lines []outputLine) []outputLine {
+// logLines is a command's output as its log holds it: the streams alike,
+// every line ended.
+func logLines(lines []outputLine) []outputLine {
 	out := slices.Clone(lines)
 	for i := range out {
-		out[i].stderr = false
+		out[i].stderr, out[i].unfinished = false, false
 	}
 	return out
 }
@@ -222,7 +224,7 @@ func TestUnitContainerFiles(t *testing.T) {
 			t.Errorf("%q: error %v, want %v", tc.script, err, tc.err)
 			continue
 		}
-		if err == nil && (got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(bothStreams(got.output), tc.want.output)) {
+		if err == nil && (got.duration != tc.want.duration || got.exitCode != tc.want.exitCode || !slices.Equal(logLines(got.output), tc.want.output)) {
 			t.Errorf("%q: %+v, want %+v", tc.script, got, tc.want)
 		}
 	}
