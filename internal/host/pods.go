@@ -33,21 +33,22 @@ import (
 // step of a pod's life on a simulated node is decided here, from its spec.
 //
 //   - A container whose command the simulation can read (readCommand: sleep,
-//     true, false, exit, echo and sh -c scripts of those; args alone too when
-//     they start with one of those programs, argsAreCommand) runs for as long
-//     as it sleeps, prints what it echoes into its log when the script gets
-//     there, and exits with its code. Its log's last line then says so,
-//     which ends a `kubectl logs -f`.
+//     true, false, exit, echo, the programs of programs.go and sh -c scripts
+//     of those; args alone too when they start with one of those programs,
+//     argsAreCommand) runs for as long as it sleeps, prints what it echoes
+//     into its log when the script gets there, and exits with its code. Its
+//     log's last line then says so, which ends a `kubectl logs -f`.
 //   - Any other container runs until its pod is deleted; in a pod of a Job it
 //     runs for JobRunTime and succeeds instead, so a Job completes, visibly
 //     (but for the pause image's entrypoint, which waits for ever).
 //   - Init containers run one after another before the others; those with
-//     restartPolicy Always (sidecars) start and keep running. An ephemeral
-//     container (kubectl debug) starts when it is added and runs once.
+//     restartPolicy Always (sidecars) start, pass their startup probe and
+//     keep running. An ephemeral container (kubectl debug) starts when it is
+//     added and runs once.
 //   - An exited container is started again as restartPolicy says: at once
 //     the first time, then after the kubelet's back-off (10 s, doubling, at
-//     most 5 min), waiting in CrashLoopBackOff meanwhile; the pod ends Succeeded or Failed when none
-//     will run again.
+//     most 5 min), waiting in CrashLoopBackOff meanwhile; the pod ends
+//     Succeeded or Failed when none will run again.
 //   - A container is Ready once running, unless it has a startup or a
 //     readiness probe: then as its probes say (probes.go), which can also
 //     kill it.
@@ -62,7 +63,8 @@ import (
 //     there (waitingOn). A container's environment and command are read
 //     anew at each start, as a kubelet makes each run's container anew.
 //   - Events tell the story as a kubelet's do: Pulled, Created, Started,
-//     BackOff, Killing, Evicted; Failed for an image that cannot be pulled.
+//     Unhealthy, BackOff, Killing, Evicted; Failed for an image that cannot
+//     be pulled.
 //     The first three are left to the syncer of a pod that says it writes
 //     them (syncer.AnnotationStartEvents).
 const (
