@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/fixtures"
 	"github.com/vmatrix/vmatrix/framework"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 	"github.com/vmatrix/vmatrix/internal/virtual"
 )
 
@@ -154,9 +155,9 @@ func TestDestroyDuringCreate(t *testing.T) {
 		created <- err
 	}()
 	// Destroy once the apiserver process runs: the create is half-way.
-	apiserverLog := filepath.Join(state, "clusters", "half", "logs", "kube-apiserver.log")
+	logs := filepath.Join(state, "clusters", "half", "logs")
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(apiserverLog); err == nil {
+		if testkit.APIServerStarted(logs) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -238,14 +239,12 @@ func TestArtifactsAndKeepOnFailure(t *testing.T) {
 	if len(e.Clusters()) != 0 {
 		t.Error("clusters left after Finish")
 	}
-	for _, f := range []string{
-		"failing/logs/kube-apiserver.log",
-		"failing/logs/kube-controller-manager.log",
-		"failing/objects/default/configmaps.yaml",
-		"failing/objects/_cluster/namespaces.yaml",
-		"failing/pods/default/witness/app.log",
-	} {
-		if _, err := os.Stat(filepath.Join(artifacts, f)); err != nil {
+	for _, f := range append(testkit.ComponentLogs(filepath.Join(artifacts, "failing", "logs")),
+		filepath.Join(artifacts, "failing/objects/default/configmaps.yaml"),
+		filepath.Join(artifacts, "failing/objects/_cluster/namespaces.yaml"),
+		filepath.Join(artifacts, "failing/pods/default/witness/app.log"),
+	) {
+		if _, err := os.Stat(f); err != nil {
 			t.Errorf("artifact: %v", err)
 		}
 	}

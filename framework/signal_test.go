@@ -15,6 +15,7 @@ import (
 	"github.com/vmatrix/vmatrix/framework"
 
 	"github.com/vmatrix/vmatrix/internal/proc"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 )
 
 // helper is the child process of the signal tests: an Environment on the
@@ -125,9 +126,9 @@ func TestSIGINTDuringCreate(t *testing.T) {
 	state := t.TempDir()
 	cmd, sc := startHelper(t, state)
 	expectLine(t, sc, "creating")
-	apiserverLog := filepath.Join(state, "clusters", "sig", "logs", "kube-apiserver.log")
+	logs := filepath.Join(state, "clusters", "sig", "logs")
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(apiserverLog); err == nil {
+		if testkit.APIServerStarted(logs) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,11 +103,13 @@ type Results struct {
 	TeardownOne   Stat `json:"teardown_one_seconds"`
 	TeardownThree Stat `json:"teardown_three_seconds"`
 	Memory        struct {
-		Idle       string `json:"idle"`
-		TotalMB    Stat   `json:"total_mb"`
-		APIServer  Stat   `json:"apiserver_mb"`
-		CtrlMgr    Stat   `json:"controller_manager_mb"`
-		Supervisor Stat   `json:"supervisor_mb"`
+		Idle    string `json:"idle"`
+		TotalMB Stat   `json:"total_mb"`
+		// ControlPlane is the apiserver and the controller manager, run
+		// as the Processes named.
+		ControlPlane Stat   `json:"control_plane_mb"`
+		Processes    string `json:"control_plane_processes"`
+		Supervisor   Stat   `json:"supervisor_mb"`
 	} `json:"memory"`
 	Density *Density `json:"density,omitempty"`
 	Sync    *Sync    `json:"sync,omitempty"`
@@ -393,7 +396,7 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 		defer cancel()
 		return run(ctx, args...)
 	}
-	var total, api, cm, sup []float64
+	var total, cp, sup []float64
 	for i := 0; i < e.cfg.Runs; i++ {
 		name := fmt.Sprintf("memory-%d", i)
 		if err := vmatrix("create", name, "--version", v.String(), "--host", e.host.KubeconfigPath()); err != nil {
@@ -410,25 +413,37 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 		if err != nil {
 			return errors.Join(err, vmatrixAfter("delete", name))
 		}
-		a, c, s := rssMB(rec.PIDs["kube-apiserver"]), rssMB(rec.PIDs["kube-controller-manager"]), rssMB(rec.Supervisor)
-		sum := s
-		for _, pid := range rec.PIDs {
-			sum += rssMB(pid) // a storage server of its own too, if it has one
+		s := rssMB(rec.Supervisor)
+		sum, c, gone := s, 0.0, s == 0
+		var names []string
+		for _, name := range slices.Sorted(maps.Keys(rec.PIDs)) {
+			mb := rssMB(rec.PIDs[name])
+			sum += mb // a storage server of its own too, if it has one
+			gone = gone || mb == 0
+			if controlPlaneProcesses[name] {
+				c += mb
+				names = append(names, name)
+			}
 		}
-		api, cm, sup, total = append(api, a), append(cm, c), append(sup, s), append(total, sum)
-		e.logf("memory: %.0f MB: apiserver %.0f MB, controller manager %.0f MB, supervisor %.0f MB", sum, a, c, s)
+		cp, sup, total = append(cp, c), append(sup, s), append(total, sum)
+		res.Memory.Processes = strings.Join(names, ", ")
+		e.logf("memory: %.0f MB: %s %.0f MB, supervisor %.0f MB", sum, res.Memory.Processes, c, s)
 		if err := vmatrixAfter("delete", name); err != nil {
 			return err
 		}
-		if a == 0 || c == 0 || s == 0 {
+		if gone || len(names) == 0 {
 			return fmt.Errorf("memory: a process of %s was gone before it was measured (%v, supervisor %d)", name, rec.PIDs, rec.Supervisor)
 		}
 	}
 	res.Memory.Idle = e.cfg.Idle.String()
-	res.Memory.TotalMB, res.Memory.APIServer = newStat("MB", total), newStat("MB", api)
-	res.Memory.CtrlMgr, res.Memory.Supervisor = newStat("MB", cm), newStat("MB", sup)
+	res.Memory.TotalMB, res.Memory.ControlPlane = newStat("MB", total), newStat("MB", cp)
+	res.Memory.Supervisor = newStat("MB", sup)
 	return nil
 }
+
+// controlPlaneProcesses run a cluster's apiserver and controller manager:
+// one process where the version was built here, two where downloaded.
+var controlPlaneProcesses = map[string]bool{"kube-control-plane": true, "kube-apiserver": true, "kube-controller-manager": true}
 
 // density adds idle clusters one at a time until a create takes twice as long
 // as the first, or DensityMax is reached, then tears them all down; Runs

@@ -27,8 +27,8 @@ func TestSmoke(t *testing.T) {
 	if res.Floor.Median <= 0 || res.Create.Median <= 0 || res.Matrix.Wall.Median <= 0 || res.TeardownOne.Median <= 0 {
 		t.Errorf("a timed figure is missing: %+v", res)
 	}
-	if res.Memory.APIServer.Median < 50 || res.Memory.CtrlMgr.Median < 10 || res.Memory.Supervisor.Median < 10 ||
-		res.Memory.TotalMB.Median < res.Memory.APIServer.Median+res.Memory.CtrlMgr.Median+res.Memory.Supervisor.Median {
+	if res.Memory.ControlPlane.Median < 60 || res.Memory.Supervisor.Median < 10 || res.Memory.Processes == "" ||
+		res.Memory.TotalMB.Median < res.Memory.ControlPlane.Median+res.Memory.Supervisor.Median {
 		t.Errorf("memory figures too small to be real: %+v", res.Memory)
 	}
 	for _, s := range []*Sync{res.Sync, res.SyncLarge} {

@@ -26,8 +26,7 @@ func Table(r *Results) string {
 	}
 	row("teardown: one cluster, verified", r.TeardownOne, 0)
 	row("memory: one idle cluster after "+r.Memory.Idle, r.Memory.TotalMB, 0)
-	row("  of which kube-apiserver", r.Memory.APIServer, 0)
-	row("  of which kube-controller-manager", r.Memory.CtrlMgr, 0)
+	row("  of which the apiserver and controller manager ("+r.Memory.Processes+")", r.Memory.ControlPlane, 0)
 	row("  of which the supervisor (store, syncer)", r.Memory.Supervisor, 0)
 	for _, s := range []*Sync{r.Sync, r.SyncLarge} {
 		if s != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/vmatrix/vmatrix/internal/load"
 	"github.com/vmatrix/vmatrix/internal/proc"
 	"github.com/vmatrix/vmatrix/internal/state"
+	"github.com/vmatrix/vmatrix/internal/testkit"
 	"github.com/vmatrix/vmatrix/matrix"
 )
 
@@ -553,8 +554,8 @@ func TestRunGinkgoSuiteUnderGoTest(t *testing.T) {
 			if v.Export != filepath.Join(reports, "exports", v135) {
 				t.Errorf("export of the failed %s: %q", v135, v.Export)
 			}
-			for _, f := range []string{"logs/kube-apiserver.log", "objects/default"} {
-				if _, err := os.Stat(filepath.Join(v.Export, f)); err != nil {
+			for _, f := range append(testkit.ComponentLogs(filepath.Join(v.Export, "logs")), filepath.Join(v.Export, "objects/default")) {
+				if _, err := os.Stat(f); err != nil {
 					t.Errorf("export of %s: %v", v135, err)
 				}
 			}

@@ -331,10 +331,10 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 	if cp.restConfig, err = kubeconfig.Write(cp.KubeconfigPath(), cp.cfg.Name, server, ca, cert, key); err != nil {
 		return err
 	}
-	if err := cp.start("kube-apiserver", cp.cfg.Binaries.APIServer, cp.apiserverArgs(files, port)); err != nil {
-		return err
-	}
 	if cp.cfg.APIServerOnly {
+		if err := cp.start(apiserverName, cp.cfg.Binaries.APIServer, cp.apiserverArgs(files, port)); err != nil {
+			return err
+		}
 		return nil
 	}
 	list := <-controllers
@@ -342,11 +342,23 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 	if list.err != nil {
 		return list.err
 	}
-	// The controller manager starts once the apiserver is healthy (waitReady):
-	// before, it competes with the apiserver's start-up for CPU and checks
-	// the apiserver's health only once a second, losing up to a second.
-	cp.startControllerManager = func() error {
-		return cp.start("kube-controller-manager", cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names))
+	if one := cp.cfg.Binaries.ControlPlane; one != "" {
+		// One process, which starts its controller manager itself once its
+		// apiserver is healthy.
+		args := append(cp.apiserverArgs(files, port), k8sdist.ControllerManagerFlags)
+		if err := cp.start(controlPlaneName, one, append(args, cp.controllerManagerArgs(files, list.names)...)); err != nil {
+			return err
+		}
+	} else {
+		if err := cp.start(apiserverName, cp.cfg.Binaries.APIServer, cp.apiserverArgs(files, port)); err != nil {
+			return err
+		}
+		// The controller manager starts once the apiserver is healthy (waitReady):
+		// before, it competes with the apiserver's start-up for CPU and checks
+		// the apiserver's health only once a second, losing up to a second.
+		cp.startControllerManager = func() error {
+			return cp.start(controllerManagerName, cp.cfg.Binaries.ControllerManager, cp.controllerManagerArgs(files, list.names))
+		}
 	}
 	// The scheduler connects as soon as the apiserver answers: its start-up
 	// overlaps the apiserver's.
@@ -587,7 +599,7 @@ func (cp *ControlPlane) restartExited(restarts map[string]int) error {
 		if !done {
 			continue
 		}
-		if p.Name == "kube-apiserver" || restarts[p.Name] >= startRestarts {
+		if servesAPI(p) || restarts[p.Name] >= startRestarts {
 			return cp.exitError(p, exitErr, restarts[p.Name])
 		}
 		np, err := p.Restart()
@@ -638,9 +650,24 @@ func (cp *ControlPlane) stopProcesses() error {
 	return errors.Join(errs...)
 }
 
+// The processes of a control plane, by the names they have in PIDs, Health
+// and the logs folder. Where the binaries allow it (k8sdist.Binaries), the
+// apiserver and the controller manager run as one process, controlPlaneName.
+const (
+	apiserverName         = "kube-apiserver"
+	controllerManagerName = "kube-controller-manager"
+	controlPlaneName      = "kube-control-plane"
+)
+
+// servesAPI says whether p is the apiserver, without which nothing else of
+// the control plane works.
+func servesAPI(p *proc.Process) bool {
+	return p.Name == apiserverName || p.Name == controlPlaneName
+}
+
 // componentGrace is how long a component gets to exit on SIGTERM.
 func componentGrace(p *proc.Process) time.Duration {
-	if p.Name == "kube-apiserver" {
+	if servesAPI(p) {
 		// Its graceful shutdown drains for over a second and keeps nothing:
 		// every write it acknowledged is in the store already, and its
 		// clients are stopped before it.

@@ -43,6 +43,14 @@ func TestStartStop(t *testing.T) {
 	t.Logf("ready in %s", time.Since(start))
 	pids := cp.PIDs()
 	port := cp.Port()
+	// A version built here runs as one process; downloaded, as two.
+	if want := []string{"kube-apiserver", "kube-controller-manager"}; bins.ControlPlane != "" {
+		if len(pids) != 1 || pids["kube-control-plane"] == 0 {
+			t.Errorf("processes %v, want only kube-control-plane", pids)
+		}
+	} else if len(pids) != 2 || pids[want[0]] == 0 || pids[want[1]] == 0 {
+		t.Errorf("processes %v, want %v", pids, want)
+	}
 	client := kubernetes.NewForConfigOrDie(cp.RESTConfig())
 	info, err := client.Discovery().ServerVersion()
 	if err != nil {
@@ -122,7 +130,7 @@ func checkAdvertised(t *testing.T, client kubernetes.Interface, port int) {
 	})
 }
 
-// wrapControllerManager writes a stand-in for the controller manager that
+// wrapBinary writes a stand-in for a component binary that
 // passes --help (the controller list) to the real one and runs script
 // otherwise, with $REAL the real binary.
 func wrapBinary(t *testing.T, real, script string) string {
@@ -141,6 +149,7 @@ func wrapBinary(t *testing.T, real, script string) string {
 func TestControllerManagerExitDuringStart(t *testing.T) {
 	v, bins := binaries(t, "1.37")
 	marker := filepath.Join(t.TempDir(), "exited-once")
+	bins.ControlPlane = "" // the stand-in is a process of its own
 	bins.ControllerManager = wrapBinary(t, bins.ControllerManager,
 		`if [ ! -e `+marker+` ]; then : > `+marker+`; echo "failed to wait for apiserver being healthy (simulated)" >&2; exit 1; fi
 exec "$REAL" "$@"`)
@@ -163,6 +172,7 @@ exec "$REAL" "$@"`)
 // caller's limit, with its own last words, and nothing left behind.
 func TestComponentThatKeepsExiting(t *testing.T) {
 	v, bins := binaries(t, "1.37")
+	bins.ControlPlane = "" // the stand-in is a process of its own
 	bins.ControllerManager = wrapBinary(t, bins.ControllerManager, `echo "broken on purpose" >&2; exit 1`)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -207,24 +217,42 @@ func waitHealth(t *testing.T, cp *ControlPlane, what string, ok func(Health) boo
 
 // TestKilledComponentsAreRestarted: kill -9 of the apiserver or of the
 // controller manager of a running control plane is followed by a restart,
-// counted, and the control plane serves again.
+// counted, and the control plane serves again; as two processes, and as
+// the one process of a version built here.
 func TestKilledComponentsAreRestarted(t *testing.T) {
 	v, bins := binaries(t, "1.37")
+	one := bins
+	bins.ControlPlane = ""
+	t.Run("two processes", func(t *testing.T) {
+		killAndRestart(t, v, bins, []string{"kube-apiserver", "kube-controller-manager", "kube-apiserver"})
+	})
+	t.Run("one process", func(t *testing.T) {
+		if one.ControlPlane == "" {
+			t.Skip("the binaries of 1.37 were not built here: no kube-control-plane")
+		}
+		killAndRestart(t, v, one, []string{"kube-control-plane", "kube-control-plane"})
+	})
+}
+
+// killAndRestart kills each of kills in turn and checks that it is
+// restarted and the control plane works again.
+func killAndRestart(t *testing.T, v k8sdist.Version, bins k8sdist.Binaries, kills []string) {
 	cp, err := Start(context.Background(), Config{Name: "t", Dir: t.TempDir(), Version: v, Binaries: bins})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cp.Stop()
 	client := kubernetes.NewForConfigOrDie(cp.RESTConfig())
-	for i, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-apiserver"} {
+	want := map[string]int{}
+	for _, name := range kills {
 		old := cp.PIDs()[name]
+		if old == 0 {
+			t.Fatalf("no process %s: %v", name, cp.PIDs())
+		}
 		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int{"kube-apiserver": 1, "kube-controller-manager": 1}
-		if i == 2 {
-			want["kube-apiserver"] = 2
-		}
+		want[name]++
 		h := waitHealth(t, cp, name+" restarted", func(h Health) bool {
 			return h.State == StateRunning && h.Restarts[name] == want[name]
 		})
@@ -282,6 +310,7 @@ func TestComponentThatKeepsDyingFailsTheControlPlane(t *testing.T) {
 : > `+marker+`
 exec "$REAL" "$@"`)
 			}
+			bins.ControlPlane = "" // two processes, one of them the stand-in
 			if tc.dying == "kube-apiserver" {
 				bins.APIServer = wrap(bins.APIServer)
 			} else {

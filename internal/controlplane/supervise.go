@@ -166,7 +166,7 @@ func (cp *ControlPlane) checkComponents(now time.Time) bool {
 // is held.
 func (cp *ControlPlane) dependents(p *proc.Process) []*proc.Process {
 	ps, ok := cp.store.(storage.ProcessStore)
-	if p.Name != "kube-apiserver" && !(ok && ps.Process() == p) {
+	if !servesAPI(p) && !(ok && ps.Process() == p) {
 		return nil
 	}
 	var out []*proc.Process

@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,23 @@ func Client(cfg *rest.Config) kubernetes.Interface {
 // there first if missing, with progress on standard error).
 func Release(ctx context.Context, version string) (k8sdist.Version, k8sdist.Binaries, error) {
 	return k8sdist.Source{Log: os.Stderr}.Release(ctx, version)
+}
+
+// ComponentLogs are the logs a control plane's components write into
+// logsDir: kube-control-plane.log where the apiserver and the controller
+// manager run as one process (a version built here), else one log each.
+// Where neither is there, it names the two, for the caller to find missing.
+func ComponentLogs(logsDir string) []string {
+	one := filepath.Join(logsDir, "kube-control-plane.log")
+	if _, err := os.Stat(one); err == nil {
+		return []string{one}
+	}
+	return []string{filepath.Join(logsDir, "kube-apiserver.log"), filepath.Join(logsDir, "kube-controller-manager.log")}
+}
+
+// APIServerStarted says whether the process that runs the apiserver of the
+// control plane whose logs are in logsDir was started: its log is there.
+func APIServerStarted(logsDir string) bool {
+	_, err := os.Stat(ComponentLogs(logsDir)[0])
+	return err == nil
 }

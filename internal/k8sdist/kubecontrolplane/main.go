@@ -1,0 +1,139 @@
+//go:build ignore
+
+// Command kube-control-plane runs kube-apiserver and kube-controller-manager
+// in one process, as k3s does: the two share their code and one Go runtime,
+// which holds an idle cluster's memory down.
+//
+//	kube-control-plane [kube-apiserver flags] --controller-manager [kube-controller-manager flags]
+//
+// The controller manager starts once the apiserver is healthy. When either
+// ends, the process ends, and whoever supervises it starts it again.
+//
+// vmatrix writes this file, without its build constraint (which keeps it out
+// of vmatrix's own build), into the module that builds each Kubernetes
+// version from the Go module proxy.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strings"
+	"time"
+	_ "time/tzdata" // CronJob time zones, as in kube-controller-manager
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/component-base/cli"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+// separator ends the apiserver's flags and begins the controller manager's.
+const separator = "--controller-manager"
+
+func main() {
+	apiArgs, cmArgs := os.Args[1:], []string(nil)
+	for i, a := range apiArgs {
+		if a == separator {
+			apiArgs, cmArgs = apiArgs[:i], apiArgs[i+1:]
+			break
+		}
+	}
+	if cmArgs == nil {
+		fmt.Fprintf(os.Stderr, "Error: usage: %s [kube-apiserver flags] %s [kube-controller-manager flags]\n", os.Args[0], separator)
+		os.Exit(2)
+	}
+	// A flag the controller manager does not know fails the start at once,
+	// not after the apiserver has come up. A command of its own parses
+	// them: parsing twice would append list flags' values twice.
+	if err := controllermanager.NewControllerManagerCommand().ParseFlags(cmArgs); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: kube-controller-manager: %v\n", err)
+		os.Exit(1)
+	}
+	// Both commands apply the logging configuration, the same one; the
+	// second time is no error.
+	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
+
+	// A client's default user agent, which also names it as the field
+	// manager of what it writes, is the program's name: each component's
+	// clients are made as it starts, under its own name, as when it runs
+	// alone. The apiserver's are made before it is healthy.
+	os.Args[0] = "kube-apiserver"
+	api := apiserver.NewAPIServerCommand()
+	api.SetArgs(apiArgs)
+	cm := controllermanager.NewControllerManagerCommand()
+	cm.SetArgs(cmArgs)
+	go func() {
+		waitHealthy(cmArgs)
+		fmt.Fprintln(os.Stderr, "kube-control-plane: the apiserver is healthy; starting the controller manager")
+		os.Args[0] = "kube-controller-manager"
+		code := cli.Run(cm)
+		fmt.Fprintf(os.Stderr, "kube-control-plane: the controller manager ended (exit code %d)\n", code)
+		os.Exit(max(code, 1))
+	}()
+	go trimWhenIdle()
+	os.Exit(cli.Run(api))
+}
+
+// waitHealthy returns when the apiserver answers /healthz ok to the
+// controller manager's kubeconfig, looking every 50 ms: the controller
+// manager itself looks once a second.
+func waitHealthy(cmArgs []string) {
+	kubeconfig := ""
+	for _, a := range cmArgs {
+		if v, ok := strings.CutPrefix(a, "--kubeconfig="); ok {
+			kubeconfig = v
+		}
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return // the controller manager will say what is wrong
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/healthz").Do(ctx).Raw()
+		cancel()
+		if err == nil && string(body) == "ok" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// trimWhenIdle collects garbage and gives the free heap back to the system
+// when the process is idle and has allocated enough since it last did. At
+// Go's default GC target the heap grows to twice what is live before each
+// collection, and an idle control plane would hold that memory for minutes;
+// a lower target would make a busy one collect far more often. A busy
+// process (a rollout) is left to the runtime. Idle, a control plane
+// allocates well under 1 MB/s: a collection (about 0.1 s of CPU) every
+// minute or so.
+func trimWhenIdle() {
+	const (
+		every  = 10 * time.Second
+		busy   = 40 << 20 // allocated within every
+		enough = 16 << 20 // allocated since the last collection here
+	)
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	var looked, trimmed uint64
+	for range time.Tick(every) {
+		metrics.Read(sample)
+		now := sample[0].Value.Uint64()
+		if now-looked < busy && now-trimmed >= enough {
+			debug.FreeOSMemory()
+			trimmed = now
+		}
+		looked = now
+	}
+}
