@@ -219,6 +219,9 @@ func TestCreateTwoVersionsOnTheEmbeddedHost(t *testing.T) {
 	if rec.PIDs["kube-control-plane"] != 0 { // a version built here: one process
 		apiserver = "kube-control-plane"
 	}
+	if rec.PIDs[apiserver] == 0 {
+		t.Fatalf("no %s among a's processes: %v", apiserver, rec.PIDs)
+	}
 	if err := syscall.Kill(rec.PIDs[apiserver], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,11 +343,11 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 	if list.err != nil {
 		return list.err
 	}
-	if one := cp.cfg.Binaries.ControlPlane; one != "" {
+	if cp.oneProcess() {
 		// One process, which starts its controller manager itself once its
 		// apiserver is healthy.
 		args := append(cp.apiserverArgs(files, port), k8sdist.ControllerManagerFlags)
-		if err := cp.start(controlPlaneName, one, append(args, cp.controllerManagerArgs(files, list.names)...)); err != nil {
+		if err := cp.start(controlPlaneName, cp.cfg.Binaries.ControlPlane, append(args, cp.controllerManagerArgs(files, list.names)...)); err != nil {
 			return err
 		}
 	} else {
@@ -599,7 +600,7 @@ func (cp *ControlPlane) restartExited(restarts map[string]int) error {
 		if !done {
 			continue
 		}
-		if servesAPI(p) || restarts[p.Name] >= startRestarts {
+		if servesAPI(p) && !controllerManagerEnded(p) || restarts[p.Name] >= startRestarts {
 			return cp.exitError(p, exitErr, restarts[p.Name])
 		}
 		np, err := p.Restart()
@@ -658,6 +659,40 @@ const (
 	controllerManagerName = "kube-controller-manager"
 	controlPlaneName      = "kube-control-plane"
 )
+
+// processFlags set what the one process of an apiserver and a controller
+// manager holds once for both: logging, feature gates, the emulated
+// version. A control plane given any of them runs the two as processes of
+// their own, each with its own.
+var processFlags = []string{"--v", "--vmodule", "--logging-format", "--log-*", "--feature-gates",
+	"--emulated-version", "--emulation-forward-compatible", "--runtime-config-emulation-forward-compatible", "--min-compatibility-version"}
+
+// oneProcess says whether the apiserver and the controller manager run as
+// one process: where the binaries have the program, and no flag of the
+// user's sets what the two would share.
+func (cp *ControlPlane) oneProcess() bool {
+	if cp.cfg.Binaries.ControlPlane == "" {
+		return false
+	}
+	for _, f := range append(slices.Clone(cp.cfg.Flags.APIServer), cp.cfg.Flags.ControllerManager...) {
+		name, _, _ := strings.Cut(f, "=")
+		for _, p := range processFlags {
+			if prefix, ok := strings.CutSuffix(p, "*"); name == p || ok && strings.HasPrefix(name, prefix) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// controllerManagerEnded says whether p, the one process of an apiserver
+// and a controller manager, ended because the controller manager did (it
+// gives up on an apiserver that stays unhealthy too long, as on a busy
+// machine): it may be started again, where an apiserver that fails to
+// start would only fail again.
+func controllerManagerEnded(p *proc.Process) bool {
+	return p.Name == controlPlaneName && strings.Contains(p.Tail(40), k8sdist.ControllerManagerEnded)
+}
 
 // servesAPI says whether p is the apiserver, without which nothing else of
 // the control plane works.

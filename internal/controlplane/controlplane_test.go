@@ -402,3 +402,28 @@ func TestPortTakenBeforeTheBind(t *testing.T) {
 		t.Errorf("processes left: %v", pids)
 	}
 }
+
+// TestOneProcessFlags: the apiserver and the controller manager run as one
+// process unless a flag of the user's sets what one process holds once
+// for both (logging, feature gates, the emulated version).
+func TestOneProcessFlags(t *testing.T) {
+	for _, tc := range []struct {
+		bins  string
+		flags Flags
+		one   bool
+	}{
+		{"kcp", Flags{}, true},
+		{"", Flags{}, false},
+		{"kcp", Flags{APIServer: []string{"--audit-log-maxage=1", "--runtime-config=api/all=true"}, ControllerManager: []string{"--concurrent-deployment-syncs=10"}}, true},
+		{"kcp", Flags{APIServer: []string{"--v=2"}}, false},
+		{"kcp", Flags{ControllerManager: []string{"--vmodule=foo=4"}}, false},
+		{"kcp", Flags{ControllerManager: []string{"--log-flush-frequency=1s"}}, false},
+		{"kcp", Flags{}.Add("A=true", ""), false},
+		{"kcp", Flags{APIServer: []string{"--emulated-version=1.36"}}, false},
+	} {
+		cp := &ControlPlane{cfg: Config{Binaries: k8sdist.Binaries{ControlPlane: tc.bins}, Flags: tc.flags}}
+		if got := cp.oneProcess(); got != tc.one {
+			t.Errorf("binaries %q, flags %+v: one process %v, want %v", tc.bins, tc.flags, got, tc.one)
+		}
+	}
+}

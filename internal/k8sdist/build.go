@@ -2,8 +2,6 @@ package k8sdist
 
 import (
 	"context"
-	"crypto/sha256"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,46 +31,6 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 `
-
-// ControlPlaneProgram is the program that runs a version's apiserver and
-// controller manager in one process (kubecontrolplane/main.go), built
-// beside them whenever they are built from the module proxy. A control
-// plane of one process holds about 90 MB less than the two binaries
-// (they share most of their code), and it gives its idle memory back.
-const ControlPlaneProgram = "kube-control-plane"
-
-// ControllerManagerFlags, among ControlPlaneProgram's arguments, ends the
-// apiserver's flags and begins the controller manager's.
-const ControllerManagerFlags = "--controller-manager"
-
-//go:embed kubecontrolplane/main.go
-var controlPlaneMain string
-
-// writeControlPlaneMain puts ControlPlaneProgram's source into the wrapper
-// module in work, without the build constraint that keeps it out of
-// vmatrix's own build.
-func writeControlPlaneMain(work string) error {
-	dir := filepath.Join(work, "cmd", ControlPlaneProgram)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	src, ok := strings.CutPrefix(controlPlaneMain, "//go:build ignore\n")
-	if !ok {
-		return errors.New("kubecontrolplane/main.go lost its build constraint")
-	}
-	return os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
-}
-
-// cachedName is the file name in the cache of the command name. That of
-// ControlPlaneProgram carries a hash of its source, so that a vmatrix with
-// another source builds its own.
-func cachedName(name string) string {
-	if name != ControlPlaneProgram {
-		return name
-	}
-	sum := sha256.Sum256([]byte(controlPlaneMain))
-	return fmt.Sprintf("%s-%x", name, sum[:4])
-}
 
 // buildTarget is the package that builds the command name.
 func buildTarget(name string) string {
@@ -105,7 +63,11 @@ func versionLDFlags(v Version) string {
 // wrapper module pins each of them to the matching published v0.MINOR.PATCH.
 func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir string, names []string) (err error) {
 	times := buildTimes{path: filepath.Join(cache, "build-times.json")}
-	estimate := times.estimate(v)
+	whole := slices.Contains(names, "kube-apiserver") // the estimate is for a whole build
+	estimate := time.Duration(0)
+	if whole {
+		estimate = times.estimate(v)
+	}
 	how := "a cold build takes several minutes"
 	if estimate > 0 {
 		how = fmt.Sprintf("the last build on this machine took %s", estimate.Round(time.Second))
@@ -118,7 +80,7 @@ func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir s
 			logf(s.Log, "building %s failed after %s", v, elapsed.Round(time.Second))
 		} else {
 			logf(s.Log, "built %s %s in %s", strings.Join(names, ", "), v, elapsed.Round(time.Second))
-			if slices.Contains(names, "kube-apiserver") { // the estimate is for a whole build
+			if whole {
 				times.record(v, elapsed)
 			}
 		}
@@ -134,7 +96,9 @@ func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir s
 	if err := writeBuildModule(ctx, g, work, v, toolsGo); err != nil {
 		return fmt.Errorf("building Kubernetes %s: %w", v, err)
 	}
-	if err := writeControlPlaneMain(work); err != nil {
+	// ControlPlaneProgram's source is in the module only when it is built:
+	// nothing of it may fail the build of the upstream commands.
+	if err := writeControlPlaneMain(work, slices.Contains(names, ControlPlaneProgram)); err != nil {
 		return fmt.Errorf("building Kubernetes %s: %w", v, err)
 	}
 	if err := g.run(ctx, work, nil, "mod", "tidy"); err != nil {
@@ -174,6 +138,9 @@ func (s Source) build(ctx context.Context, g *goCommand, v Version, cache, dir s
 		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(dir, cachedName(n))); err != nil {
 			return err
 		}
+	}
+	if whole {
+		return os.WriteFile(filepath.Join(dir, builtHere), nil, 0o644)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestControlPlaneMain: the program vmatrix builds beside each version is
@@ -17,7 +18,7 @@ import (
 // that changes with its source.
 func TestControlPlaneMain(t *testing.T) {
 	work := t.TempDir()
-	if err := writeControlPlaneMain(work); err != nil {
+	if err := writeControlPlaneMain(work, true); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(work, "cmd", ControlPlaneProgram, "main.go")
@@ -43,8 +44,19 @@ func TestControlPlaneMain(t *testing.T) {
 	if !strings.Contains(string(src), strconv.Quote(ControllerManagerFlags)) {
 		t.Errorf("the program does not split its flags at %s", ControllerManagerFlags)
 	}
+	if !strings.Contains(string(src), strconv.Quote(ControllerManagerEnded)) && !strings.Contains(string(src), "\""+ControllerManagerEnded) {
+		t.Errorf("the program never writes %q", ControllerManagerEnded)
+	}
 	if buildTarget(ControlPlaneProgram) != buildModule+"/cmd/"+ControlPlaneProgram || buildTarget("kube-apiserver") != "k8s.io/kubernetes/cmd/kube-apiserver" {
 		t.Errorf("build targets %s, %s", buildTarget(ControlPlaneProgram), buildTarget("kube-apiserver"))
+	}
+
+	// The upstream commands' build leaves it out: it cannot fail theirs.
+	if err := writeControlPlaneMain(work, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the program stays in the module: %v", err)
 	}
 
 	name := cachedName(ControlPlaneProgram)
@@ -55,5 +67,50 @@ func TestControlPlaneMain(t *testing.T) {
 	}
 	if cachedName("kube-apiserver") != "kube-apiserver" {
 		t.Error("an upstream binary is cached under another name")
+	}
+}
+
+// TestControlPlaneBuilds: the program is built only beside binaries built
+// here, and builds of other sources go once old and unused.
+func TestControlPlaneBuilds(t *testing.T) {
+	dir := t.TempDir()
+	if builtFromSource(dir) {
+		t.Error("an empty folder counts as built here")
+	}
+	old, recent, keep := filepath.Join(dir, ControlPlaneProgram+"-00000000"), filepath.Join(dir, ControlPlaneProgram+"-11111111"), filepath.Join(dir, cachedName(ControlPlaneProgram))
+	for _, p := range []string{old, recent, keep} {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !builtFromSource(dir) {
+		t.Error("a folder with a build of another source does not count as built here")
+	}
+	weekAgo := time.Now().Add(-keepOtherBuilds - time.Hour)
+	if err := os.Chtimes(old, weekAgo, weekAgo); err != nil {
+		t.Fatal(err)
+	}
+	removeUnused(dir, keep)
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("an old build of another source stays: %v", err)
+	}
+	for _, p := range []string{recent, keep} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("removed: %v", err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !running(self) || running(recent) {
+		t.Errorf("running: this test binary %v, a file no process runs %v", running(self), running(recent))
+	}
+	marked := t.TempDir()
+	if err := os.WriteFile(filepath.Join(marked, builtHere), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !builtFromSource(marked) {
+		t.Error("a folder marked as built here does not count")
 	}
 }

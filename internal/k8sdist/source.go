@@ -97,54 +97,6 @@ func (s Source) Kubernetes(ctx context.Context, v Version) (Binaries, error) {
 	return b, nil
 }
 
-// controlPlane returns the path of v's ControlPlaneProgram, building it if
-// v's other binaries were built here and it is missing (a cache of an
-// earlier vmatrix); "" if the binaries came from elsewhere (downloaded, or
-// the apiserver or controller manager named by its variable) or it cannot
-// be built: the control plane then runs as two processes.
-func (s Source) controlPlane(ctx context.Context, v Version) string {
-	cache, err := s.cacheDir()
-	if err != nil {
-		return ""
-	}
-	dir := filepath.Join(cache, "k8s", v.String())
-	path := filepath.Join(dir, cachedName(ControlPlaneProgram))
-	if os.Getenv(components[0].env) != "" || os.Getenv(components[1].env) != "" {
-		return "" // the user's own binaries
-	}
-	if isExecutable(path) {
-		return path
-	}
-	if _, err := os.Stat(filepath.Join(cache, "build", v.String(), "go.mod")); err != nil {
-		return "" // downloaded, not built
-	}
-	unlock, err := lockFile(ctx, dir+".lock", func(bool) { logf(s.Log, "waiting for another build of %s", v) })
-	if err != nil {
-		return ""
-	}
-	defer unlock()
-	if isExecutable(path) {
-		return path
-	}
-	g, err := newGoCommand(ctx)
-	if err == nil {
-		err = s.build(ctx, g, v, cache, dir, []string{ControlPlaneProgram})
-	}
-	if err != nil {
-		logf(s.Log, "%s %s: %v; the apiserver and the controller manager run as two processes", ControlPlaneProgram, v, err)
-		return ""
-	}
-	// Those of other vmatrix releases go; a process still running one
-	// keeps its file until it exits.
-	old, _ := filepath.Glob(filepath.Join(dir, ControlPlaneProgram+"*"))
-	for _, o := range old {
-		if o != path {
-			os.Remove(o)
-		}
-	}
-	return path
-}
-
 // ControlPlane is Kubernetes without the kube-scheduler, which a virtual
 // cluster does not run (the host schedules its pods): the in-cluster image
 // holds only these two, and its pod must not go looking for a third.
@@ -225,9 +177,6 @@ func (s Source) obtain(ctx context.Context, v Version, cache, dir string, need [
 		}
 		return fmt.Errorf("%s %s: not in the cache (%s), the official download failed (%v), and it cannot be built (%v); install Go, or set %s",
 			strings.Join(names, ", "), v, dir, dlErr, err, strings.Join(envs, " and "))
-	}
-	if slices.Contains(names, "kube-apiserver") && slices.Contains(names, "kube-controller-manager") {
-		names = append(names, ControlPlaneProgram)
 	}
 	return s.build(ctx, g, v, cache, dir, names)
 }

@@ -8,6 +8,8 @@
 //
 // The controller manager starts once the apiserver is healthy. When either
 // ends, the process ends, and whoever supervises it starts it again.
+// Logging, feature gates and the emulated version are one setting per
+// process: vmatrix runs a control plane given such flags as two processes.
 //
 // vmatrix writes this file, without its build constraint (which keeps it out
 // of vmatrix's own build), into the module that builds each Kubernetes
@@ -62,9 +64,13 @@ func main() {
 	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
 
 	// A client's default user agent, which also names it as the field
-	// manager of what it writes, is the program's name: each component's
-	// clients are made as it starts, under its own name, as when it runs
-	// alone. The apiserver's are made before it is healthy.
+	// manager of what it writes, begins with the program's name, read when
+	// the client is made; neither command lets its caller set it. Each
+	// component's clients are made as it starts, under its own name, as
+	// when it runs alone: the apiserver's before it is healthy, the
+	// controller manager's after. (The second write races with nothing but
+	// an apiserver client made later than its start, which would then be
+	// named after the controller manager.)
 	os.Args[0] = "kube-apiserver"
 	api := apiserver.NewAPIServerCommand()
 	api.SetArgs(apiArgs)
