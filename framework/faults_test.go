@@ -177,7 +177,10 @@ func TestHostAPIServerKilledUnderRunningSyncers(t *testing.T) {
 	}
 	apiserver := 0
 	for _, pid := range proc.WithArg(filepath.Dir(framework.HostKubeconfigPath(env))) {
-		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasSuffix(strings.SplitN(string(cmd), "\x00", 2)[0], "/kube-apiserver") {
+		// kube-apiserver, or kube-control-plane-HASH that runs it with
+		// the controller manager.
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if exe := filepath.Base(strings.SplitN(string(cmd), "\x00", 2)[0]); exe == "kube-apiserver" || strings.HasPrefix(exe, "kube-control-plane") {
 			apiserver = pid
 		}
 	}

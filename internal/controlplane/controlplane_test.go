@@ -167,6 +167,32 @@ exec "$REAL" "$@"`)
 	}
 }
 
+// TestOneProcessControllerManagerExitDuringStart: the same where the two
+// run as one process, which ends with its controller manager: it is
+// started again, and the control plane comes up.
+func TestOneProcessControllerManagerExitDuringStart(t *testing.T) {
+	v, bins := binaries(t, "1.37")
+	if bins.ControlPlane == "" {
+		t.Skip("the binaries of 1.37 were not built here: no kube-control-plane")
+	}
+	marker := filepath.Join(t.TempDir(), "exited-once")
+	bins.ControlPlane = wrapBinary(t, bins.ControlPlane,
+		`if [ ! -e `+marker+` ]; then : > `+marker+`; echo "`+k8sdist.ControllerManagerEnded+` (exit code 1, simulated)" >&2; exit 1; fi
+exec "$REAL" "$@"`)
+	dir := t.TempDir()
+	cp, err := Start(context.Background(), Config{Name: "t", Dir: dir, Version: v, Binaries: bins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the stand-in never exited: the test tests nothing")
+	}
+	if log, _ := os.ReadFile(filepath.Join(dir, "logs", "kube-control-plane.log")); !strings.Contains(string(log), "simulated") {
+		t.Errorf("the log lacks the first, failed start:\n%s", log)
+	}
+}
+
 // TestComponentThatKeepsExiting: a controller manager that exits at every
 // start fails the start in a first line that names it, well within the
 // caller's limit, with its own last words, and nothing left behind.
