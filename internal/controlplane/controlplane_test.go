@@ -145,39 +145,32 @@ func wrapBinary(t *testing.T, real, script string) string {
 
 // TestControllerManagerExitDuringStart: a controller manager that gives up
 // on a slow apiserver during start-up (as it does on a busy machine) is
-// started again, and the control plane comes up.
+// started again, and the control plane comes up: as a process of its own,
+// and in the one process with the apiserver, which ends with it.
 func TestControllerManagerExitDuringStart(t *testing.T) {
 	v, bins := binaries(t, "1.37")
-	marker := filepath.Join(t.TempDir(), "exited-once")
-	bins.ControlPlane = "" // the stand-in is a process of its own
-	bins.ControllerManager = wrapBinary(t, bins.ControllerManager,
-		`if [ ! -e `+marker+` ]; then : > `+marker+`; echo "failed to wait for apiserver being healthy (simulated)" >&2; exit 1; fi
-exec "$REAL" "$@"`)
-	dir := t.TempDir()
-	cp, err := Start(context.Background(), Config{Name: "t", Dir: dir, Version: v, Binaries: bins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Stop()
-	if _, err := os.Stat(marker); err != nil {
-		t.Fatal("the stand-in never exited: the test tests nothing")
-	}
-	if log, _ := os.ReadFile(filepath.Join(dir, "logs", "kube-controller-manager.log")); !strings.Contains(string(log), "(simulated)") {
-		t.Errorf("the controller manager's log lacks its first, failed start:\n%s", log)
-	}
+	t.Run("two processes", func(t *testing.T) {
+		bins := bins
+		bins.ControlPlane = ""
+		exitOnceDuringStart(t, v, bins, func(b *k8sdist.Binaries) *string { return &b.ControllerManager },
+			"failed to wait for apiserver being healthy (simulated)", "kube-controller-manager.log")
+	})
+	t.Run("one process", func(t *testing.T) {
+		if bins.ControlPlane == "" {
+			t.Skip("the binaries of 1.37 were not built here: no kube-control-plane")
+		}
+		exitOnceDuringStart(t, v, bins, func(b *k8sdist.Binaries) *string { return &b.ControlPlane },
+			k8sdist.ControllerManagerEnded+" (exit code 1, simulated)", "kube-control-plane.log")
+	})
 }
 
-// TestOneProcessControllerManagerExitDuringStart: the same where the two
-// run as one process, which ends with its controller manager: it is
-// started again, and the control plane comes up.
-func TestOneProcessControllerManagerExitDuringStart(t *testing.T) {
-	v, bins := binaries(t, "1.37")
-	if bins.ControlPlane == "" {
-		t.Skip("the binaries of 1.37 were not built here: no kube-control-plane")
-	}
+// exitOnceDuringStart replaces the binary that pick selects by one that
+// exits at its first start, saying words, and checks that the control
+// plane comes up all the same, with words in its log.
+func exitOnceDuringStart(t *testing.T, v k8sdist.Version, bins k8sdist.Binaries, pick func(*k8sdist.Binaries) *string, words, log string) {
 	marker := filepath.Join(t.TempDir(), "exited-once")
-	bins.ControlPlane = wrapBinary(t, bins.ControlPlane,
-		`if [ ! -e `+marker+` ]; then : > `+marker+`; echo "`+k8sdist.ControllerManagerEnded+` (exit code 1, simulated)" >&2; exit 1; fi
+	bin := pick(&bins)
+	*bin = wrapBinary(t, *bin, `if [ ! -e `+marker+` ]; then : > `+marker+`; echo "`+words+`" >&2; exit 1; fi
 exec "$REAL" "$@"`)
 	dir := t.TempDir()
 	cp, err := Start(context.Background(), Config{Name: "t", Dir: dir, Version: v, Binaries: bins})
@@ -188,8 +181,8 @@ exec "$REAL" "$@"`)
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatal("the stand-in never exited: the test tests nothing")
 	}
-	if log, _ := os.ReadFile(filepath.Join(dir, "logs", "kube-control-plane.log")); !strings.Contains(string(log), "simulated") {
-		t.Errorf("the log lacks the first, failed start:\n%s", log)
+	if got, _ := os.ReadFile(filepath.Join(dir, "logs", log)); !strings.Contains(string(got), words) {
+		t.Errorf("%s lacks the first, failed start:\n%s", log, got)
 	}
 }
 
