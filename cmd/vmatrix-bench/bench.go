@@ -443,7 +443,7 @@ func (e *env) memory(ctx context.Context, v k8sdist.Version, res *Results) error
 
 // controlPlaneProcesses run a cluster's apiserver and controller manager:
 // one process where the version was built here, two where downloaded.
-var controlPlaneProcesses = map[string]bool{"kube-control-plane": true, "kube-apiserver": true, "kube-controller-manager": true}
+var controlPlaneProcesses = map[string]bool{k8sdist.ControlPlaneProgram: true, "kube-apiserver": true, "kube-controller-manager": true}
 
 // density adds idle clusters one at a time until a create takes twice as long
 // as the first, or DensityMax is reached, then tears them all down; Runs

@@ -657,7 +657,7 @@ func (cp *ControlPlane) stopProcesses() error {
 const (
 	apiserverName         = "kube-apiserver"
 	controllerManagerName = "kube-controller-manager"
-	controlPlaneName      = "kube-control-plane"
+	controlPlaneName      = k8sdist.ControlPlaneProgram
 )
 
 // processFlags set what the one process of an apiserver and a controller

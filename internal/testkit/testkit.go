@@ -85,7 +85,7 @@ func Release(ctx context.Context, version string) (k8sdist.Version, k8sdist.Bina
 // manager run as one process (a version built here), else one log each.
 // Where neither is there, it names the two, for the caller to find missing.
 func ComponentLogs(logsDir string) []string {
-	one := filepath.Join(logsDir, "kube-control-plane.log")
+	one := filepath.Join(logsDir, k8sdist.ControlPlaneProgram+".log")
 	if _, err := os.Stat(one); err == nil {
 		return []string{one}
 	}
