@@ -50,7 +50,7 @@ func (s *Syncer) syncEvent(ctx context.Context, key string) error {
 	if err != nil || e == nil {
 		return err
 	}
-	obj, err := s.hostObject(e.InvolvedObject)
+	obj, err := s.hostObject(ctx, e.InvolvedObject)
 	if err != nil || obj == nil || !s.owns(obj) {
 		return err
 	}
@@ -95,21 +95,29 @@ func (s *Syncer) syncEvent(ctx context.Context, key string) error {
 }
 
 // hostObject is the host object an Event is about, if it is of a kind the
-// syncer copies up events for.
-func (s *Syncer) hostObject(ref corev1.ObjectReference) (metav1.Object, error) {
+// syncer copies up events for. One not in the informers' cache yet is asked
+// of the host: an Event can arrive before the object it is about (the
+// scheduler's Scheduled right after the pod is made), and would be lost.
+func (s *Syncer) hostObject(ctx context.Context, ref corev1.ObjectReference) (metav1.Object, error) {
 	if ref.Namespace != s.opts.HostNamespace {
 		return nil, nil
 	}
-	core := s.hInf.Core().V1()
+	core, api := s.hInf.Core().V1(), s.host.CoreV1()
 	var obj metav1.Object
 	var err error
 	switch ref.Kind {
 	case "Pod":
-		obj, err = core.Pods().Lister().Pods(ref.Namespace).Get(ref.Name)
+		if obj, err = core.Pods().Lister().Pods(ref.Namespace).Get(ref.Name); apierrors.IsNotFound(err) {
+			obj, err = api.Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		}
 	case "Service":
-		obj, err = core.Services().Lister().Services(ref.Namespace).Get(ref.Name)
+		if obj, err = core.Services().Lister().Services(ref.Namespace).Get(ref.Name); apierrors.IsNotFound(err) {
+			obj, err = api.Services(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		}
 	case "PersistentVolumeClaim":
-		obj, err = core.PersistentVolumeClaims().Lister().PersistentVolumeClaims(ref.Namespace).Get(ref.Name)
+		if obj, err = core.PersistentVolumeClaims().Lister().PersistentVolumeClaims(ref.Namespace).Get(ref.Name); apierrors.IsNotFound(err) {
+			obj, err = api.PersistentVolumeClaims(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		}
 	default:
 		return nil, nil
 	}
