@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vmatrix/vmatrix/internal/lean"
 )
 
 // ControlPlaneProgram is the program that runs a version's apiserver and
@@ -37,8 +39,9 @@ var controlPlaneMain string
 const builtHere = ".built-from-source"
 
 // writeControlPlaneMain puts ControlPlaneProgram's source into the wrapper
-// module in work, without the build constraint that keeps it out of
-// vmatrix's own build, or, unless want, takes it out.
+// module in work, or, unless want, takes it out: main.go without the build
+// constraint that keeps it out of vmatrix's own build, and lean.go
+// (internal/lean) as part of package main.
 func writeControlPlaneMain(work string, want bool) error {
 	dir := filepath.Join(work, "cmd", ControlPlaneProgram)
 	if !want {
@@ -47,11 +50,18 @@ func writeControlPlaneMain(work string, want bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	src, ok := strings.CutPrefix(controlPlaneMain, "//go:build ignore\n")
+	main, ok := strings.CutPrefix(controlPlaneMain, "//go:build ignore\n")
 	if !ok {
 		return errors.New("kubecontrolplane/main.go lost its build constraint")
 	}
-	return os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
+	if !strings.Contains(lean.Source, "\npackage lean\n") {
+		return errors.New("internal/lean/lean.go no longer declares package lean")
+	}
+	leanMain := strings.Replace(lean.Source, "\npackage lean\n", "\npackage main\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(main), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "lean.go"), []byte(leanMain), 0o644)
 }
 
 // cachedName is the file name in the cache of the command name. That of
@@ -61,7 +71,7 @@ func cachedName(name string) string {
 	if name != ControlPlaneProgram {
 		return name
 	}
-	sum := sha256.Sum256([]byte(controlPlaneMain))
+	sum := sha256.Sum256([]byte(controlPlaneMain + lean.Source))
 	return fmt.Sprintf("%s-%x", name, sum[:4])
 }
 

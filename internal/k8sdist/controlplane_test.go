@@ -47,6 +47,15 @@ func TestControlPlaneMain(t *testing.T) {
 	if !strings.Contains(string(src), strconv.Quote(ControllerManagerEnded)) && !strings.Contains(string(src), "\""+ControllerManagerEnded) {
 		t.Errorf("the program never writes %q", ControllerManagerEnded)
 	}
+	// main.go starts lean.go's Run, written beside it into package main.
+	leanPath := filepath.Join(work, "cmd", ControlPlaneProgram, "lean.go")
+	lf, err := parser.ParseFile(token.NewFileSet(), leanPath, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lf.Name.Name != "main" || lf.Scope.Lookup("Run") == nil || !strings.Contains(string(src), "go Run()") {
+		t.Errorf("lean.go is package %s, declares Run: %v; main.go starts it: %v", lf.Name.Name, lf.Scope.Lookup("Run") != nil, strings.Contains(string(src), "go Run()"))
+	}
 	if buildTarget(ControlPlaneProgram) != buildModule+"/cmd/"+ControlPlaneProgram || buildTarget("kube-apiserver") != "k8s.io/kubernetes/cmd/kube-apiserver" {
 		t.Errorf("build targets %s, %s", buildTarget(ControlPlaneProgram), buildTarget("kube-apiserver"))
 	}

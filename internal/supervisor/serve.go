@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmatrix/vmatrix/internal/host"
 	"github.com/vmatrix/vmatrix/internal/k8sdist"
+	"github.com/vmatrix/vmatrix/internal/lean"
 	"github.com/vmatrix/vmatrix/internal/state"
 	"github.com/vmatrix/vmatrix/internal/storage"
 	"github.com/vmatrix/vmatrix/internal/virtual"
@@ -18,8 +19,9 @@ import (
 )
 
 // The supervisors: each runs in its own background process, started by spawn,
-// brings its cluster up, reports on the readiness pipe, and stops the cluster
-// when ctx ends (SIGTERM from delete).
+// keeps that process lean while idle (internal/lean), brings its cluster up,
+// reports on the readiness pipe, and stops the cluster when ctx ends (SIGTERM
+// from delete).
 
 // ReadyPipe is the readiness pipe a supervisor inherits from spawn. It is
 // marked close-on-exec at once: a cluster process that inherited it would hold
@@ -31,6 +33,7 @@ func ReadyPipe() io.WriteCloser {
 
 // ServeCluster runs the virtual cluster recorded in dir until ctx ends.
 func ServeCluster(ctx context.Context, root state.Root, dir string, ready io.WriteCloser) error {
+	go lean.Run()
 	rec, v, bins, err := begin(ctx, dir)
 	if err != nil {
 		return report(ready, err)
@@ -105,6 +108,7 @@ func upgrade(ctx context.Context, vc *virtual.Cluster, v k8sdist.Version) error 
 
 // ServeHost runs the embedded host recorded in dir until ctx ends.
 func ServeHost(ctx context.Context, dir string, nodes int, ready io.WriteCloser) error {
+	go lean.Run()
 	rec, v, bins, err := begin(ctx, dir)
 	if err != nil {
 		return report(ready, err)

@@ -20,8 +20,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
 	"time"
 	_ "time/tzdata" // CronJob time zones, as in kube-controller-manager
@@ -84,7 +82,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kube-control-plane: the controller manager ended (exit code %d)\n", code)
 		os.Exit(max(code, 1))
 	}()
-	go trimWhenIdle()
+	// Run is lean.go's (internal/lean), which vmatrix writes beside this file.
+	go Run()
 	os.Exit(cli.Run(api))
 }
 
@@ -114,32 +113,5 @@ func waitHealthy(cmArgs []string) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// trimWhenIdle collects garbage and gives the free heap back to the system
-// when the process is idle and has allocated enough since it last did. At
-// Go's default GC target the heap grows to twice what is live before each
-// collection, and an idle control plane would hold that memory for minutes;
-// a lower target would make a busy one collect far more often. A busy
-// process (a rollout) is left to the runtime. Idle, a control plane
-// allocates well under 1 MB/s: a collection (about 0.1 s of CPU) every
-// minute or so.
-func trimWhenIdle() {
-	const (
-		every  = 10 * time.Second
-		busy   = 40 << 20 // allocated within every
-		enough = 16 << 20 // allocated since the last collection here
-	)
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	var looked, trimmed uint64
-	for range time.Tick(every) {
-		metrics.Read(sample)
-		now := sample[0].Value.Uint64()
-		if now-looked < busy && now-trimmed >= enough {
-			debug.FreeOSMemory()
-			trimmed = now
-		}
-		looked = now
 	}
 }
