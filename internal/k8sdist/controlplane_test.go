@@ -47,14 +47,30 @@ func TestControlPlaneMain(t *testing.T) {
 	if !strings.Contains(string(src), strconv.Quote(ControllerManagerEnded)) && !strings.Contains(string(src), "\""+ControllerManagerEnded) {
 		t.Errorf("the program never writes %q", ControllerManagerEnded)
 	}
-	// main.go starts lean.go's Run, written beside it into package main.
+	// main.go starts lean.go's Run, written beside it into package main:
+	// the two declare no name twice, and lean.go needs no module but Go's.
 	leanPath := filepath.Join(work, "cmd", ControlPlaneProgram, "lean.go")
 	lf, err := parser.ParseFile(token.NewFileSet(), leanPath, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	mf, err := parser.ParseFile(token.NewFileSet(), path, src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if lf.Name.Name != "main" || lf.Scope.Lookup("Run") == nil || !strings.Contains(string(src), "go Run()") {
 		t.Errorf("lean.go is package %s, declares Run: %v; main.go starts it: %v", lf.Name.Name, lf.Scope.Lookup("Run") != nil, strings.Contains(string(src), "go Run()"))
+	}
+	for name := range lf.Scope.Objects {
+		if mf.Scope.Lookup(name) != nil {
+			t.Errorf("main.go and lean.go both declare %s", name)
+		}
+	}
+	for _, i := range lf.Imports {
+		p, _ := strconv.Unquote(i.Path.Value)
+		if first, _, _ := strings.Cut(p, "/"); strings.Contains(first, ".") {
+			t.Errorf("lean.go imports %s, which the wrapper module may not have", p)
+		}
 	}
 	if buildTarget(ControlPlaneProgram) != buildModule+"/cmd/"+ControlPlaneProgram || buildTarget("kube-apiserver") != "k8s.io/kubernetes/cmd/kube-apiserver" {
 		t.Errorf("build targets %s, %s", buildTarget(ControlPlaneProgram), buildTarget("kube-apiserver"))

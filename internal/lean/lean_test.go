@@ -6,17 +6,21 @@ import (
 	"time"
 )
 
-// process feeds a governor one sample a second, as Run does.
+// process feeds a governor one sample a second, as Run does, from a start
+// that used startCPU and allocated startBytes; each trim costs trimCPU.
 type process struct {
-	g      *governor
-	cpu    time.Duration
-	allocs uint64
-	procs  int // the cores it runs on
-	trims  int
+	g        *governor
+	cpu      time.Duration
+	allocs   uint64
+	cores    int // the cores it runs on
+	defaults int // Go's choice
+	trims    int
 }
 
-func newProcess(procs int, adjust bool) *process {
-	p := &process{g: newGovernor(procs, adjust), procs: procs}
+const trimCPU = 120 * time.Millisecond
+
+func newProcess(cores int, adjust bool) *process {
+	p := &process{g: newGovernor(adjust), cores: cores, defaults: cores, cpu: 5 * time.Second, allocs: 300 << 20}
 	p.second(0, 0) // Run's first sample
 	return p
 }
@@ -25,12 +29,17 @@ func newProcess(procs int, adjust bool) *process {
 func (p *process) second(cpu time.Duration, bytes uint64) {
 	p.cpu += cpu
 	p.allocs += bytes
-	procs, trim := p.g.step(p.cpu, p.allocs)
-	if procs > 0 {
-		p.procs = procs
+	cores, trim := p.g.step(p.cpu, p.allocs)
+	switch cores {
+	case narrow:
+		p.cores = 1
+	case widen:
+		p.cores = p.defaults
 	}
 	if trim {
 		p.trims++
+		p.cpu += trimCPU
+		p.g.trimmed(trimCPU)
 	}
 }
 
@@ -39,7 +48,7 @@ func (p *process) seconds(n int, cpu time.Duration, bytes uint64) []int {
 	var procs []int
 	for range n {
 		p.second(cpu, bytes)
-		procs = append(procs, p.procs)
+		procs = append(procs, p.cores)
 	}
 	return procs
 }
@@ -65,12 +74,12 @@ func TestIdleProcessRunsOnOneCoreUntilBusy(t *testing.T) {
 }
 
 func TestCoresAreLeftAloneWhenFixed(t *testing.T) {
-	for _, p := range []*process{newProcess(4, false), newProcess(1, true)} {
-		want := p.procs
+	for _, p := range []*process{newProcess(4, false), newProcess(1, false)} {
+		want := p.cores
 		p.seconds(3*quietFor, 0, 0)
 		p.seconds(2, time.Second, 0)
-		if p.procs != want {
-			t.Errorf("cores changed from %d to %d", want, p.procs)
+		if p.cores != want {
+			t.Errorf("cores changed from %d to %d", want, p.cores)
 		}
 	}
 }
@@ -97,5 +106,16 @@ func TestTrimOnlyWhenIdleAndWorthIt(t *testing.T) {
 	p.seconds(3*trimEvery, 30*time.Millisecond, 100<<10)
 	if p.trims != 2 {
 		t.Fatalf("after 16 MB more, %d trims, want 2", p.trims)
+	}
+}
+
+// A process that gives its heap back every window, whose trims use more CPU
+// than a quiet second may, still goes down to one core.
+func TestTrimsDoNotKeepAProcessBusy(t *testing.T) {
+	p := newProcess(2, true)
+	p.seconds(trimEvery/2, 400*time.Millisecond, 2<<20)
+	p.seconds(6*trimEvery, 30*time.Millisecond, 2<<20)
+	if p.trims < 4 || p.cores != 1 {
+		t.Fatalf("after %d trims, on %d cores; want several trims and one core", p.trims, p.cores)
 	}
 }
