@@ -3,11 +3,14 @@ package syncer
 import (
 	"context"
 	"maps"
+	"time"
 
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // The host's StorageClasses are mirrored into the virtual cluster, as
@@ -25,11 +28,43 @@ func (s *Syncer) setupStorageClasses(ctx context.Context) error {
 		return nil
 	}
 	c := s.newController("storageclasses", 1, s.syncStorageClass)
+	s.storageClasses = c
 	if _, err := s.hNod.Storage().V1().StorageClasses().Informer().AddEventHandler(handler(c.byKey)); err != nil {
 		return err
 	}
 	_, err = s.vInf.Storage().V1().StorageClasses().Informer().AddEventHandler(handler(c.byKey))
 	return err
+}
+
+// defaultClassAnnotation marks a cluster's default StorageClass.
+const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+
+// mirrorDefaultClasses mirrors the host's default class before the syncer
+// counts as running, so that a claim made right after the cluster is Ready
+// gets it, as in a real cluster, where the admission plugin fills the class
+// in at once. It waits for the virtual informer to show the copy, so that
+// the controller does not make it a second time. A failure is the
+// controller's to retry.
+func (s *Syncer) mirrorDefaultClasses(ctx context.Context) {
+	if s.storageClasses == nil {
+		return
+	}
+	classes, _ := s.hNod.Storage().V1().StorageClasses().Lister().List(labels.Everything())
+	for _, c := range classes {
+		if c.Annotations[defaultClassAnnotation] != "true" {
+			continue
+		}
+		err := s.syncStorageClass(ctx, c.Name)
+		if err == nil {
+			err = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+				_, err := s.vInf.Storage().V1().StorageClasses().Lister().Get(c.Name)
+				return err == nil, nil
+			})
+		}
+		if err != nil {
+			s.log.Info("mirroring the host's default StorageClass before the start; the controller retries", "class", c.Name, "err", err)
+		}
+	}
 }
 
 // syncStorageClass makes virtual StorageClass name mirror the host's class

@@ -113,6 +113,7 @@ type Syncer struct {
 	kinds       map[string]*controller // the controllers of syncedKinds, by resource
 	// The controllers other kinds' handlers queue keys on.
 	pods, nodes, services, endpoints, configMaps, secrets, events *controller
+	storageClasses                                                *controller // nil: the host's are not mirrored
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -265,6 +266,7 @@ func (s *Syncer) Start(ctx context.Context) (err error) {
 			}
 		}
 	}
+	s.mirrorDefaultClasses(ctx)
 	for _, c := range s.controllers {
 		c.run(runCtx, &s.workers)
 	}
