@@ -36,14 +36,19 @@ func (s *Syncer) setupStorageClasses(ctx context.Context) error {
 	return err
 }
 
-// defaultClassAnnotation marks a cluster's default StorageClass.
-const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+// isDefaultClass says whether c is marked as its cluster's default, by the
+// annotation or its beta form, as the apiserver's admission reads them.
+func isDefaultClass(c *storagev1.StorageClass) bool {
+	return c.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" ||
+		c.Annotations["storageclass.beta.kubernetes.io/is-default-class"] == "true"
+}
 
 // mirrorDefaultClasses mirrors the host's default class before the syncer
 // counts as running, so that a claim made right after the cluster is Ready
 // gets it, as in a real cluster, where the admission plugin fills the class
-// in at once. It waits for the virtual informer to show the copy, so that
-// the controller does not make it a second time. A failure is the
+// in at once (from the apiserver's own cache, which the syncer's informer
+// trails or leads by moments). It waits for that informer to show the copy,
+// so that the controller does not make it a second time. A failure is the
 // controller's to retry.
 func (s *Syncer) mirrorDefaultClasses(ctx context.Context) {
 	if s.storageClasses == nil {
@@ -51,14 +56,15 @@ func (s *Syncer) mirrorDefaultClasses(ctx context.Context) {
 	}
 	classes, _ := s.hNod.Storage().V1().StorageClasses().Lister().List(labels.Everything())
 	for _, c := range classes {
-		if c.Annotations[defaultClassAnnotation] != "true" {
+		if !isDefaultClass(c) {
 			continue
 		}
 		err := s.syncStorageClass(ctx, c.Name)
 		if err == nil {
 			err = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
 				_, err := s.vInf.Storage().V1().StorageClasses().Lister().Get(c.Name)
-				return err == nil, nil
+				_, gone := s.hNod.Storage().V1().StorageClasses().Lister().Get(c.Name)
+				return err == nil || gone != nil, nil // gone from the host meanwhile: nothing to wait for
 			})
 		}
 		if err != nil {
