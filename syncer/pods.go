@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -104,6 +105,7 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 	switch {
 	case v == nil:
 		s.tokensWritten.Delete(s.tokenSecretName(ns, name))
+		s.podsCreated.Delete(key)
 		return deleteHost(ctx, s, api, h, metav1.DeleteOptions{})
 	case h != nil && h.Annotations[AnnotationUID] != string(v.UID):
 		// The host pod of an earlier virtual pod of the same name (a
@@ -123,9 +125,17 @@ func (s *Syncer) syncPod(ctx context.Context, key string) error {
 		// The host removed the pod (evicted, deleted): so does the virtual cluster.
 		return s.deleteVirtualPod(ctx, v, 0)
 	case h == nil:
+		if wait := s.informerWait(&s.podsCreated, key, v.UID); wait > 0 {
+			// The informer has not yet shown the host pod a sync of a
+			// moment ago made: made again now, it would cost a refused
+			// create and replace the pod's fresh token.
+			s.pods.queue.AddAfter(key, wait)
+			return nil
+		}
 		s.replacing.Delete(key)
 		return s.createHostPod(ctx, v)
 	}
+	s.podsCreated.Delete(key)
 	desired := s.translatePod(v)
 	if h.DeletionTimestamp != nil {
 		if _, ok := s.replacing.Load(key); ok {
@@ -216,6 +226,7 @@ func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
 	if err != nil {
 		return s.reportClash(err, v)
 	}
+	s.podsCreated.Store(v.Namespace+"/"+v.Name, recentWrite{uid: v.UID, at: s.opts.Clock.Now()})
 	return s.ensureTokenSecret(ctx, v, h)
 }
 
@@ -578,15 +589,27 @@ func rewriteFieldRef(ref *corev1.ObjectFieldSelector) {
 	}
 }
 
-// tokenWrite is a token Secret the syncer wrote: for the pod of uid, at.
-type tokenWrite struct {
+// recentWrite is a host object the syncer wrote: for the virtual pod of
+// uid, at.
+type recentWrite struct {
 	uid types.UID
 	at  time.Time
 }
 
-// informerLag bounds how long the host informer may take to show a Secret
+// informerLag bounds how long the host informer may take to show an object
 // the syncer wrote.
 const informerLag = 5 * time.Second
+
+// informerWait is how much longer the host informer may take to show what
+// a sync of a moment ago wrote for the pod of uid, noted in written under
+// key; 0 when nothing is to be waited for.
+func (s *Syncer) informerWait(written *sync.Map, key string, uid types.UID) time.Duration {
+	w, ok := written.Load(key)
+	if !ok || w.(recentWrite).uid != uid {
+		return 0
+	}
+	return max(w.(recentWrite).at.Add(informerLag).Sub(s.opts.Clock.Now()), 0)
+}
 
 // tokenKey is the key of the token for audience in a token Secret.
 func tokenKey(audience string) string {
@@ -712,14 +735,12 @@ func (s *Syncer) ensureTokenSecret(ctx context.Context, v, h *corev1.Pod) error 
 	}
 	if cur != nil {
 		s.tokensWritten.Delete(name)
-	} else if w, ok := s.tokensWritten.Load(name); ok && w.(tokenWrite).uid == v.UID {
+	} else if wait := s.informerWait(&s.tokensWritten, name, v.UID); wait > 0 {
 		// The informer has not yet shown the Secret a sync of a moment ago
 		// made; a token requested again now would replace a fresh one. Past
 		// the lag allowed, it is made again.
-		if wait := w.(tokenWrite).at.Add(informerLag).Sub(s.opts.Clock.Now()); wait > 0 {
-			s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, wait)
-			return nil
-		}
+		s.pods.queue.AddAfter(v.Namespace+"/"+v.Name, wait)
+		return nil
 	}
 	if cur != nil && cur.Annotations[AnnotationUID] == string(v.UID) && s.renewAt(v, cur.Annotations[annotationTokenRefresh]) {
 		return nil
@@ -744,7 +765,7 @@ func (s *Syncer) ensureTokenSecret(ctx context.Context, v, h *corev1.Pod) error 
 		return true
 	})
 	if err == nil {
-		s.tokensWritten.Store(name, tokenWrite{uid: v.UID, at: s.opts.Clock.Now()})
+		s.tokensWritten.Store(name, recentWrite{uid: v.UID, at: s.opts.Clock.Now()})
 		s.renewAt(v, desired.Annotations[annotationTokenRefresh])
 	}
 	return s.reportClash(err, v)

@@ -98,9 +98,12 @@ type Syncer struct {
 	// "<virtual pod UID>/<name>".
 	refusedEphemeral sync.Map
 	// tokensWritten holds the token Secrets (Options.TokenSecrets) written a
-	// moment ago that the host informer has not shown yet: a tokenWrite, by
+	// moment ago that the host informer has not shown yet: a recentWrite, by
 	// name.
 	tokensWritten sync.Map
+	// podsCreated holds the host pods created a moment ago that the host
+	// informer has not shown yet: a recentWrite, by virtual key.
+	podsCreated sync.Map
 	// dropsObservedGeneration: the virtual apiserver does not keep a pod's
 	// status.observedGeneration (a version before the field).
 	dropsObservedGeneration atomic.Bool
