@@ -13,7 +13,8 @@ import (
 )
 
 // TestComponentFlagsPerVersion: a feature gate and a --runtime-config given
-// for one version are in force on that cluster only, as the API shows; a flag
+// for one version are in force on that cluster only, as the API shows, with
+// its apiserver and controller manager still one process; a flag
 // the apiserver does not know fails the create in a line that says so.
 func TestComponentFlagsPerVersion(t *testing.T) {
 	ctx := context.Background()
@@ -28,8 +29,18 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	built := false // 1.37 has kube-control-plane here: the package's 1.37 cluster, without flags, shows it
+	for _, vc := range clusters {
+		if vc.Version().MinorString() == "1.37" {
+			built = framework.PIDs(vc)["kube-control-plane"] != 0
+		}
+	}
 	for _, vc := range vcs {
 		want := vc.Version().MinorString() == "1.37"
+		// The same gates for both components keep them one process.
+		if pids := framework.PIDs(vc); want && built && pids["kube-control-plane"] == 0 {
+			t.Errorf("%s: processes %v; want the gates given to both to keep one process", vc, pids)
+		}
 		metrics, err := vc.Client().Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -51,6 +62,16 @@ func TestComponentFlagsPerVersion(t *testing.T) {
 		if served != want {
 			t.Errorf("%s: resource.k8s.io/v1beta1 served: %v, want %v", vc, served, want)
 		}
+	}
+
+	// A gate under which the controller manager sets up the process's signal
+	// handler, which the apiserver has set up already: two processes.
+	lock, err := e.Create(ctx, "1.37", framework.WithName("lock-gate"), framework.WithFeatureGates("ControllerManagerReleaseLeaderElectionLockOnExit=true"))
+	if err != nil {
+		t.Fatalf("a cluster with the gate ControllerManagerReleaseLeaderElectionLockOnExit: %v", err)
+	}
+	if pids := framework.PIDs(lock); built && (pids["kube-apiserver"] == 0 || pids["kube-controller-manager"] == 0) {
+		t.Errorf("%s: processes %v; want the gate to make two", lock, pids)
 	}
 
 	_, err = e.Create(ctx, clusters[0].Version().SemVer(), framework.WithAPIServerArgs("--no-such-flag=1"))

@@ -347,7 +347,11 @@ func (cp *ControlPlane) startProcesses(ctx context.Context, files pki.Files, con
 		// One process, which starts its controller manager itself once its
 		// apiserver is healthy.
 		args := append(cp.apiserverArgs(files, port), k8sdist.ControllerManagerFlags)
-		if err := cp.start(controlPlaneName, cp.cfg.Binaries.ControlPlane, append(args, cp.controllerManagerArgs(files, list.names)...)); err != nil {
+		cmArgs := slices.DeleteFunc(cp.controllerManagerArgs(files, list.names), func(f string) bool {
+			name, _, _ := strings.Cut(f, "=")
+			return slices.Contains(registryFlags, name)
+		})
+		if err := cp.start(controlPlaneName, cp.cfg.Binaries.ControlPlane, append(args, cmArgs...)); err != nil {
 			return err
 		}
 	} else {
@@ -662,27 +666,74 @@ const (
 
 // processFlags set what the one process of an apiserver and a controller
 // manager holds once for both: logging, feature gates, the emulated
-// version. A control plane given any of them runs the two as processes of
-// their own, each with its own.
+// version. Given the same to both (as --feature-gates on the CLI and
+// framework.WithFeatureGates give them), they are what each would have
+// alone, and the two run as one process; given to one only, or differently,
+// they run as processes of their own, each with its own.
 var processFlags = []string{"--v", "--vmodule", "--logging-format", "--log-*", "--feature-gates",
 	"--emulated-version", "--emulation-forward-compatible", "--runtime-config-emulation-forward-compatible", "--min-compatibility-version"}
 
+// signalHandlerGate makes the controller manager set up the process's
+// signal handler, which the apiserver has set up already: a second one is a
+// panic, so a control plane with the gate on runs as two processes.
+const signalHandlerGate = "ControllerManagerReleaseLeaderElectionLockOnExit"
+
+// registryFlags are the process flags that the apiserver's and the
+// controller manager's commands parse into one registry of the process: in
+// one process the apiserver's parse sets them for both, and the controller
+// manager is not given them again (its parse would write to what the
+// apiserver's /flagz reads meanwhile).
+var registryFlags = []string{"--feature-gates", "--emulated-version", "--min-compatibility-version"}
+
 // oneProcess says whether the apiserver and the controller manager run as
-// one process: where the binaries have the program, and no flag of the
-// user's sets what the two would share.
+// one process: where the binaries have the program, and the user's flags
+// give both the same of what one process holds once for both.
 func (cp *ControlPlane) oneProcess() bool {
 	if cp.cfg.Binaries.ControlPlane == "" {
 		return false
 	}
-	for _, f := range append(slices.Clone(cp.cfg.Flags.APIServer), cp.cfg.Flags.ControllerManager...) {
-		name, _, _ := strings.Cut(f, "=")
-		for _, p := range processFlags {
-			if prefix, ok := strings.CutSuffix(p, "*"); name == p || ok && strings.HasPrefix(name, prefix) {
-				return false
+	shared := processWide(cp.cfg.Flags.APIServer)
+	return slices.Equal(shared, processWide(cp.cfg.Flags.ControllerManager)) && !gateOn(shared, signalHandlerGate)
+}
+
+// gateOn says whether the --feature-gates among flags turn gate on, by
+// name or as an alpha gate under AllAlpha (or, should it become beta, under
+// AllBeta), read as the components read them.
+func gateOn(flags []string, gate string) bool {
+	set := map[string]bool{}
+	for _, f := range flags {
+		value, ok := strings.CutPrefix(f, "--feature-gates=")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(value, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			k = strings.TrimPrefix(strings.TrimSpace(k), "kube:")
+			if on, err := strconv.ParseBool(strings.TrimSpace(v)); err == nil {
+				set[k] = on
 			}
 		}
 	}
-	return true
+	if on, ok := set[gate]; ok {
+		return on
+	}
+	return set["AllAlpha"] || set["AllBeta"]
+}
+
+// processWide returns the flags among flags that set what one process
+// holds once (processFlags), in their order.
+func processWide(flags []string) []string {
+	var out []string
+	for _, f := range flags {
+		name, _, _ := strings.Cut(f, "=")
+		for _, p := range processFlags {
+			if prefix, ok := strings.CutSuffix(p, "*"); name == p || ok && strings.HasPrefix(name, prefix) {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // controllerManagerEnded says whether p, the one process of an apiserver

@@ -424,7 +424,8 @@ func TestPortTakenBeforeTheBind(t *testing.T) {
 
 // TestOneProcessFlags: the apiserver and the controller manager run as one
 // process unless a flag of the user's sets what one process holds once
-// for both (logging, feature gates, the emulated version).
+// for both (logging, feature gates, the emulated version) for one of them
+// only, or differently for each.
 func TestOneProcessFlags(t *testing.T) {
 	for _, tc := range []struct {
 		bins  string
@@ -437,7 +438,17 @@ func TestOneProcessFlags(t *testing.T) {
 		{"kcp", Flags{APIServer: []string{"--v=2"}}, false},
 		{"kcp", Flags{ControllerManager: []string{"--vmodule=foo=4"}}, false},
 		{"kcp", Flags{ControllerManager: []string{"--log-flush-frequency=1s"}}, false},
-		{"kcp", Flags{}.Add("A=true", ""), false},
+		{"kcp", Flags{}.Add("A=true", ""), true},
+		{"kcp", Flags{APIServer: []string{"--feature-gates=A=true"}}, false},
+		{"kcp", Flags{APIServer: []string{"--feature-gates=A=true"}, ControllerManager: []string{"--feature-gates=A=false"}}, false},
+		{"kcp", Flags{APIServer: []string{"--v=2", "--feature-gates=A=true"}, ControllerManager: []string{"--feature-gates=A=true", "--v=2"}}, false},
+		{"kcp", Flags{APIServer: []string{"--v=2", "--audit-log-maxage=1"}, ControllerManager: []string{"--v=2"}}, true},
+		{"kcp", Flags{}.Add("A=true,ControllerManagerReleaseLeaderElectionLockOnExit=true", ""), false},
+		{"kcp", Flags{}.Add("A=true, ControllerManagerReleaseLeaderElectionLockOnExit = True", ""), false},
+		{"kcp", Flags{}.Add("kube:ControllerManagerReleaseLeaderElectionLockOnExit=1", ""), false},
+		{"kcp", Flags{}.Add("AllAlpha=true", ""), false},
+		{"kcp", Flags{}.Add("AllAlpha=true,ControllerManagerReleaseLeaderElectionLockOnExit=false", ""), true},
+		{"kcp", Flags{}.Add("ControllerManagerReleaseLeaderElectionLockOnExit=false", ""), true},
 		{"kcp", Flags{APIServer: []string{"--emulated-version=1.36"}}, false},
 	} {
 		cp := &ControlPlane{cfg: Config{Binaries: k8sdist.Binaries{ControlPlane: tc.bins}, Flags: tc.flags}}

@@ -9,7 +9,8 @@
 // The controller manager starts once the apiserver is healthy. When either
 // ends, the process ends, and whoever supervises it starts it again.
 // Logging, feature gates and the emulated version are one setting per
-// process: vmatrix runs a control plane given such flags as two processes.
+// process: vmatrix runs a control plane as two processes unless its flags
+// give both components the same of them.
 //
 // vmatrix writes this file, without its build constraint (which keeps it out
 // of vmatrix's own build), into the module that builds each Kubernetes
