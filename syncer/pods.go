@@ -222,12 +222,37 @@ func (s *Syncer) createHostPod(ctx context.Context, v *corev1.Pod) error {
 	if err := s.annotateTokens(ctx, v, nil, desired); err != nil {
 		return err
 	}
-	h, err := ensureHost(ctx, s, s.host.CoreV1().Pods(s.opts.HostNamespace), kindPod, nil, desired, mergePod)
+	recordWritten(desired)
+	h, err := s.host.CoreV1().Pods(s.opts.HostNamespace).Create(ctx, desired, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return s.hostPodTaken(ctx, v, desired.Name)
+	}
 	if err != nil {
-		return s.reportClash(err, v)
+		return err
 	}
 	s.podsCreated.Store(v.Namespace+"/"+v.Name, recentWrite{uid: v.UID, at: s.opts.Clock.Now()})
 	return s.ensureTokenSecret(ctx, v, h)
+}
+
+// hostPodTaken handles a host pod of the name the informer does not show
+// yet. One made for the same virtual pod, by a sync of a moment ago, is left
+// as it is: the informer's event brings the key back, and merged now it
+// would get the tokens just requested in place of its own. One of an
+// earlier virtual pod of that name goes first, and its deletion brings the
+// key back. Anything else is a clash.
+func (s *Syncer) hostPodTaken(ctx context.Context, v *corev1.Pod, name string) error {
+	api := s.host.CoreV1().Pods(s.opts.HostNamespace)
+	cur, err := api.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err != nil:
+		return err // gone meanwhile too: the key is tried again
+	case !s.ownedKind(cur, kindPod):
+		return s.reportClash(&clashError{kindPod, cur.Namespace, cur.Name}, v)
+	case cur.Annotations[AnnotationUID] == string(v.UID):
+		return nil
+	}
+	uid := cur.UID
+	return ignoreGone(api.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}}))
 }
 
 // addEphemeralContainers adds to host pod h the ephemeral containers that
